@@ -14,15 +14,15 @@ namespace bevan {
 // HTTP status and OperationOutcome issue type.
 enum class StatusCode : unsigned char {
   kOk = 0,
-  kInvalidArgument,   // malformed input from a caller (400)
-  kNotFound,          // no such thing (404)
-  kAlreadyExists,     // conflicts with existing state (409)
-  kFailedPrecondition,// e.g. version mismatch (412)
-  kResourceExhausted, // a configured limit was exceeded (413/429)
-  kUnimplemented,     // not supported (501)
-  kInternal,          // a bug or an unexpected failure (500)
-  kUnavailable,       // transient; retry may succeed (503)
-  kIoError,           // file or socket failure
+  kInvalidArgument,     // malformed input from a caller (400)
+  kNotFound,            // no such thing (404)
+  kAlreadyExists,       // conflicts with existing state (409)
+  kFailedPrecondition,  // e.g. version mismatch (412)
+  kResourceExhausted,   // a configured limit was exceeded (413/429)
+  kUnimplemented,       // not supported (501)
+  kInternal,            // a bug or an unexpected failure (500)
+  kUnavailable,         // transient; retry may succeed (503)
+  kIoError,             // file or socket failure
 };
 
 // Returns a stable lowercase name for `code`, e.g. "invalid_argument".
@@ -66,7 +66,7 @@ inline Status IoError(std::string m) { return {StatusCode::kIoError, std::move(m
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!std::get<Status>(v_).ok() && "Result built from an OK Status");
   }
@@ -94,15 +94,14 @@ class [[nodiscard]] Result {
 #define BEVAN_CONCAT(a, b) BEVAN_CONCAT_INNER(a, b)
 
 // Returns the Status from the enclosing function if `expr` is not OK.
-#define RETURN_IF_ERROR(expr)                  \
-  do {                                         \
-    ::bevan::Status bevan_status_ = (expr);    \
+#define RETURN_IF_ERROR(expr)                      \
+  do {                                             \
+    ::bevan::Status bevan_status_ = (expr);        \
     if (!bevan_status_.ok()) return bevan_status_; \
   } while (0)
 
 // `ASSIGN_OR_RETURN(auto x, F())` binds x to F()'s value or returns its error.
-#define ASSIGN_OR_RETURN(lhs, expr) \
-  ASSIGN_OR_RETURN_IMPL(BEVAN_CONCAT(bevan_result_, __LINE__), lhs, expr)
+#define ASSIGN_OR_RETURN(lhs, expr) ASSIGN_OR_RETURN_IMPL(BEVAN_CONCAT(bevan_result_, __LINE__), lhs, expr)
 #define ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                          \
   if (!tmp.ok()) return tmp.status();         \

@@ -67,9 +67,7 @@ Value Value::StringWithSource(const RawStringNode* node) {
   return v;
 }
 
-std::string_view Value::raw_escaped() const {
-  return (is_string() && has_raw_) ? raw_->raw : std::string_view();
-}
+std::string_view Value::raw_escaped() const { return (is_string() && has_raw_) ? raw_->raw : std::string_view(); }
 
 std::optional<int64_t> Value::AsInt64() const {
   if (!is_number()) return std::nullopt;

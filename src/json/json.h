@@ -77,7 +77,9 @@ class Value {
   std::optional<double> AsDouble() const;
 
   // Arrays.
-  std::span<const Value> items() const { return is_array() ? std::span<const Value>(items_, size_) : std::span<const Value>(); }
+  std::span<const Value> items() const {
+    return is_array() ? std::span<const Value>(items_, size_) : std::span<const Value>();
+  }
   // Objects.
   std::span<const Member> members() const;
   // The member named `key`, or null if absent or not an object. Linear scan:

@@ -23,7 +23,8 @@ std::string ParseError(std::string_view text, const ParseOptions& options = {}, 
 }
 
 TEST(JsonParse, KeepsNumberLiteralsVerbatim) {
-  const std::string text = R"({"a":1.50,"b":1e2,"c":-0.0,"d":[0,2.0E+3,-12.500e-7],"e":123456789012345678901234567890})";
+  const std::string text =
+      R"({"a":1.50,"b":1e2,"c":-0.0,"d":[0,2.0E+3,-12.500e-7],"e":123456789012345678901234567890})";
   Document doc = MustParse(text);
   EXPECT_EQ(doc.root().Find("a")->number_literal(), "1.50");
   EXPECT_EQ(doc.root().Find("b")->number_literal(), "1e2");
@@ -98,10 +99,10 @@ TEST(JsonParse, RejectsInvalidUtf8WithOffset) {
   std::string msg = ParseError(std::string("{\"a\":\"ok\xff\"}"), {}, &where);
   EXPECT_NE(msg.find("invalid UTF-8"), std::string::npos) << msg;
   EXPECT_EQ(where.offset, 8u);
-  ParseError(std::string("\"\xC0\xAF\""));           // overlong '/'
-  ParseError(std::string("\"\xED\xA0\x80\""));       // encoded surrogate
-  ParseError(std::string("\"\xF4\x90\x80\x80\""));   // above U+10FFFF
-  MustParse(std::string("\"\xF4\x8F\xBF\xBF\""));    // U+10FFFF is fine
+  ParseError(std::string("\"\xC0\xAF\""));          // overlong '/'
+  ParseError(std::string("\"\xED\xA0\x80\""));      // encoded surrogate
+  ParseError(std::string("\"\xF4\x90\x80\x80\""));  // above U+10FFFF
+  MustParse(std::string("\"\xF4\x8F\xBF\xBF\""));   // U+10FFFF is fine
 }
 
 TEST(JsonParse, RejectsBadEscapes) {
@@ -113,8 +114,8 @@ TEST(JsonParse, RejectsBadEscapes) {
 }
 
 TEST(JsonParse, RejectsInvalidNumbersAndLiterals) {
-  for (const char* bad : {"[01]", "[1.]", "[.5]", "[+1]", "[1e]", "[-]", "[NaN]", "[1.e3]", "[0x10]", "[tru]",
-                          "[nul]", "[truex]", "[1 2]"}) {
+  for (const char* bad : {"[01]", "[1.]", "[.5]", "[+1]", "[1e]", "[-]", "[NaN]", "[1.e3]", "[0x10]", "[tru]", "[nul]",
+                          "[truex]", "[1 2]"}) {
     ParseError(bad);
   }
 }

@@ -140,8 +140,7 @@ Status Parser::Run(std::string_view text, ErrorLocation* where) {
     size_ = text.size();
     if (text.size() > options_.max_size) {
       return Fail(base_ + options_.max_size, "document is " + std::to_string(text.size()) +
-                                                 " bytes, over the limit of " +
-                                                 std::to_string(options_.max_size));
+                                                 " bytes, over the limit of " + std::to_string(options_.max_size));
     }
     // The document keeps its own padded copy: values point into it.
     doc_.text_ = std::make_unique_for_overwrite<char[]>(text.size() + simdjson::SIMDJSON_PADDING);
@@ -224,7 +223,8 @@ Status Parser::ParseValue(od::value value, Value* out, uint32_t depth) {
   switch (type) {
     case od::json_type::object: {
       if (depth >= options_.max_depth) {
-        return Fail(value.raw_json_token().data(), "nesting deeper than the limit of " + std::to_string(options_.max_depth));
+        return Fail(value.raw_json_token().data(),
+                    "nesting deeper than the limit of " + std::to_string(options_.max_depth));
       }
       od::object object;
       if (auto e = value.get_object().get(object)) return FailSimd(e);
@@ -232,7 +232,8 @@ Status Parser::ParseValue(od::value value, Value* out, uint32_t depth) {
     }
     case od::json_type::array: {
       if (depth >= options_.max_depth) {
-        return Fail(value.raw_json_token().data(), "nesting deeper than the limit of " + std::to_string(options_.max_depth));
+        return Fail(value.raw_json_token().data(),
+                    "nesting deeper than the limit of " + std::to_string(options_.max_depth));
       }
       od::array array;
       if (auto e = value.get_array().get(array)) return FailSimd(e);
@@ -269,8 +270,7 @@ Status Parser::ParseScalar(std::string_view token, od::json_type type, Value* ou
       if (token != "null") return Fail(token.data(), "invalid literal '" + std::string(token.substr(0, 32)) + "'");
       *out = Value::Null();
       return Status::Ok();
-    default:
-      return Fail(token.data(), "unexpected token");
+    default: return Fail(token.data(), "unexpected token");
   }
 }
 

@@ -1,0 +1,58 @@
+# Bevan's front door. `make demo` and `make test` are the README's quick start:
+# both install what is missing, build, then run. Safe to run twice.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+BEVAN_SHARED ?= $(abspath ../shared)
+export BEVAN_SHARED
+
+CMAKE_FLAGS = -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+.PHONY: all deps build test unit-test asan-test check-generated format format-check demo bench clean
+
+all: build
+
+deps:
+	./scripts/install-deps
+	./scripts/npm-deps
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+unit-test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+$(ASAN_BUILD)/build.ninja:
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBEVAN_SANITIZE=ON -DBEVAN_BENCH=OFF
+
+# Unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer.
+asan-test: deps $(ASAN_BUILD)/build.ninja
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
+
+check-generated: deps
+	./tests/check-generated-model.sh
+
+format:
+	./scripts/format
+
+format-check: deps
+	./scripts/format --check
+
+test: build format-check check-generated unit-test asan-test
+	@echo "make test: all checks passed"
+
+# Until the FHIR server exists, the demo validates the Synthea sample trust
+# and shows what an invalid resource gets back.
+demo: build
+	./scripts/demo
+
+bench: build
+	$(BUILD)/bench/json_bench --benchmark_min_time=1
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,87 @@
+// Data-driven validation cases: tests/validation/*.cases.json each hold an
+// array of {"name", "resource", "issues": [{"location", "code"}]}. A case
+// passes when the validator's error issues are exactly the expected
+// (location, code) pairs: no more, no fewer.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "fhir/validate.h"
+#include "json/json.h"
+
+namespace bevan::fhir {
+namespace {
+
+struct Case {
+  std::string file;
+  std::string name;
+  std::string resource;  // compact JSON
+  std::set<std::pair<std::string, std::string>> expected;
+};
+
+std::vector<Case> LoadCases() {
+  std::vector<Case> cases;
+  std::filesystem::path dir = std::filesystem::path(BEVAN_SOURCE_DIR) / "tests" / "validation";
+  std::vector<std::filesystem::path> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().string().ends_with(".cases.json")) files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) {
+    std::ifstream in(f);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto doc = json::Document::Parse(ss.str());
+    if (!doc.ok()) {
+      ADD_FAILURE() << f << ": " << doc.status().message();
+      continue;
+    }
+    for (const json::Value& c : doc->root().items()) {
+      Case k;
+      k.file = f.filename().string();
+      if (const json::Value* n = c.Find("name")) k.name = n->as_string();
+      const json::Value* r = c.Find("resource");
+      if (!r) {
+        ADD_FAILURE() << k.file << ": case without resource: " << k.name;
+        continue;
+      }
+      // A resource given as a string is raw text (for JSON-level errors).
+      k.resource = r->is_string() ? std::string(r->as_string()) : json::ToString(*r);
+      if (const json::Value* issues = c.Find("issues")) {
+        for (const json::Value& i : issues->items()) {
+          k.expected.insert({std::string(i.Find("location")->as_string()), std::string(i.Find("code")->as_string())});
+        }
+      }
+      cases.push_back(std::move(k));
+    }
+  }
+  return cases;
+}
+
+TEST(ValidationCases, EachGivesExactlyTheExpectedIssues) {
+  std::vector<Case> cases = LoadCases();
+  size_t invalid_cases = 0;
+  std::set<std::string> names;
+  for (const Case& c : cases) {
+    EXPECT_TRUE(names.insert(c.name).second) << "duplicate case name " << c.name;
+    OperationOutcome outcome = ValidateJson(c.resource);
+    std::set<std::pair<std::string, std::string>> got;
+    for (const Issue& i : outcome.issues) {
+      if (i.severity == Severity::kError || i.severity == Severity::kFatal) {
+        got.insert({i.location, std::string(IssueTypeName(i.code))});
+      }
+    }
+    if (!c.expected.empty()) ++invalid_cases;
+    std::string detail;
+    for (const Issue& i : outcome.issues)
+      detail += "  " + i.location + " [" + std::string(IssueTypeName(i.code)) + "] " + i.diagnostics + "\n";
+    EXPECT_EQ(got, c.expected) << c.file << ": " << c.name << "\n" << detail;
+  }
+  EXPECT_GE(invalid_cases, 100u) << "the suite must hold at least 100 invalid resources";
+}
+
+}  // namespace
+}  // namespace bevan::fhir
