@@ -16,6 +16,7 @@ namespace bevan::fhir {
 
 struct TypeDef;
 struct ValueSetDef;
+struct ElementIndex;  // FindElement's lookup table, private to model.cpp
 
 enum class TypeKind : uint8_t {
   kPrimitive,  // boolean, string, date, ... (JSON scalar plus optional `_name` object)
@@ -33,16 +34,16 @@ inline constexpr uint32_t kUnbounded = UINT32_MAX;
 
 // One allowed type of an element ("string", "Reference", "Patient.contact").
 struct TypeRef {
-  const TypeDef* type;                          // never null
-  std::span<const std::string_view> targets;    // Reference/canonical target resource types; empty = any
+  const TypeDef* type;                        // never null
+  std::span<const std::string_view> targets;  // Reference/canonical target resource types; empty = any
 };
 
 struct ElementDef {
-  std::string_view name;        // JSON name without [x]: "birthDate", "value" (for value[x])
-  std::string_view path;        // "Patient.birthDate", "Observation.value[x]"
+  std::string_view name;  // JSON name without [x]: "birthDate", "value" (for value[x])
+  std::string_view path;  // "Patient.birthDate", "Observation.value[x]"
   uint32_t min = 0;
-  uint32_t max = 1;             // kUnbounded for "*"
-  bool is_choice = false;       // value[x]: JSON name is name + type name with first letter upper-cased
+  uint32_t max = 1;        // kUnbounded for "*"
+  bool is_choice = false;  // value[x]: JSON name is name + type name with first letter upper-cased
   bool is_summary = false;
   bool is_modifier = false;
   std::span<const TypeRef> types;  // one for non-choice elements; for backbone elements the kBackbone type
@@ -51,23 +52,29 @@ struct ElementDef {
 };
 
 struct TypeDef {
-  std::string_view name;          // "Patient", "HumanName", "date", "Patient.contact"
+  std::string_view name;  // "Patient", "HumanName", "date", "Patient.contact"
   TypeKind kind;
-  bool is_abstract = false;       // Resource, DomainResource, Element, BackboneElement, ...
-  const TypeDef* base = nullptr;  // DomainResource for Patient; Element for HumanName; null at the roots
+  bool is_abstract = false;              // Resource, DomainResource, Element, BackboneElement, ...
+  const TypeDef* base = nullptr;         // DomainResource for Patient; Element for HumanName; null at the roots
   JsonKind json_kind = JsonKind::kNone;  // primitives only
-  std::string_view regex;         // primitives only: the official value regex ("" when none)
+  std::string_view regex;                // primitives only: the official value regex ("" when none)
   std::span<const ElementDef> elements;  // all elements, inherited ones included, in definition order
 
   // Finds the element for a JSON property name of an object of this type:
   // "birthDate", or a choice name such as "valueQuantity" (then *choice is set
   // to the chosen TypeRef). Does not handle the "_name" primitive-extension
   // form; strip the underscore first. Returns null when there is none.
+  // The bare name of a choice element ("value") is not a JSON name and is not
+  // found. When `choice` is given it is also set (to null) for non-choice
+  // names and on failure. A hash lookup: no allocation, safe from any thread.
   const ElementDef* FindElement(std::string_view json_name, const TypeRef** choice = nullptr) const;
 
   bool IsResource() const { return kind == TypeKind::kResource; }
   // True if `ancestor` is this type or one of its bases.
   bool IsA(const TypeDef* ancestor) const;
+
+  // Set by the model loader; use FindElement.
+  const ElementIndex* element_index = nullptr;
 };
 
 struct CodeDef {
@@ -77,16 +84,24 @@ struct CodeDef {
 
 // A value set of a required binding, expanded when it can be enumerated.
 struct ValueSetDef {
-  std::string_view url;           // canonical URL without version
+  std::string_view url;  // canonical URL without version
   std::string_view name;
-  bool enumerable = false;        // false: codes unknown here (e.g. BCP-13 mime types); do not check
-  std::span<const CodeDef> codes; // sorted by (code, system)
+  bool enumerable = false;         // false: codes unknown here (e.g. BCP-13 mime types); do not check
+  std::span<const CodeDef> codes;  // sorted by (code, system)
   // True if `code` (optionally with `system`; empty system matches any) is in the set.
   bool Contains(std::string_view system, std::string_view code) const;
 };
 
 enum class SearchParamType : uint8_t {
-  kNumber, kDate, kString, kToken, kReference, kComposite, kQuantity, kUri, kSpecial
+  kNumber,
+  kDate,
+  kString,
+  kToken,
+  kReference,
+  kComposite,
+  kQuantity,
+  kUri,
+  kSpecial
 };
 
 struct SearchParamComponent {
@@ -96,15 +111,17 @@ struct SearchParamComponent {
 
 struct SearchParamDef {
   std::string_view url;
-  std::string_view code;        // "birthdate", "_id"
+  std::string_view code;  // "birthdate", "_id"
   SearchParamType type;
-  std::string_view expression;  // FHIRPath over all bases ("" for special params without one)
-  std::span<const std::string_view> bases;    // resource types it applies to ("Resource" for _id etc.)
-  std::span<const std::string_view> targets;  // reference target types
+  std::string_view expression;                       // FHIRPath over all bases ("" for special params without one)
+  std::span<const std::string_view> bases;           // resource types it applies to ("Resource" for _id etc.)
+  std::span<const std::string_view> targets;         // reference target types
   std::span<const SearchParamComponent> components;  // composite only
 };
 
 // Looks up a type by name ("Patient", "HumanName", "date", "Patient.contact").
+// The profiles SimpleQuantity and MoneyQuantity are not types of their own:
+// they resolve to Quantity (elements profiled with them have type Quantity).
 const TypeDef* FindType(std::string_view name);
 
 // Looks up a resource type by name; null if `name` is not a concrete resource type.

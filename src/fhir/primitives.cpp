@@ -4,6 +4,8 @@
 #include <cctype>
 #include <cstdint>
 
+#include "json/json.h"
+
 namespace bevan::fhir {
 
 namespace {
@@ -123,8 +125,8 @@ std::string_view CheckDateTime(std::string_view s, bool instant) {
 std::string_view CheckInteger(std::string_view s, int64_t min) {
   size_t i = 0;
   bool neg = false;
-  if (i < s.size() && (s[i] == '-' || s[i] == '+')) {
-    neg = s[i] == '-';
+  if (i < s.size() && s[i] == '-') {
+    neg = true;
     ++i;
   }
   if (i == s.size()) return "not an integer";
@@ -295,9 +297,9 @@ std::string_view CheckPrimitive(PrimitiveCheck check, std::string_view s) {
     case PrimitiveCheck::kUnsignedInt: return CheckInteger(s, 0);
     case PrimitiveCheck::kPositiveInt: return CheckInteger(s, 1);
     case PrimitiveCheck::kDecimal: {
-      // The JSON number grammar is the decimal regex; the parser enforced it.
-      if (s.empty()) return "not a decimal";
-      return {};
+      // The decimal regex is the JSON number grammar (the parser already
+      // enforced it for JSON input; text from elsewhere is checked here).
+      return json::IsValidNumberLiteral(s) ? std::string_view() : "not a decimal";
     }
     case PrimitiveCheck::kString: return CheckStringChars(s);
     case PrimitiveCheck::kCode: return CheckCode(s);

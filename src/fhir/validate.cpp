@@ -101,7 +101,7 @@ class Validator {
   }
 
  private:
-  bool Full() const { return out_.issues.size() >= options_.max_issues; }
+  bool Full() const { return out_.issues.size() > options_.max_issues; }
 
   void Error(IssueType code, std::string_view location, std::string message) {
     if (out_.issues.size() > options_.max_issues) return;
