@@ -3,31 +3,34 @@
 // or Reset(). Objects allocated here must be trivially destructible: their
 // destructors never run.
 //
+// Blocks are chained through a header at their start, so an arena costs one
+// heap allocation per block and nothing else. Moving an arena keeps every
+// pointer it handed out valid.
+//
 // Not thread-safe: one arena belongs to one thread at a time.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <memory>
 #include <string_view>
 #include <type_traits>
-#include <vector>
 
 namespace bevan {
 
 class Arena {
  public:
-  // `first_block` is the size of the first block; later blocks grow
-  // geometrically up to kMaxBlock (large requests get a block of their own).
+  // `first_block` is the size of the first block (allocated on first use);
+  // later blocks grow geometrically up to kMaxBlock, and a request larger than
+  // the next block gets a block of its own.
   explicit Arena(size_t first_block = 4096);
   Arena(const Arena&) = delete;
   Arena& operator=(const Arena&) = delete;
-  Arena(Arena&&) noexcept = default;
-  Arena& operator=(Arena&&) noexcept = default;
-  ~Arena() = default;
+  Arena(Arena&& other) noexcept;
+  Arena& operator=(Arena&& other) noexcept;
+  ~Arena();
 
-  // Returns `size` bytes aligned to `align` (a power of two, at most 16).
+  // Returns `size` bytes aligned to `align` (a power of two, at most 64).
   void* Allocate(size_t size, size_t align = alignof(std::max_align_t)) {
     size_t pad = (-reinterpret_cast<uintptr_t>(ptr_)) & (align - 1);
     if (static_cast<size_t>(end_ - ptr_) < size + pad) return AllocateSlow(size, align);
@@ -51,18 +54,25 @@ class Arena {
     return {p, s.size()};
   }
 
-  // Frees all blocks but the first, which is kept for reuse.
+  // Frees every block but the first, which is kept for reuse.
   void Reset();
 
-  // Bytes handed out plus bytes wasted at block ends (for tests and stats).
+  // Bytes of all blocks held (for tests and statistics).
   size_t BytesReserved() const { return reserved_; }
 
  private:
-  void* AllocateSlow(size_t size, size_t align);
-
+  struct Block {
+    Block* prev;
+    size_t size;  // including this header
+  };
+  static constexpr size_t kHeader = 64;  // keeps the payload 64-byte aligned
   static constexpr size_t kMaxBlock = 1 << 20;
-  std::vector<std::unique_ptr<char[]>> blocks_;
-  std::vector<size_t> block_sizes_;
+
+  void* AllocateSlow(size_t size, size_t align);
+  Block* NewBlock(size_t payload);
+  void FreeBlocks(Block* until);
+
+  Block* last_ = nullptr;  // most recent block; chained to older ones
   char* ptr_ = nullptr;
   char* end_ = nullptr;
   size_t next_block_;

@@ -53,6 +53,13 @@ class Value {
   static Value StringRef(std::string_view s);
   static Value ArrayRef(const Value* items, uint32_t n);
   static Value ObjectRef(const Member* members, uint32_t n);
+  // A string known to need no escaping (no '"', '\\' or control characters):
+  // the writer copies it as is. The parser makes these for backslash-free strings.
+  static Value StringNoEscapes(std::string_view s) {
+    Value v = StringRef(s);
+    v.no_escapes_ = true;
+    return v;
+  }
   // A string that also carries its source escaping (see RawStringNode).
   static Value StringWithSource(const RawStringNode* node);
 
@@ -105,7 +112,11 @@ class Value {
   };
   uint32_t size_ = 0;
   Kind kind_ = Kind::kNull;
-  bool has_raw_ = false;  // strings only: str_ is really raw_
+  bool has_raw_ = false;     // strings only: str_ is really raw_
+  bool no_escapes_ = false;  // strings only: nothing to escape when written
+
+ public:
+  bool needs_no_escaping() const { return no_escapes_; }
 };
 
 struct Member {
@@ -154,7 +165,7 @@ class Document {
   const Value& root() const { return root_; }
   void set_root(Value v) { root_ = v; }
 
-  Arena& arena() { return *arena_; }
+  Arena& arena() { return arena_; }
 
   // Builders: values whose storage lives in this document's arena.
   Value MakeString(std::string_view s);
@@ -173,9 +184,12 @@ class Document {
 
  private:
   friend class Parser;
-  std::unique_ptr<Arena> arena_;
-  std::unique_ptr<char[]> text_;  // input plus simdjson padding
-  size_t text_size_ = 0;
+  explicit Document(size_t first_block);
+
+  // Holds the input text (plus simdjson's padding) and every node; values
+  // point into it. Blocks never move, so neither do values when the
+  // Document is moved.
+  Arena arena_;
   Value root_;
 };
 

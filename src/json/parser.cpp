@@ -64,6 +64,8 @@ od::parser& ThreadParser() {
   return *tls_parser;
 }
 
+bool IsJsonSpace(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+
 std::string_view TrimRight(std::string_view s) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\n' || s.back() == '\r' || s.back() == '\t')) {
     s.remove_suffix(1);
@@ -143,11 +145,10 @@ Status Parser::Run(std::string_view text, ErrorLocation* where) {
                                                  " bytes, over the limit of " + std::to_string(options_.max_size));
     }
     // The document keeps its own padded copy: values point into it.
-    doc_.text_ = std::make_unique_for_overwrite<char[]>(text.size() + simdjson::SIMDJSON_PADDING);
-    std::memcpy(doc_.text_.get(), text.data(), text.size());
-    std::memset(doc_.text_.get() + text.size(), 0, simdjson::SIMDJSON_PADDING);
-    doc_.text_size_ = text.size();
-    base_ = doc_.text_.get();
+    char* copy = static_cast<char*>(doc_.arena_.Allocate(text.size() + simdjson::SIMDJSON_PADDING, 64));
+    std::memcpy(copy, text.data(), text.size());
+    std::memset(copy + text.size(), 0, simdjson::SIMDJSON_PADDING);
+    base_ = copy;
 
     od::parser& parser = ThreadParser();
     // Our own depth check fires first; simdjson's limit is a backstop.
@@ -277,21 +278,23 @@ Status Parser::ParseScalar(std::string_view token, od::json_type type, Value* ou
 Status Parser::MakeStringValue(const char* begin, const char* end, Value* out) {
   std::string_view raw(begin, static_cast<size_t>(end - begin));
   if (std::memchr(raw.data(), '\\', raw.size()) == nullptr) {
-    *out = Value::StringRef(raw);
+    // simdjson's stage 1 rejected raw control characters, and a quote cannot
+    // appear unescaped: this string needs no escaping when written.
+    *out = Value::StringNoEscapes(raw);
     return Status::Ok();
   }
   escape_scratch_.clear();
   size_t bad = 0;
   std::string reason;
   if (!internal::Unescape(raw, escape_scratch_, &bad, &reason)) return Fail(begin + bad, reason);
-  std::string_view unescaped = doc_.arena_->CopyString(escape_scratch_);
+  std::string_view unescaped = doc_.arena_.CopyString(escape_scratch_);
   // Keep the source form only when our writer would escape differently.
   std::string canonical;
   internal::AppendEscaped(unescaped, canonical);
   if (canonical == raw) {
     *out = Value::StringRef(unescaped);
   } else {
-    *out = internal::MakeRawString(*doc_.arena_, unescaped, raw);
+    *out = internal::MakeRawString(doc_.arena_, unescaped, raw);
   }
   return Status::Ok();
 }
@@ -302,28 +305,23 @@ Status Parser::ParseObject(od::object object, Value* out, uint32_t depth) {
     od::field field;
     if (auto e = std::move(field_result).get(field)) return FailSimd(e);
     const char* key_begin = field.key().raw();
-    // The key ends at the first quote not escaped by a backslash.
-    const char* p = key_begin;
-    const char* limit = base_ + size_;
-    for (;;) {
-      const char* q = static_cast<const char*>(std::memchr(p, '"', static_cast<size_t>(limit - p)));
-      if (!q) return Fail(key_begin, "unterminated key");
-      size_t backslashes = 0;
-      while (q - backslashes > key_begin && q[-1 - static_cast<std::ptrdiff_t>(backslashes)] == '\\') ++backslashes;
-      if (backslashes % 2 == 0) {
-        p = q;
-        break;
-      }
-      p = q + 1;
-    }
+    od::value value = field.value();
+    // The key's closing quote is the last quote before the ':' that precedes
+    // the value: found backwards from the value's first byte in O(1).
+    const char* p = value.raw_json_token().data() - 1;
+    while (p > key_begin && IsJsonSpace(*p)) --p;
+    if (*p != ':') return Fail(p, "expected ':' after key");
+    --p;
+    while (p > key_begin && IsJsonSpace(*p)) --p;
+    if (*p != '"' || p < key_begin) return Fail(key_begin, "unterminated key");
     Member m;
     RETURN_IF_ERROR(MakeStringValue(key_begin, p, &m.key));
-    RETURN_IF_ERROR(ParseValue(field.value(), &m.value, depth));
+    RETURN_IF_ERROR(ParseValue(value, &m.value, depth));
     member_stack_.push_back(m);
     key_pos_stack_.push_back(key_begin - 1);
   }
   auto n = static_cast<uint32_t>(member_stack_.size() - mark);
-  Member* members = doc_.arena_->AllocateArray<Member>(n);
+  Member* members = doc_.arena_.AllocateArray<Member>(n);
   if (n) std::memcpy(static_cast<void*>(members), member_stack_.data() + mark, n * sizeof(Member));
   member_stack_.resize(mark);
   RETURN_IF_ERROR(CheckDuplicates(members, key_pos_stack_.data() + mark, n));
@@ -369,7 +367,7 @@ Status Parser::ParseArray(od::array array, Value* out, uint32_t depth) {
     value_stack_.push_back(v);
   }
   auto n = static_cast<uint32_t>(value_stack_.size() - mark);
-  Value* items = doc_.arena_->AllocateArray<Value>(n);
+  Value* items = doc_.arena_.AllocateArray<Value>(n);
   if (n) std::memcpy(static_cast<void*>(items), value_stack_.data() + mark, n * sizeof(Value));
   value_stack_.resize(mark);
   *out = Value::ArrayRef(items, n);
@@ -377,7 +375,9 @@ Status Parser::ParseArray(od::array array, Value* out, uint32_t depth) {
 }
 
 Result<Document> Document::Parse(std::string_view text, const ParseOptions& options, ErrorLocation* where) {
-  Document doc;
+  // One block for the text and, typically, all nodes: FHIR JSON needs about
+  // as many bytes of nodes as of text.
+  Document doc(text.size() * 2 + simdjson::SIMDJSON_PADDING + 1024);
   Parser parser(doc, options);
   RETURN_IF_ERROR(parser.Run(text, where));
   return doc;

@@ -42,7 +42,7 @@ class Writer {
       return;
     }
     std::string_view s = v.as_string();
-    size_t clean = CleanPrefix(s);
+    size_t clean = v.needs_no_escaping() ? s.size() : CleanPrefix(s);
     Reserve(s.size() + 2);
     PutUnchecked('"');
     std::memcpy(out_.data() + pos_, s.data(), clean);
@@ -168,6 +168,7 @@ class Writer {
 }  // namespace
 
 void Write(const Value& v, std::string& out, const WriteOptions& options) {
+  if (out.capacity() - out.size() < 4096) out.reserve(out.size() + 4096);
   Writer w(out);
   if (options.pretty) {
     w.Pretty(v, 0);
