@@ -387,6 +387,13 @@ class Validator {
       problem = CheckPrimitive(PrimitiveCheck::kUuid, r);
     } else if (r.starts_with("urn:oid:")) {
       problem = CheckPrimitive(PrimitiveCheck::kOid, r);
+    } else if (size_t q = r.find('?'); q != std::string_view::npos && r.find('/') > q) {
+      // A conditional reference (Type?criteria), resolved in a transaction.
+      if (!FindResourceType(r.substr(0, q)) || q + 1 == r.size()) {
+        problem = "a conditional reference must be Type?criteria with a known resource type";
+      } else {
+        target = r.substr(0, q);
+      }
     } else if (r.find("://") != std::string_view::npos) {
       problem = CheckPrimitive(PrimitiveCheck::kUri, r);
     } else {
