@@ -1,0 +1,46 @@
+// HTTP requests and responses as plain values: the interface between the
+// Beast-based server (server.cpp, the only file that includes Beast) and the
+// layers above it, which never see Boost.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace bevan::http {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+// Finds a header by case-insensitive name; empty if absent.
+std::string_view FindHeader(const Headers& headers, std::string_view name);
+
+struct Request {
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // as sent: "/fhir/Patient?name=x"
+  std::string path;    // target without the query, percent-decoding left to the router
+  std::string query;   // after '?', without it; empty when absent
+  Headers headers;
+  std::string body;
+  std::string remote_address;  // peer IP, for audit and rate limits
+  std::string request_id;      // X-Request-Id (the client's, or one the server made)
+
+  std::string_view Header(std::string_view name) const { return FindHeader(headers, name); }
+};
+
+struct Response {
+  int status = 200;
+  Headers headers;
+  std::string body;
+
+  void SetHeader(std::string name, std::string value);
+  std::string_view Header(std::string_view name) const { return FindHeader(headers, name); }
+};
+
+// Handles one request. Called on an I/O thread for short work, or on the work
+// pool for requests the server's `is_long` hook picks. Must not throw.
+using Handler = std::function<void(const Request&, Response&)>;
+
+}  // namespace bevan::http

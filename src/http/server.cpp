@@ -1,0 +1,430 @@
+// Boost.Beast implementation of server.h. The only translation unit of the
+// project that includes Beast and Asio.
+#include "http/server.h"
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <list>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "http/compress.h"
+#include "http/work_pool.h"
+
+namespace bevan::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = asio::ip::tcp;
+using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+namespace {
+
+std::string NewRequestId() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id(32, '0');
+  uint64_t a = rng(), b = rng();
+  for (int i = 0; i < 16; ++i) {
+    id[static_cast<size_t>(i)] = kHex[(a >> (i * 4)) & 0xF];
+    id[static_cast<size_t>(16 + i)] = kHex[(b >> (i * 4)) & 0xF];
+  }
+  return id;
+}
+
+// A client's request id is echoed only if it is short and plain.
+bool SaneRequestId(std::string_view id) {
+  if (id.empty() || id.size() > 200) return false;
+  for (char c : id) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+void DefaultError(int status, std::string_view message, Response& res) {
+  res.status = status;
+  res.SetHeader("Content-Type", "text/plain; charset=utf-8");
+  res.body = std::string(message) + "\n";
+}
+
+}  // namespace
+
+class Server::Impl {
+ public:
+  struct Loop;
+  template <class Stream>
+  class Session;
+
+  Impl(ServerOptions options, Handler handler)
+      : options_(std::move(options)),
+        handler_(std::move(handler)),
+        pool_(options_.work_threads, options_.work_queue_limit) {
+    if (!options_.make_error) options_.make_error = DefaultError;
+  }
+
+  Status Start();
+  void Shutdown();
+  void Wait();
+
+  // Runs the handler (catching anything that escapes) and finishes the
+  // response: request id, gzip.
+  void Handle(const Request& req, Response& res) {
+    try {
+      handler_(req, res);
+    } catch (const std::exception&) {
+      res = Response();
+      options_.make_error(500, "internal error", res);
+    } catch (...) {
+      res = Response();
+      options_.make_error(500, "internal error", res);
+    }
+  }
+
+  void Finish(const Request& req, Response& res) {
+    res.SetHeader("X-Request-Id", req.request_id);
+    if (res.body.size() >= options_.gzip_min_bytes && res.Header("Content-Encoding").empty() &&
+        AcceptsGzip(req.Header("Accept-Encoding"))) {
+      std::string zipped;
+      if (Gzip(res.body, zipped)) {
+        res.body = std::move(zipped);
+        res.SetHeader("Content-Encoding", "gzip");
+        res.SetHeader("Vary", "Accept-Encoding");
+      }
+    }
+  }
+
+  ServerOptions options_;
+  Handler handler_;
+  WorkPool pool_;
+  std::unique_ptr<asio::ssl::context> ssl_;
+  std::vector<std::unique_ptr<Loop>> loops_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stopping_{false};
+  uint16_t port_ = 0;
+  std::once_flag wait_once_;
+};
+
+// One event loop: an io_context run by one thread, with its own acceptor.
+struct Server::Impl::Loop {
+  asio::io_context ioc{1};
+  tcp::acceptor acceptor{ioc};
+  // One entry per open session of this loop: closes it if idle. Touched
+  // only on this loop's thread (shutdown posts there).
+  std::list<std::function<void()>> closers;
+};
+
+template <class Stream>
+class Server::Impl::Session : public std::enable_shared_from_this<Session<Stream>> {
+ public:
+  Session(Impl& server, Loop& loop, Stream stream, std::string remote)
+      : server_(server), loop_(loop), stream_(std::move(stream)), remote_(std::move(remote)), timer_(loop.ioc) {}
+
+  void Start(std::list<std::function<void()>>::iterator closer) {
+    closer_ = closer;
+    if constexpr (kTls) {
+      beast::get_lowest_layer(stream_).expires_after(server_.options_.request_timeout);
+      stream_.async_handshake(asio::ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
+        if (ec) return self->Close();
+        self->Read();
+      });
+    } else {
+      Read();
+    }
+  }
+
+  // Closes the connection if it is idle (waiting for a new request); called
+  // on this session's thread at shutdown.
+  void CloseIfIdle() {
+    if (idle_ && !(parser_ && parser_->got_some())) {
+      beast::error_code ec;
+      beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_both, ec);
+      beast::get_lowest_layer(stream_).cancel();
+    }
+  }
+
+ private:
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
+  void Read() {
+    if (server_.stopping_) return Close();
+    parser_.emplace();
+    parser_->header_limit(static_cast<uint32_t>(server_.options_.max_header_bytes));
+    parser_->body_limit(server_.options_.max_body_bytes);
+    buffer_.max_size(server_.options_.max_header_bytes + 64 * 1024);
+    idle_ = true;
+    // Our own timer, so that a late request can still be answered with 408
+    // (tcp_stream's own timeout closes the socket); the stream's deadline is
+    // a backstop.
+    timed_out_ = false;
+    timer_.expires_after(server_.options_.request_timeout);
+    timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      if (ec) return;
+      self->timed_out_ = true;
+      beast::error_code ignored;
+      beast::get_lowest_layer(self->stream_).socket().cancel(ignored);
+    });
+    beast::get_lowest_layer(stream_).expires_after(server_.options_.request_timeout + std::chrono::seconds(5));
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+  }
+
+  void OnRead(beast::error_code ec) {
+    idle_ = false;
+    timer_.cancel();
+    if (ec && timed_out_) {
+      if (parser_ && parser_->got_some()) return Fail(408, "request timeout");
+      return Close();
+    }
+    if (ec) {
+      if (ec == bhttp::error::body_limit) return Fail(413, "request body larger than the limit");
+      if (ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow) {
+        return Fail(431, "request header fields too large");
+      }
+      if (ec == beast::error::timeout && parser_ && parser_->got_some()) return Fail(408, "request timeout");
+      if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::operation_aborted ||
+          ec == asio::error::connection_reset || ec == asio::error::eof) {
+        return Close();
+      }
+      if (parser_ && parser_->got_some()) return Fail(400, "malformed HTTP request");
+      return Close();
+    }
+    beast::get_lowest_layer(stream_).expires_never();
+    auto& msg = parser_->get();
+    req_ = Request();
+    req_.method = std::string(msg.method_string());
+    req_.target = std::string(msg.target());
+    size_t q = req_.target.find('?');
+    req_.path = req_.target.substr(0, q);
+    if (q != std::string::npos) req_.query = req_.target.substr(q + 1);
+    for (const auto& field : msg)
+      req_.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+    req_.body = std::move(msg.body());
+    req_.remote_address = remote_;
+    std::string_view rid = req_.Header("X-Request-Id");
+    req_.request_id = SaneRequestId(rid) ? std::string(rid) : NewRequestId();
+    keep_alive_ = msg.keep_alive();
+    version_ = msg.version();
+    res_ = Response();
+
+    if (server_.options_.is_long && server_.options_.is_long(req_)) {
+      // Off the I/O thread; the guard keeps this loop alive until we post back.
+      auto guard = asio::make_work_guard(loop_.ioc);
+      bool accepted = server_.pool_.Submit([self = this->shared_from_this(), guard]() mutable {
+        self->server_.Handle(self->req_, self->res_);
+        asio::post(self->loop_.ioc, [self, guard]() mutable {
+          self->Write();
+          guard.reset();
+        });
+      });
+      if (!accepted) {
+        server_.options_.make_error(503, "server busy: too many long-running requests; retry later", res_);
+        res_.SetHeader("Retry-After", "1");
+        Write();
+      }
+      return;
+    }
+    server_.Handle(req_, res_);
+    Write();
+  }
+
+  void Fail(int status, std::string_view message) {
+    res_ = Response();
+    server_.options_.make_error(status, message, res_);
+    req_.request_id = NewRequestId();
+    keep_alive_ = false;
+    version_ = 11;
+    Write();
+  }
+
+  void Write() {
+    server_.Finish(req_, res_);
+    auto res = std::make_shared<bhttp::response<bhttp::string_body>>();
+    res->result(static_cast<unsigned>(res_.status));
+    res->version(version_);
+    for (auto& [k, v] : res_.headers) res->set(k, v);
+    res->body() = std::move(res_.body);
+    bool keep = keep_alive_ && !server_.stopping_;
+    res->keep_alive(keep);
+    res->prepare_payload();
+    beast::get_lowest_layer(stream_).expires_after(server_.options_.request_timeout);
+    bhttp::async_write(stream_, *res, [self = this->shared_from_this(), res, keep](beast::error_code ec, size_t) {
+      if (ec || !keep) return self->Close();
+      self->Read();
+    });
+  }
+
+  void Close() {
+    if (closed_) return;
+    closed_ = true;
+    if constexpr (kTls) {
+      beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(2));
+      stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) { self->CloseSocket(); });
+    } else {
+      CloseSocket();
+    }
+  }
+
+  void CloseSocket() {
+    timer_.cancel();
+    beast::error_code ec;
+    beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_send, ec);
+    beast::get_lowest_layer(stream_).close();
+    loop_.closers.erase(closer_);
+  }
+
+  Impl& server_;
+  Loop& loop_;
+  Stream stream_;
+  std::string remote_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  Request req_;
+  Response res_;
+  bool keep_alive_ = true;
+  unsigned version_ = 11;
+  asio::steady_timer timer_;
+  bool timed_out_ = false;
+  bool idle_ = false;
+  bool closed_ = false;
+  std::list<std::function<void()>>::iterator closer_;
+};
+
+namespace {
+
+template <class Accept>
+void AcceptLoop(tcp::acceptor& acceptor, Accept on_socket) {
+  acceptor.async_accept([&acceptor, on_socket](beast::error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+    if (!ec) on_socket(std::move(socket));
+    AcceptLoop(acceptor, on_socket);
+  });
+}
+
+}  // namespace
+
+Status Server::Impl::Start() {
+  if (!options_.tls_cert_file.empty() || !options_.tls_key_file.empty()) {
+    if (options_.tls_cert_file.empty() || options_.tls_key_file.empty()) {
+      return InvalidArgumentError("TLS needs both a certificate and a key file");
+    }
+    ssl_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+    ssl_->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                      asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
+    beast::error_code ec;
+    ssl_->use_certificate_chain_file(options_.tls_cert_file, ec);
+    if (ec) return InvalidArgumentError("cannot load TLS certificate " + options_.tls_cert_file + ": " + ec.message());
+    ssl_->use_private_key_file(options_.tls_key_file, asio::ssl::context::pem, ec);
+    if (ec) return InvalidArgumentError("cannot load TLS key " + options_.tls_key_file + ": " + ec.message());
+  }
+  int n = options_.io_threads > 0 ? options_.io_threads : static_cast<int>(std::thread::hardware_concurrency());
+  if (n <= 0) n = 1;
+  beast::error_code ec;
+  auto address = asio::ip::make_address(options_.address, ec);
+  if (ec) return InvalidArgumentError("invalid listen address '" + options_.address + "'");
+  uint16_t port = options_.port;
+  for (int i = 0; i < n; ++i) {
+    auto loop = std::make_unique<Loop>();
+    tcp::endpoint ep(address, port);
+    loop->acceptor.open(ep.protocol(), ec);
+    if (!ec) loop->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) loop->acceptor.set_option(ReusePort(true), ec);
+    if (!ec) loop->acceptor.bind(ep, ec);
+    if (!ec) loop->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return IoError("cannot listen on " + options_.address + ":" + std::to_string(port) + ": " + ec.message());
+    }
+    if (i == 0) port = loop->acceptor.local_endpoint().port();
+    loops_.push_back(std::move(loop));
+  }
+  port_ = port;
+  for (auto& loop_ptr : loops_) {
+    Loop* loop = loop_ptr.get();
+    AcceptLoop(loop->acceptor, [this, loop](tcp::socket socket) {
+      beast::error_code ec2;
+      auto remote = socket.remote_endpoint(ec2);
+      std::string remote_ip = ec2 ? std::string() : remote.address().to_string();
+      socket.set_option(tcp::no_delay(true), ec2);
+      loop->closers.emplace_front();
+      auto it = loop->closers.begin();
+      if (ssl_) {
+        auto s = std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
+            *this, *loop, beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), *ssl_), remote_ip);
+        *it = [w = std::weak_ptr(s)] {
+          if (auto p = w.lock()) p->CloseIfIdle();
+        };
+        s->Start(it);
+      } else {
+        auto s =
+            std::make_shared<Session<beast::tcp_stream>>(*this, *loop, beast::tcp_stream(std::move(socket)), remote_ip);
+        *it = [w = std::weak_ptr(s)] {
+          if (auto p = w.lock()) p->CloseIfIdle();
+        };
+        s->Start(it);
+      }
+    });
+    threads_.emplace_back([loop] { loop->ioc.run(); });
+  }
+  return Status::Ok();
+}
+
+void Server::Impl::Shutdown() {
+  if (stopping_.exchange(true)) return;
+  for (auto& loop_ptr : loops_) {
+    Loop* loop = loop_ptr.get();
+    asio::post(loop->ioc, [loop] {
+      beast::error_code ec;
+      loop->acceptor.close(ec);
+      // Copy: closing may erase entries.
+      std::vector<std::function<void()>> closers(loop->closers.begin(), loop->closers.end());
+      for (auto& c : closers) c();
+    });
+  }
+}
+
+void Server::Impl::Wait() {
+  std::call_once(wait_once_, [this] {
+    for (auto& t : threads_) t.join();
+    pool_.Stop();
+  });
+}
+
+Result<std::unique_ptr<Server>> Server::Start(ServerOptions options, Handler handler) {
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(handler));
+  Status st = impl->Start();
+  if (!st.ok()) {
+    impl->Shutdown();
+    impl->Wait();
+    return st;
+  }
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Server::~Server() {
+  impl_->Shutdown();
+  impl_->Wait();
+}
+
+uint16_t Server::port() const { return impl_->port_; }
+bool Server::tls() const { return impl_->ssl_ != nullptr; }
+void Server::Shutdown() { impl_->Shutdown(); }
+void Server::Wait() { impl_->Wait(); }
+
+void Server::RunUntilSignal() {
+  asio::io_context signals_ioc(1);
+  asio::signal_set signals(signals_ioc, SIGTERM, SIGINT);
+  signals.async_wait([this](beast::error_code, int) { Shutdown(); });
+  signals_ioc.run();
+  Wait();
+}
+
+}  // namespace bevan::http

@@ -1,0 +1,256 @@
+// The server over real sockets: a small blocking client speaks raw HTTP/1.1.
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "http/compress.h"
+
+namespace bevan::http {
+namespace {
+
+using namespace std::chrono_literals;
+
+class Client {
+ public:
+  explicit Client(uint16_t port) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  }
+  ~Client() { close(fd_); }
+  bool connected() const { return connected_; }
+
+  void Send(std::string_view data) {
+    size_t off = 0;
+    while (off < data.size()) {
+      ssize_t n = send(fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return;
+      off += static_cast<size_t>(n);
+    }
+  }
+
+  // Reads one response (headers plus Content-Length body); empty on EOF or timeout.
+  std::string ReadResponse(int timeout_ms = 5000) {
+    std::string& buf = buf_;
+    for (;;) {
+      size_t end = buf.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        size_t len = 0;
+        std::string head = buf.substr(0, end);
+        for (auto& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        size_t cl = head.find("content-length: ");
+        if (cl != std::string::npos) len = std::stoul(head.substr(cl + 16));
+        if (buf.size() >= end + 4 + len) {
+          std::string out = buf.substr(0, end + 4 + len);
+          buf.erase(0, end + 4 + len);
+          return out;
+        }
+      }
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, timeout_ms) <= 0) return {};
+      char tmp[65536];
+      ssize_t n = recv(fd_, tmp, sizeof(tmp), 0);
+      if (n <= 0) return {};
+      buf.append(tmp, static_cast<size_t>(n));
+    }
+  }
+
+  // True if the server closed the connection (EOF) within the timeout.
+  bool Closed(int timeout_ms = 3000) {
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, timeout_ms) <= 0) return false;
+    char tmp[16];
+    return recv(fd_, tmp, sizeof(tmp), 0) == 0;
+  }
+
+ private:
+  int fd_;
+  bool connected_ = false;
+  std::string buf_;
+};
+
+std::string Body(const std::string& response) { return response.substr(response.find("\r\n\r\n") + 4); }
+
+int StatusOf(const std::string& response) { return response.size() > 12 ? std::stoi(response.substr(9, 3)) : 0; }
+
+std::unique_ptr<Server> StartServer(ServerOptions options, Handler handler) {
+  options.port = 0;
+  options.io_threads = 2;
+  auto s = Server::Start(std::move(options), std::move(handler));
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  return std::move(s).value();
+}
+
+Handler Echo() {
+  return [](const Request& req, Response& res) {
+    res.SetHeader("Content-Type", "text/plain");
+    res.body = req.method + " " + req.path + " q=" + req.query + " body=" + req.body;
+  };
+}
+
+TEST(HttpServer, KeepAliveAndRequestIds) {
+  auto server = StartServer({}, Echo());
+  Client c(server->port());
+  ASSERT_TRUE(c.connected());
+  c.Send("GET /fhir/Patient/1?x=y HTTP/1.1\r\nHost: a\r\nX-Request-Id: abc-123\r\n\r\n");
+  std::string r1 = c.ReadResponse();
+  EXPECT_EQ(StatusOf(r1), 200);
+  EXPECT_EQ(Body(r1), "GET /fhir/Patient/1 q=x=y body=");
+  EXPECT_NE(r1.find("X-Request-Id: abc-123"), std::string::npos) << r1;
+  // Same connection, a POST with a body; the server makes a request id.
+  c.Send("POST /fhir/Patient HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello");
+  std::string r2 = c.ReadResponse();
+  EXPECT_EQ(Body(r2), "POST /fhir/Patient q= body=hello");
+  EXPECT_NE(r2.find("X-Request-Id: "), std::string::npos);
+}
+
+TEST(HttpServer, BodyLimitGives413) {
+  ServerOptions o;
+  o.max_body_bytes = 100;
+  auto server = StartServer(o, Echo());
+  Client c(server->port());
+  c.Send("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n" + std::string(1000, 'a'));
+  std::string r = c.ReadResponse();
+  EXPECT_EQ(StatusOf(r), 413) << r;
+  EXPECT_TRUE(c.Closed());
+}
+
+TEST(HttpServer, HeaderLimitGives431) {
+  ServerOptions o;
+  o.max_header_bytes = 1024;
+  auto server = StartServer(o, Echo());
+  Client c(server->port());
+  c.Send("GET /x HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(4000, 'b') + "\r\n\r\n");
+  EXPECT_EQ(StatusOf(c.ReadResponse()), 431);
+}
+
+TEST(HttpServer, SlowRequestGives408AndIdleConnectionCloses) {
+  ServerOptions o;
+  o.request_timeout = 300ms;
+  auto server = StartServer(o, Echo());
+  Client partial(server->port());
+  partial.Send("GET /x HTTP/1.1\r\nHost: a\r\n");  // never finished
+  EXPECT_EQ(StatusOf(partial.ReadResponse()), 408);
+  Client idle(server->port());
+  EXPECT_TRUE(idle.Closed());  // nothing sent: closed quietly
+}
+
+TEST(HttpServer, MalformedRequestGives400) {
+  auto server = StartServer({}, Echo());
+  Client c(server->port());
+  c.Send("THIS IS NOT HTTP\r\n\r\n");
+  EXPECT_EQ(StatusOf(c.ReadResponse()), 400);
+}
+
+TEST(HttpServer, GzipWhenAsked) {
+  std::string big(5000, 'x');
+  auto server = StartServer({}, [&](const Request&, Response& res) { res.body = big; });
+  Client c(server->port());
+  c.Send("GET /x HTTP/1.1\r\nHost: a\r\nAccept-Encoding: br, gzip\r\n\r\n");
+  std::string r = c.ReadResponse();
+  ASSERT_NE(r.find("Content-Encoding: gzip"), std::string::npos) << r.substr(0, 300);
+  std::string plain;
+  ASSERT_TRUE(Gunzip(Body(r), plain, 1 << 20));
+  EXPECT_EQ(plain, big);
+  c.Send("GET /x HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip;q=0\r\n\r\n");
+  EXPECT_EQ(Body(c.ReadResponse()), big);
+  c.Send("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_EQ(Body(c.ReadResponse()), big);
+}
+
+TEST(HttpServer, FullWorkPoolGives503WithRetryAfter) {
+  ServerOptions o;
+  o.work_threads = 1;
+  o.work_queue_limit = 0;
+  o.is_long = [](const Request& r) { return r.path == "/slow"; };
+  std::atomic<bool> release{false};
+  std::atomic<int> started{0};
+  auto server = StartServer(o, [&](const Request&, Response& res) {
+    ++started;
+    for (int i = 0; i < 500 && !release; ++i) std::this_thread::sleep_for(10ms);
+    res.body = "done";
+  });
+  Client a(server->port());
+  a.Send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n");
+  for (int i = 0; i < 200 && started == 0; ++i) std::this_thread::sleep_for(5ms);
+  ASSERT_EQ(started, 1);
+  Client b(server->port());
+  b.Send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n");
+  std::string rb = b.ReadResponse();
+  EXPECT_EQ(StatusOf(rb), 503);
+  EXPECT_NE(rb.find("Retry-After: 1"), std::string::npos);
+  release = true;
+  EXPECT_EQ(Body(a.ReadResponse()), "done");
+}
+
+TEST(HttpServer, GracefulShutdownFinishesInFlightRequests) {
+  std::atomic<int> started{0};
+  auto server = StartServer({}, [&](const Request&, Response& res) {
+    ++started;
+    std::this_thread::sleep_for(300ms);
+    res.body = "finished";
+  });
+  uint16_t port = server->port();
+  Client idle(port);
+  Client busy(port);
+  busy.Send("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+  for (int i = 0; i < 200 && started == 0; ++i) std::this_thread::sleep_for(5ms);
+  server->Shutdown();
+  std::string r = busy.ReadResponse();
+  EXPECT_EQ(Body(r), "finished");
+  EXPECT_NE(r.find("Connection: close"), std::string::npos) << r;
+  EXPECT_TRUE(idle.Closed());
+  server->Wait();
+  Client late(port);
+  EXPECT_FALSE(late.connected());
+}
+
+TEST(HttpServer, ManyConcurrentClients) {
+  auto server = StartServer({}, Echo());
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      Client c(server->port());
+      for (int i = 0; i < 50; ++i) {
+        c.Send("GET /t" + std::to_string(t) + " HTTP/1.1\r\nHost: a\r\n\r\n");
+        if (Body(c.ReadResponse()) == "GET /t" + std::to_string(t) + " q= body=") ++ok;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok, 400);
+}
+
+TEST(HttpServer, RejectsBadAddress) {
+  ServerOptions o;
+  o.address = "not-an-ip";
+  EXPECT_FALSE(Server::Start(o, Echo()).ok());
+  ServerOptions t;
+  t.tls_cert_file = "/nonexistent.pem";
+  EXPECT_FALSE(Server::Start(t, Echo()).ok());
+}
+
+TEST(HttpCompress, AcceptEncoding) {
+  EXPECT_TRUE(AcceptsGzip("gzip"));
+  EXPECT_TRUE(AcceptsGzip("deflate, GZIP;q=0.5"));
+  EXPECT_TRUE(AcceptsGzip("*"));
+  EXPECT_FALSE(AcceptsGzip("gzip;q=0"));
+  EXPECT_FALSE(AcceptsGzip("br"));
+  EXPECT_FALSE(AcceptsGzip(""));
+}
+
+}  // namespace
+}  // namespace bevan::http
