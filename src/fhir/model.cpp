@@ -131,6 +131,7 @@ class Model {
  public:
   Model() {
     LoadValueSets();
+    LoadConstraints();
     LoadTypes();
     LoadSearch();
   }
@@ -148,6 +149,11 @@ class Model {
     return it == value_sets_by_url_.end() ? nullptr : it->second;
   }
   std::span<const SearchParamDef> AllSearchParams() const { return search_params_; }
+  std::span<const ConstraintDef> AllConstraints() const { return constraints_; }
+  const ConstraintDef* FindConstraint(std::string_view key) const {
+    auto it = constraints_by_key_.find(key);
+    return it == constraints_by_key_.end() ? nullptr : it->second;
+  }
 
   const SearchParamDef* FindSearchParam(std::string_view resource_type, std::string_view code) const {
     // Own parameters first, then those of DomainResource and Resource.
@@ -174,15 +180,22 @@ class Model {
     size_t first_target = 0;
     size_t target_count = 0;
   };
+  // A range of constraint_refs_.
+  struct PendingConstraints {
+    size_t first = 0;
+    size_t count = 0;
+  };
   struct PendingElement {
     std::string_view value_set;
     size_t first_ref = 0;
     size_t ref_count = 0;
+    PendingConstraints constraints;
   };
   struct PendingType {
     std::string_view base;
     size_t first_element = 0;
     size_t element_count = 0;
+    PendingConstraints constraints;
   };
 
   // Appends the comma-separated `list` to `names`; returns its first index.
@@ -233,6 +246,50 @@ class Model {
     }
   }
 
+  void LoadConstraints() {
+    std::vector<std::string_view> lines = Lines(generated::kConstraints);
+    constraints_.reserve(lines.size());  // never reallocates: pointers into it are kept
+    for (std::string_view line : lines) {
+      if (!line.starts_with("C\t")) Corrupt("unknown record", line);
+      auto f = SplitFields(line, 7);
+      ConstraintDef c;
+      c.key = f[1];
+      if (f[2] != "e" && f[2] != "w") Corrupt("unknown severity", line);
+      c.is_error = f[2] == "e";
+      c.is_best_practice = f[3] == "1";
+      c.context = f[4];
+      c.source = c.context.substr(0, c.context.find('.'));
+      c.human = f[5];
+      c.expression = f[6];
+      if (c.key.empty() || c.context.empty() || c.expression.empty()) Corrupt("incomplete constraint", line);
+      c.index = static_cast<uint32_t>(constraints_.size());
+      constraints_.push_back(c);
+    }
+    for (const ConstraintDef& c : constraints_) {
+      // A key shared by several invariants (R4's inv-1) finds none of them.
+      auto [it, inserted] = constraints_by_key_.emplace(c.key, &c);
+      if (!inserted) it->second = nullptr;
+    }
+  }
+
+  // Appends the comma-separated constraint indexes `list` to constraint_refs_.
+  PendingConstraints AddConstraints(std::string_view list, std::string_view line) {
+    PendingConstraints pc{constraint_refs_.size(), 0};
+    if (list.empty()) return pc;
+    Splitter s(list, ',');
+    while (!s.Done()) {
+      uint32_t index = ParseCount(s.Next(), line);
+      if (index >= constraints_.size()) Corrupt("unknown constraint", line);
+      constraint_refs_.push_back(&constraints_[index]);
+    }
+    pc.count = constraint_refs_.size() - pc.first;
+    return pc;
+  }
+
+  std::span<const ConstraintDef* const> ConstraintSpan(const PendingConstraints& pc) const {
+    return {constraint_refs_.data() + pc.first, pc.count};
+  }
+
   void LoadTypes() {
     std::vector<PendingType> pending_types;
     std::vector<PendingElement> pending_elements;
@@ -241,7 +298,7 @@ class Model {
 
     for (std::string_view line : Lines(generated::kTypes)) {
       if (line.starts_with("T\t")) {
-        auto f = SplitFields(line, 7);
+        auto f = SplitFields(line, 8);
         TypeDef t{};
         t.name = f[1];
         if (!types_.empty() && !(types_.back().name < t.name)) Corrupt("types not sorted", line);
@@ -263,11 +320,11 @@ class Model {
                                     : JsonKind::kNone;
         t.regex = f[6];
         types_.push_back(t);
-        pending_types.push_back({f[4], pending_elements.size(), 0});
+        pending_types.push_back({f[4], pending_elements.size(), 0, AddConstraints(f[7], line)});
         type_lines.push_back(line);
       } else if (line.starts_with("E\t")) {
         if (types_.empty()) Corrupt("element before any type", line);
-        auto f = SplitFields(line, 8);
+        auto f = SplitFields(line, 9);
         ElementDef e;
         e.name = f[1];
         e.min = ParseCount(f[2], line);
@@ -285,7 +342,7 @@ class Model {
           case '-': e.binding_strength = BindingStrength::kNone; break;
           default: Corrupt("unknown binding strength", line);
         }
-        PendingElement pe{f[6], pending_refs.size(), 0};
+        PendingElement pe{f[6], pending_refs.size(), 0, AddConstraints(f[8], line)};
         Splitter refs(f[7], ' ');
         while (!refs.Done()) {
           std::string_view ref = refs.Next();
@@ -333,10 +390,12 @@ class Model {
       TypeDef& t = types_[i];
       const PendingType& pt = pending_types[i];
       if (!pt.base.empty()) t.base = resolve(pt.base, type_lines[i]);
+      t.constraints = ConstraintSpan(pt.constraints);
       for (size_t j = pt.first_element; j < pt.first_element + pt.element_count; ++j) {
         ElementDef& e = elements_[j];
         const PendingElement& pe = pending_elements[j];
         e.types = {type_refs_.data() + pe.first_ref, pe.ref_count};
+        e.constraints = ConstraintSpan(pe.constraints);
         e.path = Own(std::string(t.name) + "." + std::string(e.name) + (e.is_choice ? "[x]" : ""));
         if (e.binding_strength == BindingStrength::kRequired && !pe.value_set.empty()) {
           e.binding = FindValueSet(pe.value_set);
@@ -471,6 +530,11 @@ class Model {
   std::vector<ElementIndex> indexes_;
   std::vector<SearchParamDef> search_params_;
   std::vector<SearchParamComponent> components_;
+  // AllConstraints(), sized once; constraint_refs_ holds the types' and
+  // elements' lists; constraints_by_key_ maps an ambiguous key to null.
+  std::vector<ConstraintDef> constraints_;
+  std::vector<const ConstraintDef*> constraint_refs_;
+  std::unordered_map<std::string_view, const ConstraintDef*> constraints_by_key_;
   std::vector<std::pair<std::string_view, std::pair<size_t, size_t>>> compartment_pending_;
 
   std::vector<const TypeDef*> all_types_;
@@ -542,6 +606,10 @@ const SearchParamDef* FindSearchParam(std::string_view resource_type, std::strin
 std::span<const std::string_view> PatientCompartmentParams(std::string_view resource_type) {
   return GetModel().PatientCompartmentParams(resource_type);
 }
+
+std::span<const ConstraintDef> AllConstraints() { return GetModel().AllConstraints(); }
+
+const ConstraintDef* FindConstraint(std::string_view key) { return GetModel().FindConstraint(key); }
 
 std::string_view FhirVersion() { return generated::kFhirVersion; }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <set>
+#include <span>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -463,6 +464,241 @@ TEST(ModelTest, PatientCompartment) {
     for (std::string_view code : params) EXPECT_NE(FindSearchParam(name, code), nullptr) << name << " " << code;
   }
   EXPECT_EQ(in_compartment, 67u);
+}
+
+std::vector<std::string_view> Keys(std::span<const ConstraintDef* const> list) {
+  std::vector<std::string_view> keys;
+  for (const ConstraintDef* c : list) keys.push_back(c->key);
+  return keys;
+}
+
+const ConstraintDef* Find(std::span<const ConstraintDef* const> list, std::string_view key) {
+  for (const ConstraintDef* c : list) {
+    if (c->key == key) return c;
+  }
+  return nullptr;
+}
+
+using Strings = std::vector<std::string_view>;
+
+TEST(ModelTest, ConstraintTable) {
+  std::span<const ConstraintDef> all = AllConstraints();
+  // Every distinct invariant of the R4 types and resources (inv-1 three
+  // times), ele-1, and SimpleQuantity's sqty-1; not MoneyQuantity's mqty-1
+  // (no R4 element uses that profile) nor the logical model MetadataResource's inv-0.
+  EXPECT_EQ(all.size(), 240u);
+  size_t inv1 = 0, warnings = 0, best_practice = 0;
+  for (size_t i = 0; i < all.size(); ++i) {
+    const ConstraintDef& c = all[i];
+    EXPECT_EQ(c.index, i);
+    EXPECT_FALSE(c.key.empty());
+    EXPECT_FALSE(c.human.empty()) << c.key;
+    EXPECT_FALSE(c.expression.empty()) << c.key;
+    EXPECT_TRUE(c.context == c.source || c.context.starts_with(std::string(c.source) + ".")) << c.key;
+    if (c.key == "inv-1") {
+      ++inv1;
+    } else {
+      EXPECT_EQ(FindConstraint(c.key), &c) << c.key;
+    }
+    if (!c.is_error) ++warnings;
+    if (c.is_best_practice) ++best_practice;
+    if (i > 0) {
+      // Sorted by key, numbers compared as numbers.
+      EXPECT_FALSE(all[i - 1].key == c.key && all[i - 1].context >= c.context) << c.key;
+    }
+  }
+  EXPECT_EQ(inv1, 3u);
+  EXPECT_EQ(FindConstraint("inv-1"), nullptr);  // ambiguous
+  EXPECT_EQ(FindConstraint("xyz-1"), nullptr);
+  EXPECT_EQ(FindConstraint("evv-1"), nullptr);  // R5, patched into the package's snapshot
+  EXPECT_EQ(FindConstraint("mqty-1"), nullptr);
+  EXPECT_EQ(warnings, 34u);  // the 29 name rules xxx-0, dom-6, con-3, eld-20, eld-21, nor-1
+  EXPECT_EQ(best_practice, 2u);
+  ASSERT_NE(FindConstraint("tim-9"), nullptr);
+  ASSERT_NE(FindConstraint("tim-10"), nullptr);
+  EXPECT_LT(FindConstraint("tim-9")->index, FindConstraint("tim-10")->index);
+}
+
+TEST(ModelTest, Ele1IsUniversal) {
+  const ConstraintDef* ele1 = FindConstraint("ele-1");
+  ASSERT_NE(ele1, nullptr);
+  EXPECT_EQ(ele1->expression, "hasValue() or (children().count() > id.count())");
+  EXPECT_EQ(ele1->human, "All FHIR elements must have a @value or children");
+  EXPECT_TRUE(ele1->is_error);
+  EXPECT_EQ(ele1->context, "Element");
+  EXPECT_EQ(ele1->source, "Element");
+  // In no list: it applies to every element.
+  for (const TypeDef* t : AllTypes()) {
+    EXPECT_EQ(Find(t->constraints, "ele-1"), nullptr) << t->name;
+    for (const ElementDef& e : t->elements) EXPECT_EQ(Find(e.constraints, "ele-1"), nullptr) << e.path;
+  }
+}
+
+TEST(ModelTest, PatientConstraints) {
+  const TypeDef& patient = Type("Patient");
+  EXPECT_EQ(Keys(patient.constraints), (Strings{"dom-2", "dom-3", "dom-4", "dom-5", "dom-6"}));
+  for (const ConstraintDef* c : patient.constraints) {
+    EXPECT_EQ(c->source, "DomainResource") << c->key;
+    EXPECT_EQ(c->context, "DomainResource") << c->key;
+    EXPECT_EQ(FindConstraint(c->key), c);
+  }
+  // The same objects as DomainResource's.
+  EXPECT_EQ(Type("DomainResource").constraints.size(), 5u);
+  EXPECT_EQ(Type("DomainResource").constraints[0], patient.constraints[0]);
+
+  const ConstraintDef* dom2 = Find(patient.constraints, "dom-2");
+  ASSERT_NE(dom2, nullptr);
+  EXPECT_TRUE(dom2->is_error);
+  EXPECT_EQ(dom2->expression, "contained.contained.empty()");
+  EXPECT_EQ(dom2->human, "If the resource is contained in another resource, it SHALL NOT contain nested Resources");
+  const ConstraintDef* dom6 = Find(patient.constraints, "dom-6");
+  ASSERT_NE(dom6, nullptr);
+  EXPECT_FALSE(dom6->is_error);  // a warning in R4
+  EXPECT_TRUE(dom6->is_best_practice);
+  EXPECT_EQ(dom6->expression, "text.`div`.exists()");
+  EXPECT_EQ(dom6->human, "A resource should have narrative for robust management");
+  for (std::string_view key : {"dom-3", "dom-4", "dom-5"}) {
+    ASSERT_NE(Find(patient.constraints, key), nullptr) << key;
+    EXPECT_TRUE(Find(patient.constraints, key)->is_error) << key;
+  }
+
+  // pat-1 is on the backbone type Patient.contact (the element's type).
+  const TypeDef& contact = Type("Patient.contact");
+  ASSERT_EQ(contact.constraints.size(), 1u);
+  const ConstraintDef* pat1 = contact.constraints[0];
+  EXPECT_EQ(pat1, FindConstraint("pat-1"));
+  EXPECT_EQ(pat1->key, "pat-1");
+  EXPECT_TRUE(pat1->is_error);
+  EXPECT_EQ(pat1->context, "Patient.contact");
+  EXPECT_EQ(pat1->source, "Patient");
+  EXPECT_EQ(pat1->expression, "name.exists() or telecom.exists() or address.exists() or organization.exists()");
+  EXPECT_EQ(pat1->human, "SHALL at least contain a contact's details or a reference to an organization");
+  const ElementDef& contact_element = Element("Patient", "contact");
+  EXPECT_EQ(contact_element.types[0].type, &contact);
+  EXPECT_TRUE(contact_element.constraints.empty());  // its type has them
+
+  // Patient's elements declare none; ext-1 is Extension's.
+  for (const ElementDef& e : patient.elements) EXPECT_TRUE(e.constraints.empty()) << e.path;
+  EXPECT_TRUE(Type("Patient.communication").constraints.empty());
+  EXPECT_TRUE(Element("Patient", "extension").constraints.empty());
+  const TypeDef& extension = Type("Extension");
+  EXPECT_EQ(Keys(extension.constraints), (Strings{"ext-1"}));
+  EXPECT_EQ(extension.constraints[0]->expression, "extension.exists() != value.exists()");
+}
+
+TEST(ModelTest, ObservationConstraints) {
+  const TypeDef& observation = Type("Observation");
+  EXPECT_EQ(Keys(observation.constraints), (Strings{"dom-2", "dom-3", "dom-4", "dom-5", "dom-6", "obs-6", "obs-7"}));
+  const ConstraintDef* obs6 = Find(observation.constraints, "obs-6");
+  ASSERT_NE(obs6, nullptr);
+  EXPECT_TRUE(obs6->is_error);
+  EXPECT_EQ(obs6->context, "Observation");
+  EXPECT_EQ(obs6->expression, "dataAbsentReason.empty() or value.empty()");
+  EXPECT_EQ(obs6->human, "dataAbsentReason SHALL only be present if Observation.value[x] is not present");
+  const ConstraintDef* obs7 = Find(observation.constraints, "obs-7");
+  ASSERT_NE(obs7, nullptr);
+  EXPECT_TRUE(obs7->is_error);
+  EXPECT_EQ(obs7->expression,
+            "value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists()).empty()");
+  EXPECT_EQ(Keys(Type("Observation.referenceRange").constraints), (Strings{"obs-3"}));
+  EXPECT_TRUE(Type("Observation.component").constraints.empty());
+
+  // Elements profiled with SimpleQuantity carry its invariant.
+  const ElementDef& low = Element("Observation.referenceRange", "low");
+  ASSERT_EQ(low.constraints.size(), 1u);
+  EXPECT_EQ(low.constraints[0]->key, "sqty-1");
+  EXPECT_EQ(low.constraints[0]->expression, "comparator.empty()");
+  EXPECT_EQ(low.constraints[0]->source, "SimpleQuantity");
+  EXPECT_EQ(Keys(low.types[0].type->constraints), (Strings{"qty-3"}));
+  EXPECT_TRUE(Element("Observation", "valueQuantity").constraints.empty());
+}
+
+TEST(ModelTest, DataTypeConstraints) {
+  EXPECT_TRUE(Type("Element").constraints.empty());
+  EXPECT_TRUE(Type("BackboneElement").constraints.empty());
+  EXPECT_TRUE(Type("Resource").constraints.empty());
+  EXPECT_TRUE(Type("string").constraints.empty());
+  EXPECT_TRUE(Type("HumanName").constraints.empty());
+  const TypeDef& quantity = Type("Quantity");
+  ASSERT_EQ(quantity.constraints.size(), 1u);
+  EXPECT_EQ(quantity.constraints[0]->key, "qty-3");
+  EXPECT_EQ(quantity.constraints[0]->expression, "code.empty() or system.exists()");
+  EXPECT_EQ(Keys(Type("Age").constraints), (Strings{"age-1", "qty-3"}));
+  EXPECT_EQ(Type("Age").constraints[1], quantity.constraints[0]);  // inherited, the same object
+  const TypeDef& period = Type("Period");
+  ASSERT_EQ(period.constraints.size(), 1u);
+  EXPECT_EQ(period.constraints[0]->key, "per-1");
+  EXPECT_EQ(period.constraints[0]->expression, "start.hasValue().not() or end.hasValue().not() or (start <= end)");
+  const TypeDef& reference = Type("Reference");
+  ASSERT_EQ(reference.constraints.size(), 1u);
+  EXPECT_EQ(reference.constraints[0]->key, "ref-1");
+  EXPECT_EQ(reference.constraints[0]->expression,
+            "reference.startsWith('#').not() or (reference.substring(1).trace('url') in "
+            "%rootResource.contained.id.trace('ids'))");
+  EXPECT_EQ(Keys(Type("Timing.repeat").constraints),
+            (Strings{"tim-1", "tim-2", "tim-4", "tim-5", "tim-6", "tim-7", "tim-8", "tim-9", "tim-10"}));
+  EXPECT_EQ(Keys(Element("Narrative", "div").constraints), (Strings{"txt-1", "txt-2"}));
+  EXPECT_EQ(Element("Narrative", "div").constraints[0]->expression, "htmlChecks()");
+  EXPECT_EQ(Type("Bundle").constraints.size(), 9u);
+  EXPECT_EQ(Keys(Type("Bundle.entry").constraints), (Strings{"bdl-5", "bdl-8"}));
+  EXPECT_EQ(Keys(Type("Questionnaire.item").constraints).size(), 11u);
+}
+
+// Where the package changed an invariant, the model has R4 4.0.1's text.
+TEST(ModelTest, ConstraintsAsPublishedInR4) {
+  EXPECT_EQ(FindConstraint("tim-9")->expression,
+            "offset.empty() or (when.exists() and ((when in ('C' | 'CM' | 'CD' | 'CV')).not()))");
+  EXPECT_EQ(FindConstraint("ras-2")->expression, "probability is decimal implies (probability as decimal) <= 100");
+  EXPECT_EQ(FindConstraint("bdl-8")->expression, "fullUrl.contains('/_history/').not()");
+  EXPECT_EQ(FindConstraint("que-12")->expression, "enableWhen.count() > 2 implies enableBehavior.exists()");
+  EXPECT_TRUE(Type("EvidenceVariable.characteristic").constraints.empty());
+  EXPECT_FALSE(FindConstraint("con-3")->is_error);
+  EXPECT_TRUE(FindConstraint("con-3")->is_best_practice);
+  // inv-1: three different invariants, each on its own type.
+  EXPECT_EQ(Find(Type("Task").constraints, "inv-1")->expression,
+            "lastModified.exists().not() or authoredOn.exists().not() or lastModified >= authoredOn");
+  EXPECT_EQ(Find(Type("Parameters.parameter").constraints, "inv-1")->context, "Parameters.parameter");
+  EXPECT_EQ(Find(Type("TestReport.setup.action").constraints, "inv-1")->expression,
+            "operation.exists() xor assert.exists()");
+}
+
+// Content references: the referenced backbone type carries its invariants
+// (nested Questionnaire items get que-1...); an invariant declared on the
+// referencing element itself stays on that element.
+TEST(ModelTest, ConstraintsThroughContentReferences) {
+  const ElementDef& nested = Element("Questionnaire.item", "item");
+  EXPECT_EQ(nested.types[0].type, &Type("Questionnaire.item"));
+  EXPECT_TRUE(nested.constraints.empty());
+  const ElementDef& operation = Element("TestScript.test.action", "operation");
+  EXPECT_EQ(operation.types[0].type, &Type("TestScript.setup.action.operation"));
+  EXPECT_EQ(Keys(operation.constraints), (Strings{"tst-8"}));
+  EXPECT_EQ(Keys(Type("TestScript.setup.action.operation").constraints), (Strings{"tst-7"}));
+}
+
+TEST(ModelTest, ConstraintCounts) {
+  size_t types_with = 0, type_refs = 0, elements_with = 0, element_refs = 0;
+  std::set<const ConstraintDef*> used;
+  for (const TypeDef* t : AllTypes()) {
+    if (!t->constraints.empty()) ++types_with;
+    type_refs += t->constraints.size();
+    used.insert(t->constraints.begin(), t->constraints.end());
+    for (const ElementDef& e : t->elements) {
+      if (!e.constraints.empty()) ++elements_with;
+      element_refs += e.constraints.size();
+      used.insert(e.constraints.begin(), e.constraints.end());
+      // An element's list never repeats its type's.
+      if (e.types.size() == 1) {
+        for (const ConstraintDef* c : e.constraints) EXPECT_EQ(Find(e.types[0].type->constraints, c->key), nullptr);
+      }
+    }
+  }
+  EXPECT_EQ(types_with, 211u);
+  EXPECT_EQ(type_refs, 945u);
+  EXPECT_EQ(elements_with, 64u);
+  EXPECT_EQ(element_refs, 67u);
+  // Every invariant but ele-1 is on some type or element.
+  EXPECT_EQ(used.size(), AllConstraints().size() - 1);
+  EXPECT_FALSE(used.contains(FindConstraint("ele-1")));
 }
 
 TEST(ModelTest, ConcurrentReaders) {

@@ -24,7 +24,9 @@
 //     path) as the reference: an element's cardinality, types, flags and
 //     binding come from there when it has the path, and a differential
 //     element it does not know (and whose absence is not explained by its
-//     64-character id truncation) is dropped.
+//     64-character id truncation) is dropped;
+//   - takes the invariants (constraints) from the differentials too, and
+//     restores the one the package changed there (bdl-8).
 // --verbose lists every such correction and every remaining difference
 // between the result and the package's snapshots.
 
@@ -244,16 +246,98 @@ function RenamePath(p, from, to) {
   return p === from ? to : to + p.substring(from.length);
 }
 
+// ---------------------------------------------------------------------------
+// Constraints (invariants)
+
+const kBestPracticeExt = 'http://hl7.org/fhir/StructureDefinition/elementdefinition-bestpractice';
+const kSimpleQuantityUrl = 'http://hl7.org/fhir/StructureDefinition/SimpleQuantity';
+// ele-1 is on every element whose type is an Element: the model keeps it
+// once (FindConstraint("ele-1")) instead of on each element.
+const kUniversalKey = 'ele-1';
+
+// Constraints the package changed in the differentials too (not only in the
+// snapshots, which are not used), with the expression R4 4.0.1 publishes.
+// Found by comparing with published R4 listings; each must still match the
+// package, so that a package update that changes them again is noticed.
+const kRestoredExpressions = [{
+  // The package has R4B's correction (FHIR-25525: R4's rule is empty, so
+  // fails, on an entry without fullUrl). Validators commonly correct it.
+  context: 'Bundle.entry', key: 'bdl-8',
+  package: "fullUrl.exists() implies fullUrl.contains('/_history/').not()",
+  r4: "fullUrl.contains('/_history/').not()",
+}];
+const restored = new Set();
+
+// The model's copy of an ElementDefinition.constraint declared at `context`
+// (an element path of the declaring type, e.g. "Patient.contact").
+function ConstraintOf(c, context) {
+  Check(c.severity === 'error' || c.severity === 'warning', `${context}: ${c.key} has severity ${c.severity}`);
+  Check(c.expression, `${context}: ${c.key} has no FHIRPath expression`);
+  let expression = c.expression;
+  for (const r of kRestoredExpressions) {
+    if (r.context === context && r.key === c.key) {
+      Check(expression === r.package, `${context}: ${c.key} is no longer "${r.package}" in the package`);
+      Note(`restored ${context} ${c.key}: package "${expression}" -> R4 "${r.r4}"`);
+      expression = r.r4;
+      restored.add(r);
+    }
+  }
+  return {
+    key: c.key,
+    error: c.severity === 'error',
+    best_practice: (c.extension || []).some((x) => x.url === kBestPracticeExt && x.valueBoolean === true),
+    human: c.human || '',
+    expression,
+    context,
+  };
+}
+
+// Identity of a constraint in the model's table: key and expression.
+function ConstraintId(c) {
+  return `${c.key}\u0000${c.expression}`;
+}
+
+// Orders constraint keys as the R4 snapshots do: by prefix, then number
+// ("tim-9" before "tim-10").
+function CompareKeys(a, b) {
+  const ma = /^(.*)-(\d+)$/.exec(a);
+  const mb = /^(.*)-(\d+)$/.exec(b);
+  if (ma && mb && ma[1] === mb[1]) return Number(ma[2]) - Number(mb[2]) || CompareStrings(a, b);
+  return CompareStrings(ma ? ma[1] : a, mb ? mb[1] : b) || CompareStrings(a, b);
+}
+
+function CompareConstraints(a, b) {
+  return CompareKeys(a.key, b.key) || CompareStrings(a.context, b.context) || CompareStrings(a.expression, b.expression);
+}
+
+// Adds `c` to `list` (replacing an inherited constraint with the same key).
+function AddConstraint(list, c, path) {
+  const at = list.findIndex((x) => x.key === c.key);
+  if (at < 0) {
+    list.push(c);
+  } else if (ConstraintId(list[at]) !== ConstraintId(c)) {
+    Note(`${path}: ${c.key} declared at ${c.context} replaces the one inherited from ${list[at].context}`);
+    list[at] = c;
+  }
+  list.sort(CompareConstraints);
+}
+
 // Builds every type of the model. Returns Map name -> type, where a type is
-// { name, kind, abstract, base, json_kind, regex, elements: [{ name, path, props }] }.
+// { name, kind, abstract, base, json_kind, regex, constraints,
+//   elements: [{ name, path, props, constraints }] }
+// (constraints are finished by FinishConstraints), and, for --verbose,
+// the constraints of every path of every type before FinishConstraints.
 function BuildTypes(structure_definitions, data_elements) {
   const by_url = new Map();
   const aliases = new Map();
+  const profile_constraints = new Map();  // profile URL -> its root's constraints
   for (const sd of structure_definitions) {
     if (sd.derivation === 'constraint') {
       // SimpleQuantity and MoneyQuantity: profiles on Quantity with the
       // same JSON shape; FindType resolves them to Quantity.
       aliases.set(sd.name, sd.type);
+      profile_constraints.set(sd.url, (sd.differential.element[0].constraint || [])
+        .map((c) => ConstraintOf(c, sd.name)));
       continue;
     }
     if (!['primitive-type', 'complex-type', 'resource'].includes(sd.kind)) continue;
@@ -262,6 +346,8 @@ function BuildTypes(structure_definitions, data_elements) {
 
   // Flattened element props of each processed SD, keyed by full path.
   const flat_paths = new Map();  // sd.type -> Map(path -> props)
+  // Constraints of each processed SD, keyed by full path (the root included).
+  const flat_constraints = new Map();  // sd.type -> Map(path -> [constraint])
   const types = new Map();
   const done = new Set();
 
@@ -298,11 +384,43 @@ function BuildTypes(structure_definitions, data_elements) {
     }
     flat_paths.set(root, all);
 
+    // Constraints: the base's (renamed), then the differential's own. The
+    // snapshot is not used: Medplum patched some expressions there (tim-9,
+    // ras-2) and added R5 ones (evv-1); the differentials are R4's.
+    const constraints = new Map();
+    if (base_sd) {
+      for (const [p, list] of flat_constraints.get(base_sd.type)) {
+        constraints.set(RenamePath(p, base_sd.type, root), [...list]);
+      }
+    }
+    const AddOwn = (p, el) => {
+      const list = constraints.get(p) || [];
+      for (const c of el.constraint || []) {
+        if (c.key === kUniversalKey && p !== 'Element') {
+          Note(`${p}: the differential re-declares ${c.key} (kept once, on Element)`);
+        }
+        AddConstraint(list, ConstraintOf(c, p), p);
+      }
+      // Elements profiled with SimpleQuantity get its invariant (sqty-1), as
+      // a validator checking the element against its type profile would.
+      for (const t of el.type || []) {
+        for (const profile of t.profile || []) {
+          Check(profile === kSimpleQuantityUrl, `${p}: unexpected type profile ${profile}`);
+          for (const c of profile_constraints.get(profile)) AddConstraint(list, c, p);
+        }
+      }
+      if (list.length) constraints.set(p, list);
+    };
+    AddOwn(root, sd.differential.element[0]);
+    for (const [p, v] of own) AddOwn(p, v.el);
+    flat_constraints.set(root, constraints);
+    const ConstraintsAt = (p) => constraints.get(p) || [];
+
     // The type itself.
     const kind = { 'primitive-type': 'p', 'complex-type': 'c', resource: 'r' }[sd.kind];
     const type = {
       name: sd.type, kind, abstract: !!sd.abstract, base: base_sd ? base_sd.type : '',
-      json_kind: '-', regex: '', elements: [],
+      json_kind: '-', regex: '', constraints: ConstraintsAt(root), elements: [],
     };
     if (kind === 'p') {
       const value_el = data_elements.by_path.get(root + '.value') ||
@@ -333,20 +451,24 @@ function BuildTypes(structure_definitions, data_elements) {
             `${p}: children under type ${backbone_base}`);
           const backbone = {
             name: p, kind: 'b', abstract: false, base: backbone_base, json_kind: '-', regex: '',
-            elements: [],
+            constraints: ConstraintsAt(p), elements: [],
           };
           types.set(p, backbone);
           // The inherited id/extension/modifierExtension come from the base.
+          const base_constraints = flat_constraints.get(backbone_base);
           for (const [bp, bprops] of flat_paths.get(backbone_base)) {
             const renamed = RenamePath(bp, backbone_base, p);
             if (renamed !== p && !all.has(renamed)) {
-              backbone.elements.push({ name: renamed.substring(p.length + 1), path: renamed, props: bprops });
+              backbone.elements.push({
+                name: renamed.substring(p.length + 1), path: renamed, props: bprops,
+                constraints: base_constraints.get(bp) || [],
+              });
             }
           }
           Fill(backbone, p);
           element_props = { ...props, types: [{ code: p, targets: [] }] };
         }
-        owner.elements.push({ name, path: p, props: element_props });
+        owner.elements.push({ name, path: p, props: element_props, constraints: ConstraintsAt(p) });
       }
     }
     Fill(type, root);
@@ -379,7 +501,48 @@ function BuildTypes(structure_definitions, data_elements) {
       }
     }
   }
-  return { types, aliases };
+  return { types, aliases, flat_constraints };
+}
+
+// Leaves each constraint in one place and collects the table of distinct
+// constraints (sorted; each type and element then refers to it by index):
+//   - ele-1 (on every element) is in no list; it is only in the table.
+//   - A type's constraints are its root's, inherited ones included
+//     (Patient: dom-2..dom-6; Extension: ext-1; Patient.contact: pat-1).
+//   - An element's constraints are those declared on it minus those its
+//     (single) type already has: a backbone element's are its backbone
+//     type's, and ext-1 (copied by the snapshots onto every extension
+//     element) is Extension's. So the constraints on a value are its type's
+//     plus its element's, without overlap.
+function FinishConstraints(types, flat_constraints) {
+  const by_id = new Map();
+  const Intern = (c) => {
+    const id = ConstraintId(c);
+    const known = by_id.get(id);
+    if (!known) {
+      by_id.set(id, c);
+    } else {
+      Check(known === c || JSON.stringify(known) === JSON.stringify(c),
+        `${c.key} declared twice: at ${known.context} and ${c.context}`);
+    }
+  };
+  const Keep = (list, drop) => list.filter((c) => c.key !== kUniversalKey && !drop.has(ConstraintId(c)));
+  for (const type of types.values()) type.constraints = Keep(type.constraints, new Set());
+  for (const type of types.values()) {
+    for (const c of type.constraints) Intern(c);
+    for (const e of type.elements) {
+      const drop = new Set();
+      if (e.props.types.length === 1) for (const c of types.get(e.props.types[0].code).constraints) drop.add(ConstraintId(c));
+      e.constraints = Keep(e.constraints, drop);
+      for (const c of e.constraints) Intern(c);
+    }
+  }
+  const universal = (flat_constraints.get('Element').get('Element') || []).find((c) => c.key === kUniversalKey);
+  Check(universal, `Element has no ${kUniversalKey}`);
+  Intern(universal);
+  const table = [...by_id.values()].sort(CompareConstraints);
+  const index = new Map(table.map((c, i) => [ConstraintId(c), i]));
+  return { table, index };
 }
 
 // Compares the rebuilt elements with the package's snapshots, for --verbose.
@@ -409,6 +572,39 @@ function CompareWithSnapshots(structure_definitions, types) {
     }
     for (const p of ours.keys()) if (!theirs.has(p)) Note(`the R4 model has ${p}, the snapshot does not`);
   }
+}
+
+// Compares the rebuilt constraints with the package's snapshots (and with
+// the few data elements that carry constraints), for --verbose. ele-1 and
+// ext-1 on elements are left out: the snapshots copy them onto every element
+// and every extension element, the model keeps them once.
+function CompareConstraintsWithSnapshots(structure_definitions, flat_constraints, data_elements) {
+  const Text = (list, p) => list.filter((c) => c.key !== kUniversalKey && !(c.key === 'ext-1' && p.includes('.')))
+    .map((c) => `${c.key}=${c.expression}`).sort(CompareStrings);
+  let profiled = 0;
+  for (const sd of structure_definitions) {
+    if (sd.derivation === 'constraint' || !flat_constraints.has(sd.type)) continue;
+    const ours = flat_constraints.get(sd.type);
+    const seen = new Set();
+    for (const el of sd.snapshot.element) {
+      seen.add(el.path);
+      const mine = (ours.get(el.path) || []).filter((c) => {
+        if (c.context === 'SimpleQuantity') ++profiled;
+        return c.context !== 'SimpleQuantity';
+      });
+      const references = [['snapshot', el.constraint || []]];
+      const de = data_elements.by_path.get(el.path);
+      if (de && de.constraint) references.push(['data element', de.constraint]);
+      for (const [what, list] of references) {
+        const a = Text(mine, el.path);
+        const b = Text(list, el.path);
+        for (const x of b) if (!a.includes(x)) Note(`constraint at ${el.path}: the ${what} has ${x}, the R4 model does not`);
+        for (const x of a) if (!b.includes(x)) Note(`constraint at ${el.path}: the R4 model has ${x}, the ${what} does not`);
+      }
+    }
+    for (const p of ours.keys()) if (!seen.has(p)) Note(`constraints at ${p}: not in the snapshot`);
+  }
+  Note(`constraints: sqty-1 added on ${profiled} snapshot elements profiled with SimpleQuantity`);
 }
 
 // ---------------------------------------------------------------------------
@@ -638,11 +834,13 @@ function TypeRefText(t) {
   return t.targets.length ? `${t.code}(${List(t.targets)})` : t.code;
 }
 
-function TypesText(types) {
+function TypesText(types, constraint_index) {
+  const Indexes = (list) => list.map((c) => String(constraint_index.get(ConstraintId(c)))).join(',');
   const lines = [];
   for (const name of [...types.keys()].sort(CompareStrings)) {
     const t = types.get(name);
-    lines.push(['T', t.name, t.kind, t.abstract ? '1' : '0', t.base, t.json_kind, Field(t.regex)].join('\t'));
+    lines.push(['T', t.name, t.kind, t.abstract ? '1' : '0', t.base, t.json_kind, Field(t.regex),
+      Indexes(t.constraints)].join('\t'));
     for (const e of t.elements) {
       const p = e.props;
       const choice = e.name.endsWith('[x]');
@@ -650,10 +848,16 @@ function TypesText(types) {
       Check(p.types.length > 0, `${e.path}: no type`);
       Check(choice || p.types.length === 1, `${e.path}: several types but not a choice`);
       lines.push(['E', choice ? e.name.slice(0, -3) : e.name, String(p.min), p.max, flags || '-',
-        kStrengthCodes[p.strength] || '-', Field(p.value_set), p.types.map(TypeRefText).join(' ')].join('\t'));
+        kStrengthCodes[p.strength] || '-', Field(p.value_set), p.types.map(TypeRefText).join(' '),
+        Indexes(e.constraints)].join('\t'));
     }
   }
   return lines.join('\n') + '\n';
+}
+
+function ConstraintsText(table) {
+  return table.map((c) => ['C', Field(c.key), c.error ? 'e' : 'w', c.best_practice ? '1' : '0', Field(c.context),
+    Field(c.human), Field(c.expression)].join('\t')).join('\n') + '\n';
 }
 
 function ValueSetsText(value_sets) {
@@ -738,9 +942,10 @@ inline constexpr std::string_view kFhirVersion = "${kFhirVersion}";
 // Profiles that FindType resolves to their base type ("name\\tbase" lines).
 inline constexpr std::string_view kTypeAliases = ${JSON.stringify(alias_lines)};
 
-extern const std::string_view kTypes;       // model_types.cpp
-extern const std::string_view kValueSets;   // model_valuesets.cpp
-extern const std::string_view kSearch;      // model_search.cpp
+extern const std::string_view kTypes;        // model_types.cpp
+extern const std::string_view kConstraints;  // model_constraints.cpp
+extern const std::string_view kValueSets;    // model_valuesets.cpp
+extern const std::string_view kSearch;       // model_search.cpp
 
 }  // namespace bevan::fhir::generated
 `;
@@ -767,8 +972,13 @@ function Main() {
     }
   }
   const data_elements = LoadDataElements();
-  const { types, aliases } = BuildTypes(structure_definitions, data_elements);
-  if (args.verbose) CompareWithSnapshots(structure_definitions, types);
+  const { types, aliases, flat_constraints } = BuildTypes(structure_definitions, data_elements);
+  if (args.verbose) {
+    CompareWithSnapshots(structure_definitions, types);
+    CompareConstraintsWithSnapshots(structure_definitions, flat_constraints, data_elements);
+  }
+  const constraints = FinishConstraints(types, flat_constraints);
+  for (const r of kRestoredExpressions) Check(restored.has(r), `${r.context} ${r.key} not found in the package`);
 
   // Every referenced type must exist.
   for (const t of types.values()) {
@@ -787,7 +997,8 @@ function Main() {
 
   fs.mkdirSync(args.out, { recursive: true });
   WriteIfChanged(path.join(args.out, 'model_data.h'), HeaderFile(aliases));
-  WriteIfChanged(path.join(args.out, 'model_types.cpp'), CppFile('kTypes', TypesText(types)));
+  WriteIfChanged(path.join(args.out, 'model_types.cpp'), CppFile('kTypes', TypesText(types, constraints.index)));
+  WriteIfChanged(path.join(args.out, 'model_constraints.cpp'), CppFile('kConstraints', ConstraintsText(constraints.table)));
   WriteIfChanged(path.join(args.out, 'model_valuesets.cpp'), CppFile('kValueSets', ValueSetsText(value_sets)));
   WriteIfChanged(path.join(args.out, 'model_search.cpp'), CppFile('kSearch', SearchText(search_params, compartment)));
 
@@ -795,6 +1006,7 @@ function Main() {
   const enumerable = value_sets.filter((v) => v.enumerable).length;
   const element_count = [...types.values()].reduce((n, t) => n + t.elements.length, 0);
   process.stderr.write(`gen-model: ${types.size} types, ${element_count} elements, ` +
+    `${constraints.table.length} constraints, ` +
     `${value_sets.length} required value sets (${enumerable} enumerated), ` +
     `${search_params.length} search parameters, ${compartment.length} compartment resources, ` +
     `${notes.length} notes${args.verbose ? '' : ' (--verbose lists them)'} -> ${args.out}\n`);

@@ -16,8 +16,9 @@ inline constexpr std::string_view kFhirVersion = "4.0.1";
 // Profiles that FindType resolves to their base type ("name\tbase" lines).
 inline constexpr std::string_view kTypeAliases = "MoneyQuantity\tQuantity\nSimpleQuantity\tQuantity\n";
 
-extern const std::string_view kTypes;       // model_types.cpp
-extern const std::string_view kValueSets;   // model_valuesets.cpp
-extern const std::string_view kSearch;      // model_search.cpp
+extern const std::string_view kTypes;        // model_types.cpp
+extern const std::string_view kConstraints;  // model_constraints.cpp
+extern const std::string_view kValueSets;    // model_valuesets.cpp
+extern const std::string_view kSearch;       // model_search.cpp
 
 }  // namespace bevan::fhir::generated

@@ -8,8139 +8,8140 @@
 namespace bevan::fhir::generated {
 
 const std::string_view kTypes =
-R"BEVAN(T	Account	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/account-status	code
-E	type	0	1	s	x	http://hl7.org/fhir/ValueSet/account-type	CodeableConcept
-E	name	0	1	s	-		string
-E	subject	0	*	s	-		Reference(Patient,Device,Practitioner,PractitionerRole,Location,HealthcareService,Organization)
-E	servicePeriod	0	1	s	-		Period
-E	coverage	0	*	s	-		Account.coverage
-E	owner	0	1	s	-		Reference(Organization)
-E	description	0	1	s	-		string
-E	guarantor	0	*	-	-		Account.guarantor
-E	partOf	0	1	-	-		Reference(Account)
-T	Account.coverage	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	coverage	1	1	s	-		Reference(Coverage)
-E	priority	0	1	s	-		positiveInt
-T	Account.guarantor	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	party	1	1	-	-		Reference(Patient,RelatedPerson,Organization)
-E	onHold	0	1	-	-		boolean
-E	period	0	1	-	-		Period
-T	ActivityDefinition	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	url	0	1	s	-		uri
-E	identifier	0	*	s	-		Identifier
-E	version	0	1	s	-		string
-E	name	0	1	s	-		string
-E	title	0	1	s	-		string
-E	subtitle	0	1	-	-		string
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	experimental	0	1	s	-		boolean
-E	subject	0	1	c	e	http://hl7.org/fhir/ValueSet/subject-type	CodeableConcept Reference(Group)
-E	date	0	1	s	-		dateTime
-E	publisher	0	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-E	description	0	1	s	-		markdown
-E	useContext	0	*	s	-		UsageContext
-E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept
-E	purpose	0	1	-	-		markdown
-E	usage	0	1	-	-		string
-E	copyright	0	1	-	-		markdown
-E	approvalDate	0	1	-	-		date
-E	lastReviewDate	0	1	-	-		date
-E	effectivePeriod	0	1	s	-		Period
-E	topic	0	*	-	x	http://hl7.org/fhir/ValueSet/definition-topic	CodeableConcept
-E	author	0	*	-	-		ContactDetail
-E	editor	0	*	-	-		ContactDetail
-E	reviewer	0	*	-	-		ContactDetail
-E	endorser	0	*	-	-		ContactDetail
-E	relatedArtifact	0	*	-	-		RelatedArtifact
-E	library	0	*	-	-		canonical(Library)
-E	kind	0	1	s	r	http://hl7.org/fhir/ValueSet/request-resource-types	code
-E	profile	0	1	-	-		canonical(StructureDefinition)
-E	code	0	1	s	x	http://hl7.org/fhir/ValueSet/procedure-code	CodeableConcept
-E	intent	0	1	-	r	http://hl7.org/fhir/ValueSet/request-intent	code
-E	priority	0	1	-	r	http://hl7.org/fhir/ValueSet/request-priority	code
-E	doNotPerform	0	1	sm	-		boolean
-E	timing	0	1	c	-		Timing dateTime Age Period Range Duration
-E	location	0	1	-	-		Reference(Location)
-E	participant	0	*	-	-		ActivityDefinition.participant
-E	product	0	1	c	x	http://hl7.org/fhir/ValueSet/medication-codes	Reference(Medication,Substance) CodeableConcept
-E	quantity	0	1	-	-		Quantity
-E	dosage	0	*	-	-		Dosage
-E	bodySite	0	*	-	x	http://hl7.org/fhir/ValueSet/body-site	CodeableConcept
-E	specimenRequirement	0	*	-	-		Reference(SpecimenDefinition)
-E	observationRequirement	0	*	-	-		Reference(ObservationDefinition)
-E	observationResultRequirement	0	*	-	-		Reference(ObservationDefinition)
-E	transform	0	1	-	-		canonical(StructureMap)
-E	dynamicValue	0	*	-	-		ActivityDefinition.dynamicValue
-T	ActivityDefinition.dynamicValue	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	path	1	1	-	-		string
-E	expression	1	1	-	-		Expression
-T	ActivityDefinition.participant	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	-	r	http://hl7.org/fhir/ValueSet/action-participant-type	code
-E	role	0	1	-	x	http://hl7.org/fhir/ValueSet/action-participant-role	CodeableConcept
-T	Address	c	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	use	0	1	sm	r	http://hl7.org/fhir/ValueSet/address-use	code
-E	type	0	1	s	r	http://hl7.org/fhir/ValueSet/address-type	code
-E	text	0	1	s	-		string
-E	line	0	*	s	-		string
-E	city	0	1	s	-		string
-E	district	0	1	s	-		string
-E	state	0	1	s	-		string
-E	postalCode	0	1	s	-		string
-E	country	0	1	s	-		string
-E	period	0	1	s	-		Period
-T	AdverseEvent	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	1	s	-		Identifier
-E	actuality	1	1	sm	r	http://hl7.org/fhir/ValueSet/adverse-event-actuality	code
-E	category	0	*	s	e	http://hl7.org/fhir/ValueSet/adverse-event-category	CodeableConcept
-E	event	0	1	s	x	http://hl7.org/fhir/ValueSet/adverse-event-type	CodeableConcept
-E	subject	1	1	s	-		Reference(Patient,Group,Practitioner,RelatedPerson)
-E	encounter	0	1	s	-		Reference(Encounter)
-E	date	0	1	s	-		dateTime
-E	detected	0	1	s	-		dateTime
-E	recordedDate	0	1	s	-		dateTime
-E	resultingCondition	0	*	s	-		Reference(Condition)
-E	location	0	1	s	-		Reference(Location)
-E	seriousness	0	1	s	x	http://hl7.org/fhir/ValueSet/adverse-event-seriousness	CodeableConcept
-E	severity	0	1	s	r	http://hl7.org/fhir/ValueSet/adverse-event-severity	CodeableConcept
-E	outcome	0	1	s	r	http://hl7.org/fhir/ValueSet/adverse-event-outcome	CodeableConcept
-E	recorder	0	1	s	-		Reference(Patient,Practitioner,PractitionerRole,RelatedPerson)
-E	contributor	0	*	s	-		Reference(Practitioner,PractitionerRole,Device)
-E	suspectEntity	0	*	s	-		AdverseEvent.suspectEntity
-E	subjectMedicalHistory	0	*	s	-		Reference(Condition,Observation,AllergyIntolerance,FamilyMemberHistory,Immunization,Procedure,Media,DocumentReference)
-E	referenceDocument	0	*	s	-		Reference(DocumentReference)
-E	study	0	*	s	-		Reference(ResearchStudy)
-T	AdverseEvent.suspectEntity	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	instance	1	1	s	-		Reference(Immunization,Procedure,Substance,Medication,MedicationAdministration,MedicationStatement,Device)
-E	causality	0	*	s	-		AdverseEvent.suspectEntity.causality
-T	AdverseEvent.suspectEntity.causality	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	assessment	0	1	s	x	http://hl7.org/fhir/ValueSet/adverse-event-causality-assess	CodeableConcept
-E	productRelatedness	0	1	s	-		string
-E	author	0	1	s	-		Reference(Practitioner,PractitionerRole)
-E	method	0	1	s	x	http://hl7.org/fhir/ValueSet/adverse-event-causality-method	CodeableConcept
-T	Age	c	0	Quantity	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	value	0	1	s	-		decimal
-E	comparator	0	1	sm	r	http://hl7.org/fhir/ValueSet/quantity-comparator	code
-E	unit	0	1	s	-		string
-E	system	0	1	s	-		uri
-E	code	0	1	s	-		code
-T	AllergyIntolerance	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	clinicalStatus	0	1	sm	r	http://hl7.org/fhir/ValueSet/allergyintolerance-clinical	CodeableConcept
-E	verificationStatus	0	1	sm	r	http://hl7.org/fhir/ValueSet/allergyintolerance-verification	CodeableConcept
-E	type	0	1	s	r	http://hl7.org/fhir/ValueSet/allergy-intolerance-type	code
-E	category	0	*	s	r	http://hl7.org/fhir/ValueSet/allergy-intolerance-category	code
-E	criticality	0	1	s	r	http://hl7.org/fhir/ValueSet/allergy-intolerance-criticality	code
-E	code	0	1	s	x	http://hl7.org/fhir/ValueSet/allergyintolerance-code	CodeableConcept
-E	patient	1	1	s	-		Reference(Patient)
-E	encounter	0	1	-	-		Reference(Encounter)
-E	onset	0	1	c	-		dateTime Age Period Range string
-E	recordedDate	0	1	-	-		dateTime
-E	recorder	0	1	-	-		Reference(Practitioner,PractitionerRole,Patient,RelatedPerson)
-E	asserter	0	1	s	-		Reference(Patient,RelatedPerson,Practitioner,PractitionerRole)
-E	lastOccurrence	0	1	-	-		dateTime
-E	note	0	*	-	-		Annotation
-E	reaction	0	*	-	-		AllergyIntolerance.reaction
-T	AllergyIntolerance.reaction	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	substance	0	1	-	x	http://hl7.org/fhir/ValueSet/substance-code	CodeableConcept
-E	manifestation	1	*	-	x	http://hl7.org/fhir/ValueSet/clinical-findings	CodeableConcept
-E	description	0	1	-	-		string
-E	onset	0	1	-	-		dateTime
-E	severity	0	1	-	r	http://hl7.org/fhir/ValueSet/reaction-event-severity	code
-E	exposureRoute	0	1	-	x	http://hl7.org/fhir/ValueSet/route-codes	CodeableConcept
-E	note	0	*	-	-		Annotation
-T	Annotation	c	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	author	0	1	cs	-		Reference(Practitioner,Patient,RelatedPerson,Organization) string
-E	time	0	1	s	-		dateTime
-E	text	1	1	s	-		markdown
-T	Appointment	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/appointmentstatus	code
-E	cancelationReason	0	1	s	x	http://hl7.org/fhir/ValueSet/appointment-cancellation-reason	CodeableConcept
-E	serviceCategory	0	*	s	x	http://hl7.org/fhir/ValueSet/service-category	CodeableConcept
-E	serviceType	0	*	s	x	http://hl7.org/fhir/ValueSet/service-type	CodeableConcept
-E	specialty	0	*	s	p	http://hl7.org/fhir/ValueSet/c80-practice-codes	CodeableConcept
-E	appointmentType	0	1	s	p	http://terminology.hl7.org/ValueSet/v2-0276	CodeableConcept
-E	reasonCode	0	*	s	p	http://hl7.org/fhir/ValueSet/encounter-reason	CodeableConcept
-E	reasonReference	0	*	-	-		Reference(Condition,Procedure,Observation,ImmunizationRecommendation)
-E	priority	0	1	-	-		unsignedInt
-E	description	0	1	-	-		string
-E	supportingInformation	0	*	-	-		Reference
-E	start	0	1	s	-		instant
-E	end	0	1	s	-		instant
-E	minutesDuration	0	1	-	-		positiveInt
-E	slot	0	*	-	-		Reference(Slot)
-E	created	0	1	-	-		dateTime
-E	comment	0	1	-	-		string
-E	patientInstruction	0	1	-	-		string
-E	basedOn	0	*	-	-		Reference(ServiceRequest)
-E	participant	1	*	-	-		Appointment.participant
-E	requestedPeriod	0	*	-	-		Period
-T	Appointment.participant	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	0	*	s	e	http://hl7.org/fhir/ValueSet/encounter-participant-type	CodeableConcept
-E	actor	0	1	s	-		Reference(Patient,Practitioner,PractitionerRole,RelatedPerson,Device,HealthcareService,Location)
-E	required	0	1	s	r	http://hl7.org/fhir/ValueSet/participantrequired	code
-E	status	1	1	s	r	http://hl7.org/fhir/ValueSet/participationstatus	code
-E	period	0	1	-	-		Period
-T	AppointmentResponse	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	appointment	1	1	s	-		Reference(Appointment)
-E	start	0	1	-	-		instant
-E	end	0	1	-	-		instant
-E	participantType	0	*	s	e	http://hl7.org/fhir/ValueSet/encounter-participant-type	CodeableConcept
-E	actor	0	1	s	-		Reference(Patient,Practitioner,PractitionerRole,RelatedPerson,Device,HealthcareService,Location)
-E	participantStatus	1	1	sm	r	http://hl7.org/fhir/ValueSet/participationstatus	code
-E	comment	0	1	-	-		string
-T	Attachment	c	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	contentType	0	1	s	r	http://hl7.org/fhir/ValueSet/mimetypes	code
-E	language	0	1	s	p	http://hl7.org/fhir/ValueSet/languages	code
-E	data	0	1	-	-		base64Binary
-E	url	0	1	s	-		url
-E	size	0	1	s	-		unsignedInt
-E	hash	0	1	s	-		base64Binary
-E	title	0	1	s	-		string
-E	creation	0	1	s	-		dateTime
-T	AuditEvent	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	type	1	1	s	e	http://hl7.org/fhir/ValueSet/audit-event-type	Coding
-E	subtype	0	*	s	e	http://hl7.org/fhir/ValueSet/audit-event-sub-type	Coding
-E	action	0	1	s	r	http://hl7.org/fhir/ValueSet/audit-event-action	code
-E	period	0	1	-	-		Period
-E	recorded	1	1	s	-		instant
-E	outcome	0	1	s	r	http://hl7.org/fhir/ValueSet/audit-event-outcome	code
-E	outcomeDesc	0	1	s	-		string
-E	purposeOfEvent	0	*	s	e	http://terminology.hl7.org/ValueSet/v3-PurposeOfUse	CodeableConcept
-E	agent	1	*	-	-		AuditEvent.agent
-E	source	1	1	-	-		AuditEvent.source
-E	entity	0	*	-	-		AuditEvent.entity
-T	AuditEvent.agent	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	0	1	-	e	http://hl7.org/fhir/ValueSet/participation-role-type	CodeableConcept
-E	role	0	*	-	x	http://hl7.org/fhir/ValueSet/security-role-type	CodeableConcept
-E	who	0	1	s	-		Reference(PractitionerRole,Practitioner,Organization,Device,Patient,RelatedPerson)
-E	altId	0	1	-	-		string
-E	name	0	1	-	-		string
-E	requestor	1	1	s	-		boolean
-E	location	0	1	-	-		Reference(Location)
-E	policy	0	*	-	-		uri
-E	media	0	1	-	e	http://hl7.org/fhir/ValueSet/dicm-405-mediatype	Coding
-E	network	0	1	-	-		AuditEvent.agent.network
-E	purposeOfUse	0	*	-	e	http://terminology.hl7.org/ValueSet/v3-PurposeOfUse	CodeableConcept
-T	AuditEvent.agent.network	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	address	0	1	-	-		string
-E	type	0	1	-	r	http://hl7.org/fhir/ValueSet/network-type	code
-T	AuditEvent.entity	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	what	0	1	s	-		Reference
-E	type	0	1	-	e	http://hl7.org/fhir/ValueSet/audit-entity-type	Coding
-E	role	0	1	-	e	http://hl7.org/fhir/ValueSet/object-role	Coding
-E	lifecycle	0	1	-	e	http://hl7.org/fhir/ValueSet/object-lifecycle-events	Coding
-E	securityLabel	0	*	-	e	http://hl7.org/fhir/ValueSet/security-labels	Coding
-E	name	0	1	s	-		string
-E	description	0	1	-	-		string
-E	query	0	1	s	-		base64Binary
-E	detail	0	*	-	-		AuditEvent.entity.detail
-T	AuditEvent.entity.detail	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	-	-		string
-E	value	1	1	c	-		string base64Binary
-T	AuditEvent.source	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	site	0	1	-	-		string
-E	observer	1	1	s	-		Reference(PractitionerRole,Practitioner,Organization,Device,Patient,RelatedPerson)
-E	type	0	*	-	e	http://hl7.org/fhir/ValueSet/audit-source-type	Coding
-T	BackboneElement	c	1	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-T	Basic	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	code	1	1	sm	x	http://hl7.org/fhir/ValueSet/basic-resource-type	CodeableConcept
-E	subject	0	1	s	-		Reference
-E	created	0	1	s	-		date
-E	author	0	1	s	-		Reference(Practitioner,PractitionerRole,Patient,RelatedPerson,Organization)
-T	Binary	r	0	Resource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	contentType	1	1	s	r	http://hl7.org/fhir/ValueSet/mimetypes	code
-E	securityContext	0	1	s	-		Reference
-E	data	0	1	-	-		base64Binary
-T	BiologicallyDerivedProduct	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	productCategory	0	1	-	r	http://hl7.org/fhir/ValueSet/product-category	code
-E	productCode	0	1	-	x		CodeableConcept
-E	status	0	1	-	r	http://hl7.org/fhir/ValueSet/product-status	code
-E	request	0	*	-	-		Reference(ServiceRequest)
-E	quantity	0	1	-	-		integer
-E	parent	0	*	-	-		Reference(BiologicallyDerivedProduct)
-E	collection	0	1	-	-		BiologicallyDerivedProduct.collection
-E	processing	0	*	-	-		BiologicallyDerivedProduct.processing
-E	manipulation	0	1	-	-		BiologicallyDerivedProduct.manipulation
-E	storage	0	*	-	-		BiologicallyDerivedProduct.storage
-T	BiologicallyDerivedProduct.collection	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	collector	0	1	-	-		Reference(Practitioner,PractitionerRole)
-E	source	0	1	-	-		Reference(Patient,Organization)
-E	collected	0	1	c	-		dateTime Period
-T	BiologicallyDerivedProduct.manipulation	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	description	0	1	-	-		string
-E	time	0	1	c	-		dateTime Period
-T	BiologicallyDerivedProduct.processing	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	description	0	1	-	-		string
-E	procedure	0	1	-	x	http://hl7.org/fhir/ValueSet/procedure-code	CodeableConcept
-E	additive	0	1	-	-		Reference(Substance)
-E	time	0	1	c	-		dateTime Period
-T	BiologicallyDerivedProduct.storage	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	description	0	1	-	-		string
-E	temperature	0	1	-	-		decimal
-E	scale	0	1	-	r	http://hl7.org/fhir/ValueSet/product-storage-scale	code
-E	duration	0	1	-	-		Period
-T	BodyStructure	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	active	0	1	sm	-		boolean
-E	morphology	0	1	s	x	http://hl7.org/fhir/ValueSet/bodystructure-code	CodeableConcept
-E	location	0	1	s	x	http://hl7.org/fhir/ValueSet/body-site	CodeableConcept
-E	locationQualifier	0	*	-	x	http://hl7.org/fhir/ValueSet/bodystructure-relative-location	CodeableConcept
-E	description	0	1	s	-		string
-E	image	0	*	-	-		Attachment
-E	patient	1	1	s	-		Reference(Patient)
-T	Bundle	r	0	Resource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	identifier	0	1	s	-		Identifier
-E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/bundle-type	code
-E	timestamp	0	1	s	-		instant
-E	total	0	1	s	-		unsignedInt
-E	link	0	*	s	-		Bundle.link
-E	entry	0	*	s	-		Bundle.entry
-E	signature	0	1	s	-		Signature
-T	Bundle.entry	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	link	0	*	s	-		Bundle.link
-E	fullUrl	0	1	s	-		uri
-E	resource	0	1	s	-		Resource
-E	search	0	1	s	-		Bundle.entry.search
-E	request	0	1	s	-		Bundle.entry.request
-E	response	0	1	s	-		Bundle.entry.response
-T	Bundle.entry.request	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	method	1	1	s	r	http://hl7.org/fhir/ValueSet/http-verb	code
-E	url	1	1	s	-		uri
-E	ifNoneMatch	0	1	s	-		string
-E	ifModifiedSince	0	1	s	-		instant
-E	ifMatch	0	1	s	-		string
-E	ifNoneExist	0	1	s	-		string
-T	Bundle.entry.response	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	status	1	1	s	-		string
-E	location	0	1	s	-		uri
-E	etag	0	1	s	-		string
-E	lastModified	0	1	s	-		instant
-E	outcome	0	1	s	-		Resource
-T	Bundle.entry.search	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	mode	0	1	s	r	http://hl7.org/fhir/ValueSet/search-entry-mode	code
-E	score	0	1	s	-		decimal
-T	Bundle.link	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	relation	1	1	s	-		string
-E	url	1	1	s	-		uri
-T	CapabilityStatement	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	url	0	1	s	-		uri
-E	version	0	1	s	-		string
-E	name	0	1	s	-		string
-E	title	0	1	s	-		string
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	experimental	0	1	s	-		boolean
-E	date	1	1	s	-		dateTime
-E	publisher	0	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-E	description	0	1	-	-		markdown
-E	useContext	0	*	s	-		UsageContext
-E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept
-E	purpose	0	1	-	-		markdown
-E	copyright	0	1	-	-		markdown
-E	kind	1	1	s	r	http://hl7.org/fhir/ValueSet/capability-statement-kind	code
-E	instantiates	0	*	s	-		canonical(CapabilityStatement)
-E	imports	0	*	s	-		canonical(CapabilityStatement)
-E	software	0	1	s	-		CapabilityStatement.software
-E	implementation	0	1	s	-		CapabilityStatement.implementation
-E	fhirVersion	1	1	s	r	http://hl7.org/fhir/ValueSet/FHIR-version	code
-E	format	1	*	s	r	http://hl7.org/fhir/ValueSet/mimetypes	code
-E	patchFormat	0	*	s	r	http://hl7.org/fhir/ValueSet/mimetypes	code
-E	implementationGuide	0	*	s	-		canonical(ImplementationGuide)
-E	rest	0	*	s	-		CapabilityStatement.rest
-E	messaging	0	*	s	-		CapabilityStatement.messaging
-E	document	0	*	s	-		CapabilityStatement.document
-T	CapabilityStatement.document	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	mode	1	1	s	r	http://hl7.org/fhir/ValueSet/document-mode	code
-E	documentation	0	1	-	-		markdown
-E	profile	1	1	s	-		canonical(StructureDefinition)
-T	CapabilityStatement.implementation	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	description	1	1	s	-		string
-E	url	0	1	s	-		url
-E	custodian	0	1	s	-		Reference(Organization)
-T	CapabilityStatement.messaging	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	endpoint	0	*	-	-		CapabilityStatement.messaging.endpoint
-E	reliableCache	0	1	-	-		unsignedInt
-E	documentation	0	1	-	-		markdown
-E	supportedMessage	0	*	s	-		CapabilityStatement.messaging.supportedMessage
-T	CapabilityStatement.messaging.endpoint	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	protocol	1	1	-	e	http://hl7.org/fhir/ValueSet/message-transport	Coding
-E	address	1	1	-	-		url
-T	CapabilityStatement.messaging.supportedMessage	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	mode	1	1	s	r	http://hl7.org/fhir/ValueSet/event-capability-mode	code
-E	definition	1	1	s	-		canonical(MessageDefinition)
-T	CapabilityStatement.rest	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	mode	1	1	s	r	http://hl7.org/fhir/ValueSet/restful-capability-mode	code
-E	documentation	0	1	-	-		markdown
-E	security	0	1	s	-		CapabilityStatement.rest.security
-E	resource	0	*	s	-		CapabilityStatement.rest.resource
-E	interaction	0	*	-	-		CapabilityStatement.rest.interaction
-E	searchParam	0	*	-	-		CapabilityStatement.rest.resource.searchParam
-E	operation	0	*	s	-		CapabilityStatement.rest.resource.operation
-E	compartment	0	*	-	-		canonical(CompartmentDefinition)
-T	CapabilityStatement.rest.interaction	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	1	1	-	r	http://hl7.org/fhir/ValueSet/system-restful-interaction	code
-E	documentation	0	1	-	-		markdown
-T	CapabilityStatement.rest.resource	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/resource-types	code
-E	profile	0	1	s	-		canonical(StructureDefinition)
-E	supportedProfile	0	*	s	-		canonical(StructureDefinition)
-E	documentation	0	1	-	-		markdown
-E	interaction	0	*	-	-		CapabilityStatement.rest.resource.interaction
-E	versioning	0	1	-	r	http://hl7.org/fhir/ValueSet/versioning-policy	code
-E	readHistory	0	1	-	-		boolean
-E	updateCreate	0	1	-	-		boolean
-E	conditionalCreate	0	1	-	-		boolean
-E	conditionalRead	0	1	-	r	http://hl7.org/fhir/ValueSet/conditional-read-status	code
-E	conditionalUpdate	0	1	-	-		boolean
-E	conditionalDelete	0	1	-	r	http://hl7.org/fhir/ValueSet/conditional-delete-status	code
-E	referencePolicy	0	*	-	r	http://hl7.org/fhir/ValueSet/reference-handling-policy	code
-E	searchInclude	0	*	-	-		string
-E	searchRevInclude	0	*	-	-		string
-E	searchParam	0	*	-	-		CapabilityStatement.rest.resource.searchParam
-E	operation	0	*	s	-		CapabilityStatement.rest.resource.operation
-T	CapabilityStatement.rest.resource.interaction	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	1	1	-	r	http://hl7.org/fhir/ValueSet/type-restful-interaction	code
-E	documentation	0	1	-	-		markdown
-T	CapabilityStatement.rest.resource.operation	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	name	1	1	s	-		string
-E	definition	1	1	s	-		canonical(OperationDefinition)
-E	documentation	0	1	-	-		markdown
-T	CapabilityStatement.rest.resource.searchParam	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	name	1	1	-	-		string
-E	definition	0	1	-	-		canonical(SearchParameter)
-E	type	1	1	-	r	http://hl7.org/fhir/ValueSet/search-param-type	code
-E	documentation	0	1	-	-		markdown
-T	CapabilityStatement.rest.security	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	cors	0	1	s	-		boolean
-E	service	0	*	s	e	http://hl7.org/fhir/ValueSet/restful-security-service	CodeableConcept
-E	description	0	1	-	-		markdown
-T	CapabilityStatement.software	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	name	1	1	s	-		string
-E	version	0	1	s	-		string
-E	releaseDate	0	1	s	-		dateTime
-T	CarePlan	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	instantiatesCanonical	0	*	s	-		canonical(PlanDefinition,Questionnaire,Measure,ActivityDefinition,OperationDefinition)
-E	instantiatesUri	0	*	s	-		uri
-E	basedOn	0	*	s	-		Reference(CarePlan)
-E	replaces	0	*	s	-		Reference(CarePlan)
-E	partOf	0	*	s	-		Reference(CarePlan)
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/request-status	code
-E	intent	1	1	sm	r	http://hl7.org/fhir/ValueSet/care-plan-intent	code
-E	category	0	*	s	x	http://hl7.org/fhir/ValueSet/care-plan-category	CodeableConcept
-E	title	0	1	s	-		string
-E	description	0	1	s	-		string
-E	subject	1	1	s	-		Reference(Patient,Group)
-E	encounter	0	1	s	-		Reference(Encounter)
-E	period	0	1	s	-		Period
-E	created	0	1	s	-		dateTime
-E	author	0	1	s	-		Reference(Patient,Practitioner,PractitionerRole,Device,RelatedPerson,Organization,CareTeam)
-E	contributor	0	*	-	-		Reference(Patient,Practitioner,PractitionerRole,Device,RelatedPerson,Organization,CareTeam)
-E	careTeam	0	*	-	-		Reference(CareTeam)
-E	addresses	0	*	s	-		Reference(Condition)
-E	supportingInfo	0	*	-	-		Reference
-E	goal	0	*	-	-		Reference(Goal)
-E	activity	0	*	-	-		CarePlan.activity
-E	note	0	*	-	-		Annotation
-T	CarePlan.activity	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	outcomeCodeableConcept	0	*	-	x	http://hl7.org/fhir/ValueSet/care-plan-activity-outcome	CodeableConcept
-E	outcomeReference	0	*	-	-		Reference
-E	progress	0	*	-	-		Annotation
-E	reference	0	1	-	-		Reference(Appointment,CommunicationRequest,DeviceRequest,MedicationRequest,NutritionOrder,Task,ServiceRequest,VisionPrescription,RequestGroup)
-E	detail	0	1	-	-		CarePlan.activity.detail
-T	CarePlan.activity.detail	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	kind	0	1	-	r	http://hl7.org/fhir/ValueSet/care-plan-activity-kind	code
-E	instantiatesCanonical	0	*	-	-		canonical(PlanDefinition,ActivityDefinition,Questionnaire,Measure,OperationDefinition)
-E	instantiatesUri	0	*	-	-		uri
-E	code	0	1	-	x	http://hl7.org/fhir/ValueSet/procedure-code	CodeableConcept
-E	reasonCode	0	*	-	x	http://hl7.org/fhir/ValueSet/clinical-findings	CodeableConcept
-E	reasonReference	0	*	-	-		Reference(Condition,Observation,DiagnosticReport,DocumentReference)
-E	goal	0	*	-	-		Reference(Goal)
-E	status	1	1	m	r	http://hl7.org/fhir/ValueSet/care-plan-activity-status	code
-E	statusReason	0	1	-	-		CodeableConcept
-E	doNotPerform	0	1	m	-		boolean
-E	scheduled	0	1	c	-		Timing Period string
-E	location	0	1	-	-		Reference(Location)
-E	performer	0	*	-	-		Reference(Practitioner,PractitionerRole,Organization,RelatedPerson,Patient,CareTeam,HealthcareService,Device)
-E	product	0	1	c	x	http://hl7.org/fhir/ValueSet/medication-codes	CodeableConcept Reference(Medication,Substance)
-E	dailyAmount	0	1	-	-		Quantity
-E	quantity	0	1	-	-		Quantity
-E	description	0	1	-	-		string
-T	CareTeam	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	status	0	1	sm	r	http://hl7.org/fhir/ValueSet/care-team-status	code
-E	category	0	*	s	x	http://hl7.org/fhir/ValueSet/care-team-category	CodeableConcept
-E	name	0	1	s	-		string
-E	subject	0	1	s	-		Reference(Patient,Group)
-E	encounter	0	1	s	-		Reference(Encounter)
-E	period	0	1	s	-		Period
-E	participant	0	*	-	-		CareTeam.participant
-E	reasonCode	0	*	-	x	http://hl7.org/fhir/ValueSet/clinical-findings	CodeableConcept
-E	reasonReference	0	*	-	-		Reference(Condition)
-E	managingOrganization	0	*	s	-		Reference(Organization)
-E	telecom	0	*	-	-		ContactPoint
-E	note	0	*	-	-		Annotation
-T	CareTeam.participant	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	role	0	*	s	x	http://hl7.org/fhir/ValueSet/participant-role	CodeableConcept
-E	member	0	1	s	-		Reference(Practitioner,PractitionerRole,RelatedPerson,Patient,Organization,CareTeam)
-E	onBehalfOf	0	1	s	-		Reference(Organization)
-E	period	0	1	-	-		Period
-T	CatalogEntry	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	type	0	1	-	-		CodeableConcept
-E	orderable	1	1	s	-		boolean
-E	referencedItem	1	1	s	-		Reference(Medication,Device,Organization,Practitioner,PractitionerRole,HealthcareService,ActivityDefinition,PlanDefinition,SpecimenDefinition,ObservationDefinition,Binary)
-E	additionalIdentifier	0	*	-	-		Identifier
-E	classification	0	*	-	-		CodeableConcept
-E	status	0	1	-	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	validityPeriod	0	1	-	-		Period
-E	validTo	0	1	-	-		dateTime
-E	lastUpdated	0	1	-	-		dateTime
-E	additionalCharacteristic	0	*	-	-		CodeableConcept
-E	additionalClassification	0	*	-	-		CodeableConcept
-E	relatedEntry	0	*	-	-		CatalogEntry.relatedEntry
-T	CatalogEntry.relatedEntry	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	relationtype	1	1	-	r	http://hl7.org/fhir/ValueSet/relation-type	code
-E	item	1	1	-	-		Reference(CatalogEntry)
-T	ChargeItem	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	definitionUri	0	*	-	-		uri
-E	definitionCanonical	0	*	-	-		canonical(ChargeItemDefinition)
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/chargeitem-status	code
-E	partOf	0	*	-	-		Reference(ChargeItem)
-E	code	1	1	s	x	http://hl7.org/fhir/ValueSet/chargeitem-billingcodes	CodeableConcept
-E	subject	1	1	s	-		Reference(Patient,Group)
-E	context	0	1	s	-		Reference(Encounter,EpisodeOfCare)
-E	occurrence	0	1	cs	-		dateTime Period Timing
-E	performer	0	*	-	-		ChargeItem.performer
-E	performingOrganization	0	1	-	-		Reference(Organization)
-E	requestingOrganization	0	1	-	-		Reference(Organization)
-E	costCenter	0	1	-	-		Reference(Organization)
-E	quantity	0	1	s	-		Quantity
-E	bodysite	0	*	s	x	http://hl7.org/fhir/ValueSet/body-site	CodeableConcept
-E	factorOverride	0	1	-	-		decimal
-E	priceOverride	0	1	-	-		Money
-E	overrideReason	0	1	-	-		string
-E	enterer	0	1	s	-		Reference(Practitioner,PractitionerRole,Organization,Patient,Device,RelatedPerson)
-E	enteredDate	0	1	s	-		dateTime
-E	reason	0	*	-	x	http://hl7.org/fhir/ValueSet/icd-10	CodeableConcept
-E	service	0	*	-	-		Reference(DiagnosticReport,ImagingStudy,Immunization,MedicationAdministration,MedicationDispense,Observation,Procedure,SupplyDelivery)
-E	product	0	1	c	x	http://hl7.org/fhir/ValueSet/device-kind	Reference(Device,Medication,Substance) CodeableConcept
-E	account	0	*	s	-		Reference(Account)
-E	note	0	*	-	-		Annotation
-E	supportingInformation	0	*	-	-		Reference
-T	ChargeItem.performer	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	function	0	1	-	x	http://hl7.org/fhir/ValueSet/performer-role	CodeableConcept
-E	actor	1	1	-	-		Reference(Practitioner,PractitionerRole,Organization,CareTeam,Patient,Device,RelatedPerson)
-T	ChargeItemDefinition	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	url	1	1	s	-		uri
-E	identifier	0	*	s	-		Identifier
-E	version	0	1	s	-		string
-E	title	0	1	s	-		string
-E	derivedFromUri	0	*	s	-		uri
-E	partOf	0	*	s	-		canonical(ChargeItemDefinition)
-E	replaces	0	*	s	-		canonical(ChargeItemDefinition)
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	experimental	0	1	s	-		boolean
-E	date	0	1	s	-		dateTime
-E	publisher	0	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-E	description	0	1	s	-		markdown
-E	useContext	0	*	s	-		UsageContext
-E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept
-E	copyright	0	1	-	-		markdown
-E	approvalDate	0	1	-	-		date
-E	lastReviewDate	0	1	-	-		date
-E	effectivePeriod	0	1	s	-		Period
-E	code	0	1	s	x	http://hl7.org/fhir/ValueSet/chargeitem-billingcodes	CodeableConcept
-E	instance	0	*	-	-		Reference(Medication,Substance,Device)
-E	applicability	0	*	-	-		ChargeItemDefinition.applicability
-E	propertyGroup	0	*	-	-		ChargeItemDefinition.propertyGroup
-T	ChargeItemDefinition.applicability	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	description	0	1	-	-		string
-E	language	0	1	-	-		string
-E	expression	0	1	-	-		string
-T	ChargeItemDefinition.propertyGroup	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	applicability	0	*	-	-		ChargeItemDefinition.applicability
-E	priceComponent	0	*	-	-		ChargeItemDefinition.propertyGroup.priceComponent
-T	ChargeItemDefinition.propertyGroup.priceComponent	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	-	r	http://hl7.org/fhir/ValueSet/invoice-priceComponentType	code
-E	code	0	1	-	-		CodeableConcept
-E	factor	0	1	-	-		decimal
-E	amount	0	1	-	-		Money
-T	Claim	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	-	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/fm-status	code
-E	type	1	1	s	e	http://hl7.org/fhir/ValueSet/claim-type	CodeableConcept
-E	subType	0	1	-	x	http://hl7.org/fhir/ValueSet/claim-subtype	CodeableConcept
-E	use	1	1	s	r	http://hl7.org/fhir/ValueSet/claim-use	code
-E	patient	1	1	s	-		Reference(Patient)
-E	billablePeriod	0	1	s	-		Period
-E	created	1	1	s	-		dateTime
-E	enterer	0	1	-	-		Reference(Practitioner,PractitionerRole)
-E	insurer	0	1	s	-		Reference(Organization)
-E	provider	1	1	s	-		Reference(Practitioner,PractitionerRole,Organization)
-E	priority	1	1	s	x	http://hl7.org/fhir/ValueSet/process-priority	CodeableConcept
-E	fundsReserve	0	1	-	x	http://hl7.org/fhir/ValueSet/fundsreserve	CodeableConcept
-E	related	0	*	-	-		Claim.related
-E	prescription	0	1	-	-		Reference(DeviceRequest,MedicationRequest,VisionPrescription)
-E	originalPrescription	0	1	-	-		Reference(DeviceRequest,MedicationRequest,VisionPrescription)
-E	payee	0	1	-	-		Claim.payee
-E	referral	0	1	-	-		Reference(ServiceRequest)
-E	facility	0	1	-	-		Reference(Location)
-E	careTeam	0	*	-	-		Claim.careTeam
-E	supportingInfo	0	*	-	-		Claim.supportingInfo
-E	diagnosis	0	*	-	-		Claim.diagnosis
-E	procedure	0	*	-	-		Claim.procedure
-E	insurance	1	*	s	-		Claim.insurance
-E	accident	0	1	-	-		Claim.accident
-E	item	0	*	-	-		Claim.item
-E	total	0	1	-	-		Money
-T	Claim.accident	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	date	1	1	-	-		date
-E	type	0	1	-	e	http://terminology.hl7.org/ValueSet/v3-ActIncidentCode	CodeableConcept
-E	location	0	1	c	-		Address Reference(Location)
-T	Claim.careTeam	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	sequence	1	1	-	-		positiveInt
-E	provider	1	1	-	-		Reference(Practitioner,PractitionerRole,Organization)
-E	responsible	0	1	-	-		boolean
-E	role	0	1	-	x	http://hl7.org/fhir/ValueSet/claim-careteamrole	CodeableConcept
-E	qualification	0	1	-	x	http://hl7.org/fhir/ValueSet/provider-qualification	CodeableConcept
-T	Claim.diagnosis	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	sequence	1	1	-	-		positiveInt
-E	diagnosis	1	1	c	x	http://hl7.org/fhir/ValueSet/icd-10	CodeableConcept Reference(Condition)
-E	type	0	*	-	x	http://hl7.org/fhir/ValueSet/ex-diagnosistype	CodeableConcept
-E	onAdmission	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-diagnosis-on-admission	CodeableConcept
-E	packageCode	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-diagnosisrelatedgroup	CodeableConcept
-T	Claim.insurance	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	sequence	1	1	s	-		positiveInt
-E	focal	1	1	s	-		boolean
-E	identifier	0	1	-	-		Identifier
-E	coverage	1	1	s	-		Reference(Coverage)
-E	businessArrangement	0	1	-	-		string
-E	preAuthRef	0	*	-	-		string
-E	claimResponse	0	1	-	-		Reference(ClaimResponse)
-T	Claim.item	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	sequence	1	1	-	-		positiveInt
-E	careTeamSequence	0	*	-	-		positiveInt
-E	diagnosisSequence	0	*	-	-		positiveInt
-E	procedureSequence	0	*	-	-		positiveInt
-E	informationSequence	0	*	-	-		positiveInt
-E	revenue	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-revenue-center	CodeableConcept
-E	category	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-benefitcategory	CodeableConcept
-E	productOrService	1	1	-	x	http://hl7.org/fhir/ValueSet/service-uscls	CodeableConcept
-E	modifier	0	*	-	x	http://hl7.org/fhir/ValueSet/claim-modifiers	CodeableConcept
-E	programCode	0	*	-	x	http://hl7.org/fhir/ValueSet/ex-program-code	CodeableConcept
-E	serviced	0	1	c	-		date Period
-E	location	0	1	c	x	http://hl7.org/fhir/ValueSet/service-place	CodeableConcept Address Reference(Location)
-E	quantity	0	1	-	-		Quantity
-E	unitPrice	0	1	-	-		Money
-E	factor	0	1	-	-		decimal
-E	net	0	1	-	-		Money
-E	udi	0	*	-	-		Reference(Device)
-E	bodySite	0	1	-	x	http://hl7.org/fhir/ValueSet/tooth	CodeableConcept
-E	subSite	0	*	-	x	http://hl7.org/fhir/ValueSet/surface	CodeableConcept
-E	encounter	0	*	-	-		Reference(Encounter)
-E	detail	0	*	-	-		Claim.item.detail
-T	Claim.item.detail	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	sequence	1	1	-	-		positiveInt
-E	revenue	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-revenue-center	CodeableConcept
-E	category	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-benefitcategory	CodeableConcept
-E	productOrService	1	1	-	x	http://hl7.org/fhir/ValueSet/service-uscls	CodeableConcept
-E	modifier	0	*	-	x	http://hl7.org/fhir/ValueSet/claim-modifiers	CodeableConcept
-E	programCode	0	*	-	x	http://hl7.org/fhir/ValueSet/ex-program-code	CodeableConcept
-E	quantity	0	1	-	-		Quantity
-E	unitPrice	0	1	-	-		Money
-E	factor	0	1	-	-		decimal
-E	net	0	1	-	-		Money
-E	udi	0	*	-	-		Reference(Device)
-E	subDetail	0	*	-	-		Claim.item.detail.subDetail
-T	Claim.item.detail.subDetail	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	sequence	1	1	-	-		positiveInt
-E	revenue	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-revenue-center	CodeableConcept
-E	category	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-benefitcategory	CodeableConcept
-E	productOrService	1	1	-	x	http://hl7.org/fhir/ValueSet/service-uscls	CodeableConcept
-E	modifier	0	*	-	x	http://hl7.org/fhir/ValueSet/claim-modifiers	CodeableConcept
-E	programCode	0	*	-	x	http://hl7.org/fhir/ValueSet/ex-program-code	CodeableConcept
-E	quantity	0	1	-	-		Quantity
-E	unitPrice	0	1	-	-		Money
-E	factor	0	1	-	-		decimal
-E	net	0	1	-	-		Money
-E	udi	0	*	-	-		Reference(Device)
-T	Claim.payee	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	-	x	http://hl7.org/fhir/ValueSet/payeetype	CodeableConcept
-E	party	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization,Patient,RelatedPerson)
-T	Claim.procedure	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	sequence	1	1	-	-		positiveInt
-E	type	0	*	-	x	http://hl7.org/fhir/ValueSet/ex-procedure-type	CodeableConcept
-E	date	0	1	-	-		dateTime
-E	procedure	1	1	c	x	http://hl7.org/fhir/ValueSet/icd-10-procedures	CodeableConcept Reference(Procedure)
-E	udi	0	*	-	-		Reference(Device)
-T	Claim.related	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	claim	0	1	-	-		Reference(Claim)
-E	relationship	0	1	-	x	http://hl7.org/fhir/ValueSet/related-claim-relationship	CodeableConcept
-E	reference	0	1	-	-		Identifier
-T	Claim.supportingInfo	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	sequence	1	1	-	-		positiveInt
-E	category	1	1	-	x	http://hl7.org/fhir/ValueSet/claim-informationcategory	CodeableConcept
-E	code	0	1	-	x	http://hl7.org/fhir/ValueSet/claim-exception	CodeableConcept
-E	timing	0	1	c	-		date Period
-E	value	0	1	c	-		boolean string Quantity Attachment Reference
-E	reason	0	1	-	x	http://hl7.org/fhir/ValueSet/missing-tooth-reason	CodeableConcept
-T	ClaimResponse	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	-	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/fm-status	code
-E	type	1	1	s	e	http://hl7.org/fhir/ValueSet/claim-type	CodeableConcept
-E	subType	0	1	-	x	http://hl7.org/fhir/ValueSet/claim-subtype	CodeableConcept
-E	use	1	1	s	r	http://hl7.org/fhir/ValueSet/claim-use	code
-E	patient	1	1	s	-		Reference(Patient)
-E	created	1	1	s	-		dateTime
-E	insurer	1	1	s	-		Reference(Organization)
-E	requestor	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization)
-E	request	0	1	s	-		Reference(Claim)
-E	outcome	1	1	s	r	http://hl7.org/fhir/ValueSet/remittance-outcome	code
-E	disposition	0	1	-	-		string
-E	preAuthRef	0	1	-	-		string
-E	preAuthPeriod	0	1	-	-		Period
-E	payeeType	0	1	-	x	http://hl7.org/fhir/ValueSet/payeetype	CodeableConcept
-E	item	0	*	-	-		ClaimResponse.item
-E	addItem	0	*	-	-		ClaimResponse.addItem
-E	adjudication	0	*	-	-		ClaimResponse.item.adjudication
-E	total	0	*	s	-		ClaimResponse.total
-E	payment	0	1	-	-		ClaimResponse.payment
-E	fundsReserve	0	1	-	x	http://hl7.org/fhir/ValueSet/fundsreserve	CodeableConcept
-E	formCode	0	1	-	x	http://hl7.org/fhir/ValueSet/forms	CodeableConcept
-E	form	0	1	-	-		Attachment
-E	processNote	0	*	-	-		ClaimResponse.processNote
-E	communicationRequest	0	*	-	-		Reference(CommunicationRequest)
-E	insurance	0	*	-	-		ClaimResponse.insurance
-E	error	0	*	-	-		ClaimResponse.error
-T	ClaimResponse.addItem	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	itemSequence	0	*	-	-		positiveInt
-E	detailSequence	0	*	-	-		positiveInt
-E	subdetailSequence	0	*	-	-		positiveInt
-E	provider	0	*	-	-		Reference(Practitioner,PractitionerRole,Organization)
-E	productOrService	1	1	-	x	http://hl7.org/fhir/ValueSet/service-uscls	CodeableConcept
-E	modifier	0	*	-	x	http://hl7.org/fhir/ValueSet/claim-modifiers	CodeableConcept
-E	programCode	0	*	-	x	http://hl7.org/fhir/ValueSet/ex-program-code	CodeableConcept
-E	serviced	0	1	c	-		date Period
-E	location	0	1	c	x	http://hl7.org/fhir/ValueSet/service-place	CodeableConcept Address Reference(Location)
-E	quantity	0	1	-	-		Quantity
-E	unitPrice	0	1	-	-		Money
-E	factor	0	1	-	-		decimal
-E	net	0	1	-	-		Money
-E	bodySite	0	1	-	x	http://hl7.org/fhir/ValueSet/tooth	CodeableConcept
-E	subSite	0	*	-	x	http://hl7.org/fhir/ValueSet/surface	CodeableConcept
-E	noteNumber	0	*	-	-		positiveInt
-E	adjudication	1	*	-	-		ClaimResponse.item.adjudication
-E	detail	0	*	-	-		ClaimResponse.addItem.detail
-T	ClaimResponse.addItem.detail	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	productOrService	1	1	-	x	http://hl7.org/fhir/ValueSet/service-uscls	CodeableConcept
-E	modifier	0	*	-	x	http://hl7.org/fhir/ValueSet/claim-modifiers	CodeableConcept
-E	quantity	0	1	-	-		Quantity
-E	unitPrice	0	1	-	-		Money
-E	factor	0	1	-	-		decimal
-E	net	0	1	-	-		Money
-E	noteNumber	0	*	-	-		positiveInt
-E	adjudication	1	*	-	-		ClaimResponse.item.adjudication
-E	subDetail	0	*	-	-		ClaimResponse.addItem.detail.subDetail
-T	ClaimResponse.addItem.detail.subDetail	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	productOrService	1	1	-	x	http://hl7.org/fhir/ValueSet/service-uscls	CodeableConcept
-E	modifier	0	*	-	x	http://hl7.org/fhir/ValueSet/claim-modifiers	CodeableConcept
-E	quantity	0	1	-	-		Quantity
-E	unitPrice	0	1	-	-		Money
-E	factor	0	1	-	-		decimal
-E	net	0	1	-	-		Money
-E	noteNumber	0	*	-	-		positiveInt
-E	adjudication	1	*	-	-		ClaimResponse.item.adjudication
-T	ClaimResponse.error	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	itemSequence	0	1	-	-		positiveInt
-E	detailSequence	0	1	-	-		positiveInt
-E	subDetailSequence	0	1	-	-		positiveInt
-E	code	1	1	-	x	http://hl7.org/fhir/ValueSet/adjudication-error	CodeableConcept
-T	ClaimResponse.insurance	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	sequence	1	1	-	-		positiveInt
-E	focal	1	1	-	-		boolean
-E	coverage	1	1	-	-		Reference(Coverage)
-E	businessArrangement	0	1	-	-		string
-E	claimResponse	0	1	-	-		Reference(ClaimResponse)
-T	ClaimResponse.item	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	itemSequence	1	1	-	-		positiveInt
-E	noteNumber	0	*	-	-		positiveInt
-E	adjudication	1	*	-	-		ClaimResponse.item.adjudication
-E	detail	0	*	-	-		ClaimResponse.item.detail
-T	ClaimResponse.item.adjudication	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	category	1	1	-	x	http://hl7.org/fhir/ValueSet/adjudication	CodeableConcept
-E	reason	0	1	-	x	http://hl7.org/fhir/ValueSet/adjudication-reason	CodeableConcept
-E	amount	0	1	-	-		Money
-E	value	0	1	-	-		decimal
-T	ClaimResponse.item.detail	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	detailSequence	1	1	-	-		positiveInt
-E	noteNumber	0	*	-	-		positiveInt
-E	adjudication	1	*	-	-		ClaimResponse.item.adjudication
-E	subDetail	0	*	-	-		ClaimResponse.item.detail.subDetail
-T	ClaimResponse.item.detail.subDetail	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	subDetailSequence	1	1	-	-		positiveInt
-E	noteNumber	0	*	-	-		positiveInt
-E	adjudication	0	*	-	-		ClaimResponse.item.adjudication
-T	ClaimResponse.payment	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	-	x	http://hl7.org/fhir/ValueSet/ex-paymenttype	CodeableConcept
-E	adjustment	0	1	-	-		Money
-E	adjustmentReason	0	1	-	x	http://hl7.org/fhir/ValueSet/payment-adjustment-reason	CodeableConcept
-E	date	0	1	-	-		date
-E	amount	1	1	-	-		Money
-E	identifier	0	1	-	-		Identifier
-T	ClaimResponse.processNote	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	number	0	1	-	-		positiveInt
-E	type	0	1	-	r	http://hl7.org/fhir/ValueSet/note-type	code
-E	text	1	1	-	-		string
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	CodeableConcept
-T	ClaimResponse.total	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	category	1	1	s	x	http://hl7.org/fhir/ValueSet/adjudication	CodeableConcept
-E	amount	1	1	s	-		Money
-T	ClinicalImpression	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/clinicalimpression-status	code
-E	statusReason	0	1	-	x		CodeableConcept
-E	code	0	1	s	x		CodeableConcept
-E	description	0	1	s	-		string
-E	subject	1	1	s	-		Reference(Patient,Group)
-E	encounter	0	1	s	-		Reference(Encounter)
-E	effective	0	1	cs	-		dateTime Period
-E	date	0	1	s	-		dateTime
-E	assessor	0	1	s	-		Reference(Practitioner,PractitionerRole)
-E	previous	0	1	-	-		Reference(ClinicalImpression)
-E	problem	0	*	s	-		Reference(Condition,AllergyIntolerance)
-E	investigation	0	*	-	-		ClinicalImpression.investigation
-E	protocol	0	*	-	-		uri
-E	summary	0	1	-	-		string
-E	finding	0	*	-	-		ClinicalImpression.finding
-E	prognosisCodeableConcept	0	*	-	x	http://hl7.org/fhir/ValueSet/clinicalimpression-prognosis	CodeableConcept
-E	prognosisReference	0	*	-	-		Reference(RiskAssessment)
-E	supportingInfo	0	*	-	-		Reference
-E	note	0	*	-	-		Annotation
-T	ClinicalImpression.finding	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	itemCodeableConcept	0	1	-	x	http://hl7.org/fhir/ValueSet/condition-code	CodeableConcept
-E	itemReference	0	1	-	-		Reference(Condition,Observation,Media)
-E	basis	0	1	-	-		string
-T	ClinicalImpression.investigation	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	1	1	-	x	http://hl7.org/fhir/ValueSet/investigation-sets	CodeableConcept
-E	item	0	*	-	-		Reference(Observation,QuestionnaireResponse,FamilyMemberHistory,DiagnosticReport,RiskAssessment,ImagingStudy,Media)
-T	CodeSystem	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	url	0	1	s	-		uri
-E	identifier	0	*	s	-		Identifier
-E	version	0	1	s	-		string
-E	name	0	1	s	-		string
-E	title	0	1	s	-		string
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	experimental	0	1	s	-		boolean
-E	date	0	1	s	-		dateTime
-E	publisher	0	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-E	description	0	1	-	-		markdown
-E	useContext	0	*	s	-		UsageContext
-E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept
-E	purpose	0	1	-	-		markdown
-E	copyright	0	1	-	-		markdown
-E	caseSensitive	0	1	s	-		boolean
-E	valueSet	0	1	s	-		canonical(ValueSet)
-E	hierarchyMeaning	0	1	s	r	http://hl7.org/fhir/ValueSet/codesystem-hierarchy-meaning	code
-E	compositional	0	1	s	-		boolean
-E	versionNeeded	0	1	s	-		boolean
-E	content	1	1	s	r	http://hl7.org/fhir/ValueSet/codesystem-content-mode	code
-E	supplements	0	1	s	-		canonical(CodeSystem)
-E	count	0	1	s	-		unsignedInt
-E	filter	0	*	s	-		CodeSystem.filter
-E	property	0	*	s	-		CodeSystem.property
-E	concept	0	*	-	-		CodeSystem.concept
-T	CodeSystem.concept	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	1	1	-	-		code
-E	display	0	1	-	-		string
-E	definition	0	1	-	-		string
-E	designation	0	*	-	-		CodeSystem.concept.designation
-E	property	0	*	-	-		CodeSystem.concept.property
-E	concept	0	*	-	-		CodeSystem.concept
-T	CodeSystem.concept.designation	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	use	0	1	-	e	http://hl7.org/fhir/ValueSet/designation-use	Coding
-E	value	1	1	-	-		string
-T	CodeSystem.concept.property	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	1	1	-	-		code
-E	value	1	1	c	-		code Coding string integer boolean dateTime decimal
-T	CodeSystem.filter	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	1	1	s	-		code
-E	description	0	1	s	-		string
-E	operator	1	*	s	r	http://hl7.org/fhir/ValueSet/filter-operator	code
-E	value	1	1	s	-		string
-T	CodeSystem.property	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	1	1	s	-		code
-E	uri	0	1	s	-		uri
-E	description	0	1	s	-		string
-E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/concept-property-type	code
-T	CodeableConcept	c	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	coding	0	*	s	-		Coding
-E	text	0	1	s	-		string
-T	Coding	c	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	system	0	1	s	-		uri
-E	version	0	1	s	-		string
-E	code	0	1	s	-		code
-E	display	0	1	s	-		string
-E	userSelected	0	1	s	-		boolean
-T	Communication	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	instantiatesCanonical	0	*	s	-		canonical(PlanDefinition,ActivityDefinition,Measure,OperationDefinition,Questionnaire)
-E	instantiatesUri	0	*	s	-		uri
-E	basedOn	0	*	s	-		Reference
-E	partOf	0	*	s	-		Reference
-E	inResponseTo	0	*	-	-		Reference(Communication)
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/event-status	code
-E	statusReason	0	1	s	x	http://hl7.org/fhir/ValueSet/communication-not-done-reason	CodeableConcept
-E	category	0	*	-	x	http://hl7.org/fhir/ValueSet/communication-category	CodeableConcept
-E	priority	0	1	s	r	http://hl7.org/fhir/ValueSet/request-priority	code
-E	medium	0	*	-	x	http://terminology.hl7.org/ValueSet/v3-ParticipationMode	CodeableConcept
-E	subject	0	1	s	-		Reference(Patient,Group)
-E	topic	0	1	-	x	http://hl7.org/fhir/ValueSet/communication-topic	CodeableConcept
-E	about	0	*	-	-		Reference
-E	encounter	0	1	s	-		Reference(Encounter)
-E	sent	0	1	-	-		dateTime
-E	received	0	1	-	-		dateTime
-E	recipient	0	*	-	-		Reference(Device,Organization,Patient,Practitioner,PractitionerRole,RelatedPerson,Group,CareTeam,HealthcareService)
-E	sender	0	1	-	-		Reference(Device,Organization,Patient,Practitioner,PractitionerRole,RelatedPerson,HealthcareService)
-E	reasonCode	0	*	s	x	http://hl7.org/fhir/ValueSet/clinical-findings	CodeableConcept
-E	reasonReference	0	*	s	-		Reference(Condition,Observation,DiagnosticReport,DocumentReference)
-E	payload	0	*	-	-		Communication.payload
-E	note	0	*	-	-		Annotation
-T	Communication.payload	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	content	1	1	c	-		string Attachment Reference
-T	CommunicationRequest	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	basedOn	0	*	s	-		Reference
-E	replaces	0	*	s	-		Reference(CommunicationRequest)
-E	groupIdentifier	0	1	s	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/request-status	code
-E	statusReason	0	1	-	x		CodeableConcept
-E	category	0	*	-	x	http://hl7.org/fhir/ValueSet/communication-category	CodeableConcept
-E	priority	0	1	s	r	http://hl7.org/fhir/ValueSet/request-priority	code
-E	doNotPerform	0	1	sm	-		boolean
-E	medium	0	*	-	x	http://terminology.hl7.org/ValueSet/v3-ParticipationMode	CodeableConcept
-E	subject	0	1	-	-		Reference(Patient,Group)
-E	about	0	*	-	-		Reference
-E	encounter	0	1	s	-		Reference(Encounter)
-E	payload	0	*	-	-		CommunicationRequest.payload
-E	occurrence	0	1	cs	-		dateTime Period
-E	authoredOn	0	1	s	-		dateTime
-E	requester	0	1	s	-		Reference(Practitioner,PractitionerRole,Organization,Patient,RelatedPerson,Device)
-E	recipient	0	*	-	-		Reference(Device,Organization,Patient,Practitioner,PractitionerRole,RelatedPerson,Group,CareTeam,HealthcareService)
-E	sender	0	1	s	-		Reference(Device,Organization,Patient,Practitioner,PractitionerRole,RelatedPerson,HealthcareService)
-E	reasonCode	0	*	s	x	http://terminology.hl7.org/ValueSet/v3-ActReason	CodeableConcept
-E	reasonReference	0	*	s	-		Reference(Condition,Observation,DiagnosticReport,DocumentReference)
-E	note	0	*	-	-		Annotation
-T	CommunicationRequest.payload	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	content	1	1	c	-		string Attachment Reference
-T	CompartmentDefinition	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
+R"BEVAN(T	Account	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/account-status	code	
+E	type	0	1	s	x	http://hl7.org/fhir/ValueSet/account-type	CodeableConcept	
+E	name	0	1	s	-		string	
+E	subject	0	*	s	-		Reference(Patient,Device,Practitioner,PractitionerRole,Location,HealthcareService,Organization)	
+E	servicePeriod	0	1	s	-		Period	
+E	coverage	0	*	s	-		Account.coverage	
+E	owner	0	1	s	-		Reference(Organization)	
+E	description	0	1	s	-		string	
+E	guarantor	0	*	-	-		Account.guarantor	
+E	partOf	0	1	-	-		Reference(Account)	
+T	Account.coverage	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	coverage	1	1	s	-		Reference(Coverage)	
+E	priority	0	1	s	-		positiveInt	
+T	Account.guarantor	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	party	1	1	-	-		Reference(Patient,RelatedPerson,Organization)	
+E	onHold	0	1	-	-		boolean	
+E	period	0	1	-	-		Period	
+T	ActivityDefinition	r	0	DomainResource	-		0,52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	url	0	1	s	-		uri	
+E	identifier	0	*	s	-		Identifier	
+E	version	0	1	s	-		string	
+E	name	0	1	s	-		string	
+E	title	0	1	s	-		string	
+E	subtitle	0	1	-	-		string	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	experimental	0	1	s	-		boolean	
+E	subject	0	1	c	e	http://hl7.org/fhir/ValueSet/subject-type	CodeableConcept Reference(Group)	
+E	date	0	1	s	-		dateTime	
+E	publisher	0	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+E	description	0	1	s	-		markdown	
+E	useContext	0	*	s	-		UsageContext	
+E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept	
+E	purpose	0	1	-	-		markdown	
+E	usage	0	1	-	-		string	
+E	copyright	0	1	-	-		markdown	
+E	approvalDate	0	1	-	-		date	
+E	lastReviewDate	0	1	-	-		date	
+E	effectivePeriod	0	1	s	-		Period	
+E	topic	0	*	-	x	http://hl7.org/fhir/ValueSet/definition-topic	CodeableConcept	
+E	author	0	*	-	-		ContactDetail	
+E	editor	0	*	-	-		ContactDetail	
+E	reviewer	0	*	-	-		ContactDetail	
+E	endorser	0	*	-	-		ContactDetail	
+E	relatedArtifact	0	*	-	-		RelatedArtifact	
+E	library	0	*	-	-		canonical(Library)	
+E	kind	0	1	s	r	http://hl7.org/fhir/ValueSet/request-resource-types	code	
+E	profile	0	1	-	-		canonical(StructureDefinition)	
+E	code	0	1	s	x	http://hl7.org/fhir/ValueSet/procedure-code	CodeableConcept	
+E	intent	0	1	-	r	http://hl7.org/fhir/ValueSet/request-intent	code	
+E	priority	0	1	-	r	http://hl7.org/fhir/ValueSet/request-priority	code	
+E	doNotPerform	0	1	sm	-		boolean	
+E	timing	0	1	c	-		Timing dateTime Age Period Range Duration	
+E	location	0	1	-	-		Reference(Location)	
+E	participant	0	*	-	-		ActivityDefinition.participant	
+E	product	0	1	c	x	http://hl7.org/fhir/ValueSet/medication-codes	Reference(Medication,Substance) CodeableConcept	
+E	quantity	0	1	-	-		Quantity	198
+E	dosage	0	*	-	-		Dosage	
+E	bodySite	0	*	-	x	http://hl7.org/fhir/ValueSet/body-site	CodeableConcept	
+E	specimenRequirement	0	*	-	-		Reference(SpecimenDefinition)	
+E	observationRequirement	0	*	-	-		Reference(ObservationDefinition)	
+E	observationResultRequirement	0	*	-	-		Reference(ObservationDefinition)	
+E	transform	0	1	-	-		canonical(StructureMap)	
+E	dynamicValue	0	*	-	-		ActivityDefinition.dynamicValue	
+T	ActivityDefinition.dynamicValue	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	path	1	1	-	-		string	
+E	expression	1	1	-	-		Expression	
+T	ActivityDefinition.participant	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	-	r	http://hl7.org/fhir/ValueSet/action-participant-type	code	
+E	role	0	1	-	x	http://hl7.org/fhir/ValueSet/action-participant-role	CodeableConcept	
+T	Address	c	0	Element	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	use	0	1	sm	r	http://hl7.org/fhir/ValueSet/address-use	code	
+E	type	0	1	s	r	http://hl7.org/fhir/ValueSet/address-type	code	
+E	text	0	1	s	-		string	
+E	line	0	*	s	-		string	
+E	city	0	1	s	-		string	
+E	district	0	1	s	-		string	
+E	state	0	1	s	-		string	
+E	postalCode	0	1	s	-		string	
+E	country	0	1	s	-		string	
+E	period	0	1	s	-		Period	
+T	AdverseEvent	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	1	s	-		Identifier	
+E	actuality	1	1	sm	r	http://hl7.org/fhir/ValueSet/adverse-event-actuality	code	
+E	category	0	*	s	e	http://hl7.org/fhir/ValueSet/adverse-event-category	CodeableConcept	
+E	event	0	1	s	x	http://hl7.org/fhir/ValueSet/adverse-event-type	CodeableConcept	
+E	subject	1	1	s	-		Reference(Patient,Group,Practitioner,RelatedPerson)	
+E	encounter	0	1	s	-		Reference(Encounter)	
+E	date	0	1	s	-		dateTime	
+E	detected	0	1	s	-		dateTime	
+E	recordedDate	0	1	s	-		dateTime	
+E	resultingCondition	0	*	s	-		Reference(Condition)	
+E	location	0	1	s	-		Reference(Location)	
+E	seriousness	0	1	s	x	http://hl7.org/fhir/ValueSet/adverse-event-seriousness	CodeableConcept	
+E	severity	0	1	s	r	http://hl7.org/fhir/ValueSet/adverse-event-severity	CodeableConcept	
+E	outcome	0	1	s	r	http://hl7.org/fhir/ValueSet/adverse-event-outcome	CodeableConcept	
+E	recorder	0	1	s	-		Reference(Patient,Practitioner,PractitionerRole,RelatedPerson)	
+E	contributor	0	*	s	-		Reference(Practitioner,PractitionerRole,Device)	
+E	suspectEntity	0	*	s	-		AdverseEvent.suspectEntity	
+E	subjectMedicalHistory	0	*	s	-		Reference(Condition,Observation,AllergyIntolerance,FamilyMemberHistory,Immunization,Procedure,Media,DocumentReference)	
+E	referenceDocument	0	*	s	-		Reference(DocumentReference)	
+E	study	0	*	s	-		Reference(ResearchStudy)	
+T	AdverseEvent.suspectEntity	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	instance	1	1	s	-		Reference(Immunization,Procedure,Substance,Medication,MedicationAdministration,MedicationStatement,Device)	
+E	causality	0	*	s	-		AdverseEvent.suspectEntity.causality	
+T	AdverseEvent.suspectEntity.causality	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	assessment	0	1	s	x	http://hl7.org/fhir/ValueSet/adverse-event-causality-assess	CodeableConcept	
+E	productRelatedness	0	1	s	-		string	
+E	author	0	1	s	-		Reference(Practitioner,PractitionerRole)	
+E	method	0	1	s	x	http://hl7.org/fhir/ValueSet/adverse-event-causality-method	CodeableConcept	
+T	Age	c	0	Quantity	-		1,143
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	value	0	1	s	-		decimal	
+E	comparator	0	1	sm	r	http://hl7.org/fhir/ValueSet/quantity-comparator	code	
+E	unit	0	1	s	-		string	
+E	system	0	1	s	-		uri	
+E	code	0	1	s	-		code	
+T	AllergyIntolerance	r	0	DomainResource	-		2,3,52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	clinicalStatus	0	1	sm	r	http://hl7.org/fhir/ValueSet/allergyintolerance-clinical	CodeableConcept	
+E	verificationStatus	0	1	sm	r	http://hl7.org/fhir/ValueSet/allergyintolerance-verification	CodeableConcept	
+E	type	0	1	s	r	http://hl7.org/fhir/ValueSet/allergy-intolerance-type	code	
+E	category	0	*	s	r	http://hl7.org/fhir/ValueSet/allergy-intolerance-category	code	
+E	criticality	0	1	s	r	http://hl7.org/fhir/ValueSet/allergy-intolerance-criticality	code	
+E	code	0	1	s	x	http://hl7.org/fhir/ValueSet/allergyintolerance-code	CodeableConcept	
+E	patient	1	1	s	-		Reference(Patient)	
+E	encounter	0	1	-	-		Reference(Encounter)	
+E	onset	0	1	c	-		dateTime Age Period Range string	
+E	recordedDate	0	1	-	-		dateTime	
+E	recorder	0	1	-	-		Reference(Practitioner,PractitionerRole,Patient,RelatedPerson)	
+E	asserter	0	1	s	-		Reference(Patient,RelatedPerson,Practitioner,PractitionerRole)	
+E	lastOccurrence	0	1	-	-		dateTime	
+E	note	0	*	-	-		Annotation	
+E	reaction	0	*	-	-		AllergyIntolerance.reaction	
+T	AllergyIntolerance.reaction	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	substance	0	1	-	x	http://hl7.org/fhir/ValueSet/substance-code	CodeableConcept	
+E	manifestation	1	*	-	x	http://hl7.org/fhir/ValueSet/clinical-findings	CodeableConcept	
+E	description	0	1	-	-		string	
+E	onset	0	1	-	-		dateTime	
+E	severity	0	1	-	r	http://hl7.org/fhir/ValueSet/reaction-event-severity	code	
+E	exposureRoute	0	1	-	x	http://hl7.org/fhir/ValueSet/route-codes	CodeableConcept	
+E	note	0	*	-	-		Annotation	
+T	Annotation	c	0	Element	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	author	0	1	cs	-		Reference(Practitioner,Patient,RelatedPerson,Organization) string	
+E	time	0	1	s	-		dateTime	
+E	text	1	1	s	-		markdown	
+T	Appointment	r	0	DomainResource	-		5,6,7,52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/appointmentstatus	code	
+E	cancelationReason	0	1	s	x	http://hl7.org/fhir/ValueSet/appointment-cancellation-reason	CodeableConcept	
+E	serviceCategory	0	*	s	x	http://hl7.org/fhir/ValueSet/service-category	CodeableConcept	
+E	serviceType	0	*	s	x	http://hl7.org/fhir/ValueSet/service-type	CodeableConcept	
+E	specialty	0	*	s	p	http://hl7.org/fhir/ValueSet/c80-practice-codes	CodeableConcept	
+E	appointmentType	0	1	s	p	http://terminology.hl7.org/ValueSet/v2-0276	CodeableConcept	
+E	reasonCode	0	*	s	p	http://hl7.org/fhir/ValueSet/encounter-reason	CodeableConcept	
+E	reasonReference	0	*	-	-		Reference(Condition,Procedure,Observation,ImmunizationRecommendation)	
+E	priority	0	1	-	-		unsignedInt	
+E	description	0	1	-	-		string	
+E	supportingInformation	0	*	-	-		Reference	
+E	start	0	1	s	-		instant	
+E	end	0	1	s	-		instant	
+E	minutesDuration	0	1	-	-		positiveInt	
+E	slot	0	*	-	-		Reference(Slot)	
+E	created	0	1	-	-		dateTime	
+E	comment	0	1	-	-		string	
+E	patientInstruction	0	1	-	-		string	
+E	basedOn	0	*	-	-		Reference(ServiceRequest)	
+E	participant	1	*	-	-		Appointment.participant	
+E	requestedPeriod	0	*	-	-		Period	
+T	Appointment.participant	b	0	BackboneElement	-		4
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	0	*	s	e	http://hl7.org/fhir/ValueSet/encounter-participant-type	CodeableConcept	
+E	actor	0	1	s	-		Reference(Patient,Practitioner,PractitionerRole,RelatedPerson,Device,HealthcareService,Location)	
+E	required	0	1	s	r	http://hl7.org/fhir/ValueSet/participantrequired	code	
+E	status	1	1	s	r	http://hl7.org/fhir/ValueSet/participationstatus	code	
+E	period	0	1	-	-		Period	
+T	AppointmentResponse	r	0	DomainResource	-		8,52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	appointment	1	1	s	-		Reference(Appointment)	
+E	start	0	1	-	-		instant	
+E	end	0	1	-	-		instant	
+E	participantType	0	*	s	e	http://hl7.org/fhir/ValueSet/encounter-participant-type	CodeableConcept	
+E	actor	0	1	s	-		Reference(Patient,Practitioner,PractitionerRole,RelatedPerson,Device,HealthcareService,Location)	
+E	participantStatus	1	1	sm	r	http://hl7.org/fhir/ValueSet/participationstatus	code	
+E	comment	0	1	-	-		string	
+T	Attachment	c	0	Element	-		9
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	contentType	0	1	s	r	http://hl7.org/fhir/ValueSet/mimetypes	code	
+E	language	0	1	s	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	data	0	1	-	-		base64Binary	
+E	url	0	1	s	-		url	
+E	size	0	1	s	-		unsignedInt	
+E	hash	0	1	s	-		base64Binary	
+E	title	0	1	s	-		string	
+E	creation	0	1	s	-		dateTime	
+T	AuditEvent	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	type	1	1	s	e	http://hl7.org/fhir/ValueSet/audit-event-type	Coding	
+E	subtype	0	*	s	e	http://hl7.org/fhir/ValueSet/audit-event-sub-type	Coding	
+E	action	0	1	s	r	http://hl7.org/fhir/ValueSet/audit-event-action	code	
+E	period	0	1	-	-		Period	
+E	recorded	1	1	s	-		instant	
+E	outcome	0	1	s	r	http://hl7.org/fhir/ValueSet/audit-event-outcome	code	
+E	outcomeDesc	0	1	s	-		string	
+E	purposeOfEvent	0	*	s	e	http://terminology.hl7.org/ValueSet/v3-PurposeOfUse	CodeableConcept	
+E	agent	1	*	-	-		AuditEvent.agent	
+E	source	1	1	-	-		AuditEvent.source	
+E	entity	0	*	-	-		AuditEvent.entity	
+T	AuditEvent.agent	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	0	1	-	e	http://hl7.org/fhir/ValueSet/participation-role-type	CodeableConcept	
+E	role	0	*	-	x	http://hl7.org/fhir/ValueSet/security-role-type	CodeableConcept	
+E	who	0	1	s	-		Reference(PractitionerRole,Practitioner,Organization,Device,Patient,RelatedPerson)	
+E	altId	0	1	-	-		string	
+E	name	0	1	-	-		string	
+E	requestor	1	1	s	-		boolean	
+E	location	0	1	-	-		Reference(Location)	
+E	policy	0	*	-	-		uri	
+E	media	0	1	-	e	http://hl7.org/fhir/ValueSet/dicm-405-mediatype	Coding	
+E	network	0	1	-	-		AuditEvent.agent.network	
+E	purposeOfUse	0	*	-	e	http://terminology.hl7.org/ValueSet/v3-PurposeOfUse	CodeableConcept	
+T	AuditEvent.agent.network	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	address	0	1	-	-		string	
+E	type	0	1	-	r	http://hl7.org/fhir/ValueSet/network-type	code	
+T	AuditEvent.entity	b	0	BackboneElement	-		191
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	what	0	1	s	-		Reference	
+E	type	0	1	-	e	http://hl7.org/fhir/ValueSet/audit-entity-type	Coding	
+E	role	0	1	-	e	http://hl7.org/fhir/ValueSet/object-role	Coding	
+E	lifecycle	0	1	-	e	http://hl7.org/fhir/ValueSet/object-lifecycle-events	Coding	
+E	securityLabel	0	*	-	e	http://hl7.org/fhir/ValueSet/security-labels	Coding	
+E	name	0	1	s	-		string	
+E	description	0	1	-	-		string	
+E	query	0	1	s	-		base64Binary	
+E	detail	0	*	-	-		AuditEvent.entity.detail	
+T	AuditEvent.entity.detail	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	-	-		string	
+E	value	1	1	c	-		string base64Binary	
+T	AuditEvent.source	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	site	0	1	-	-		string	
+E	observer	1	1	s	-		Reference(PractitionerRole,Practitioner,Organization,Device,Patient,RelatedPerson)	
+E	type	0	*	-	e	http://hl7.org/fhir/ValueSet/audit-source-type	Coding	
+T	BackboneElement	c	1	Element	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+T	Basic	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	code	1	1	sm	x	http://hl7.org/fhir/ValueSet/basic-resource-type	CodeableConcept	
+E	subject	0	1	s	-		Reference	
+E	created	0	1	s	-		date	
+E	author	0	1	s	-		Reference(Practitioner,PractitionerRole,Patient,RelatedPerson,Organization)	
+T	Binary	r	0	Resource	-		
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	contentType	1	1	s	r	http://hl7.org/fhir/ValueSet/mimetypes	code	
+E	securityContext	0	1	s	-		Reference	
+E	data	0	1	-	-		base64Binary	
+T	BiologicallyDerivedProduct	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	productCategory	0	1	-	r	http://hl7.org/fhir/ValueSet/product-category	code	
+E	productCode	0	1	-	x		CodeableConcept	
+E	status	0	1	-	r	http://hl7.org/fhir/ValueSet/product-status	code	
+E	request	0	*	-	-		Reference(ServiceRequest)	
+E	quantity	0	1	-	-		integer	
+E	parent	0	*	-	-		Reference(BiologicallyDerivedProduct)	
+E	collection	0	1	-	-		BiologicallyDerivedProduct.collection	
+E	processing	0	*	-	-		BiologicallyDerivedProduct.processing	
+E	manipulation	0	1	-	-		BiologicallyDerivedProduct.manipulation	
+E	storage	0	*	-	-		BiologicallyDerivedProduct.storage	
+T	BiologicallyDerivedProduct.collection	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	collector	0	1	-	-		Reference(Practitioner,PractitionerRole)	
+E	source	0	1	-	-		Reference(Patient,Organization)	
+E	collected	0	1	c	-		dateTime Period	
+T	BiologicallyDerivedProduct.manipulation	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	description	0	1	-	-		string	
+E	time	0	1	c	-		dateTime Period	
+T	BiologicallyDerivedProduct.processing	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	description	0	1	-	-		string	
+E	procedure	0	1	-	x	http://hl7.org/fhir/ValueSet/procedure-code	CodeableConcept	
+E	additive	0	1	-	-		Reference(Substance)	
+E	time	0	1	c	-		dateTime Period	
+T	BiologicallyDerivedProduct.storage	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	description	0	1	-	-		string	
+E	temperature	0	1	-	-		decimal	
+E	scale	0	1	-	r	http://hl7.org/fhir/ValueSet/product-storage-scale	code	
+E	duration	0	1	-	-		Period	
+T	BodyStructure	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	active	0	1	sm	-		boolean	
+E	morphology	0	1	s	x	http://hl7.org/fhir/ValueSet/bodystructure-code	CodeableConcept	
+E	location	0	1	s	x	http://hl7.org/fhir/ValueSet/body-site	CodeableConcept	
+E	locationQualifier	0	*	-	x	http://hl7.org/fhir/ValueSet/bodystructure-relative-location	CodeableConcept	
+E	description	0	1	s	-		string	
+E	image	0	*	-	-		Attachment	
+E	patient	1	1	s	-		Reference(Patient)	
+T	Bundle	r	0	Resource	-		10,11,12,13,15,17,18,19,20
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	identifier	0	1	s	-		Identifier	
+E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/bundle-type	code	
+E	timestamp	0	1	s	-		instant	
+E	total	0	1	s	-		unsignedInt	
+E	link	0	*	s	-		Bundle.link	
+E	entry	0	*	s	-		Bundle.entry	
+E	signature	0	1	s	-		Signature	
+T	Bundle.entry	b	0	BackboneElement	-		14,16
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	link	0	*	s	-		Bundle.link	
+E	fullUrl	0	1	s	-		uri	
+E	resource	0	1	s	-		Resource	
+E	search	0	1	s	-		Bundle.entry.search	
+E	request	0	1	s	-		Bundle.entry.request	
+E	response	0	1	s	-		Bundle.entry.response	
+T	Bundle.entry.request	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	method	1	1	s	r	http://hl7.org/fhir/ValueSet/http-verb	code	
+E	url	1	1	s	-		uri	
+E	ifNoneMatch	0	1	s	-		string	
+E	ifModifiedSince	0	1	s	-		instant	
+E	ifMatch	0	1	s	-		string	
+E	ifNoneExist	0	1	s	-		string	
+T	Bundle.entry.response	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	status	1	1	s	-		string	
+E	location	0	1	s	-		uri	
+E	etag	0	1	s	-		string	
+E	lastModified	0	1	s	-		instant	
+E	outcome	0	1	s	-		Resource	
+T	Bundle.entry.search	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	mode	0	1	s	r	http://hl7.org/fhir/ValueSet/search-entry-mode	code	
+E	score	0	1	s	-		decimal	
+T	Bundle.link	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	relation	1	1	s	-		string	
+E	url	1	1	s	-		uri	
+T	CapabilityStatement	r	0	DomainResource	-		35,36,37,38,39,42,43,44,52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	url	0	1	s	-		uri	
+E	version	0	1	s	-		string	
+E	name	0	1	s	-		string	
+E	title	0	1	s	-		string	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	experimental	0	1	s	-		boolean	
+E	date	1	1	s	-		dateTime	
+E	publisher	0	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+E	description	0	1	-	-		markdown	
+E	useContext	0	*	s	-		UsageContext	
+E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept	
+E	purpose	0	1	-	-		markdown	
+E	copyright	0	1	-	-		markdown	
+E	kind	1	1	s	r	http://hl7.org/fhir/ValueSet/capability-statement-kind	code	
+E	instantiates	0	*	s	-		canonical(CapabilityStatement)	
+E	imports	0	*	s	-		canonical(CapabilityStatement)	
+E	software	0	1	s	-		CapabilityStatement.software	
+E	implementation	0	1	s	-		CapabilityStatement.implementation	
+E	fhirVersion	1	1	s	r	http://hl7.org/fhir/ValueSet/FHIR-version	code	
+E	format	1	*	s	r	http://hl7.org/fhir/ValueSet/mimetypes	code	
+E	patchFormat	0	*	s	r	http://hl7.org/fhir/ValueSet/mimetypes	code	
+E	implementationGuide	0	*	s	-		canonical(ImplementationGuide)	
+E	rest	0	*	s	-		CapabilityStatement.rest	
+E	messaging	0	*	s	-		CapabilityStatement.messaging	
+E	document	0	*	s	-		CapabilityStatement.document	
+T	CapabilityStatement.document	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	mode	1	1	s	r	http://hl7.org/fhir/ValueSet/document-mode	code	
+E	documentation	0	1	-	-		markdown	
+E	profile	1	1	s	-		canonical(StructureDefinition)	
+T	CapabilityStatement.implementation	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	description	1	1	s	-		string	
+E	url	0	1	s	-		url	
+E	custodian	0	1	s	-		Reference(Organization)	
+T	CapabilityStatement.messaging	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	endpoint	0	*	-	-		CapabilityStatement.messaging.endpoint	
+E	reliableCache	0	1	-	-		unsignedInt	
+E	documentation	0	1	-	-		markdown	
+E	supportedMessage	0	*	s	-		CapabilityStatement.messaging.supportedMessage	
+T	CapabilityStatement.messaging.endpoint	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	protocol	1	1	-	e	http://hl7.org/fhir/ValueSet/message-transport	Coding	
+E	address	1	1	-	-		url	
+T	CapabilityStatement.messaging.supportedMessage	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	mode	1	1	s	r	http://hl7.org/fhir/ValueSet/event-capability-mode	code	
+E	definition	1	1	s	-		canonical(MessageDefinition)	
+T	CapabilityStatement.rest	b	0	BackboneElement	-		40
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	mode	1	1	s	r	http://hl7.org/fhir/ValueSet/restful-capability-mode	code	
+E	documentation	0	1	-	-		markdown	
+E	security	0	1	s	-		CapabilityStatement.rest.security	
+E	resource	0	*	s	-		CapabilityStatement.rest.resource	
+E	interaction	0	*	-	-		CapabilityStatement.rest.interaction	
+E	searchParam	0	*	-	-		CapabilityStatement.rest.resource.searchParam	
+E	operation	0	*	s	-		CapabilityStatement.rest.resource.operation	
+E	compartment	0	*	-	-		canonical(CompartmentDefinition)	
+T	CapabilityStatement.rest.interaction	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	1	1	-	r	http://hl7.org/fhir/ValueSet/system-restful-interaction	code	
+E	documentation	0	1	-	-		markdown	
+T	CapabilityStatement.rest.resource	b	0	BackboneElement	-		41
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/resource-types	code	
+E	profile	0	1	s	-		canonical(StructureDefinition)	
+E	supportedProfile	0	*	s	-		canonical(StructureDefinition)	
+E	documentation	0	1	-	-		markdown	
+E	interaction	0	*	-	-		CapabilityStatement.rest.resource.interaction	
+E	versioning	0	1	-	r	http://hl7.org/fhir/ValueSet/versioning-policy	code	
+E	readHistory	0	1	-	-		boolean	
+E	updateCreate	0	1	-	-		boolean	
+E	conditionalCreate	0	1	-	-		boolean	
+E	conditionalRead	0	1	-	r	http://hl7.org/fhir/ValueSet/conditional-read-status	code	
+E	conditionalUpdate	0	1	-	-		boolean	
+E	conditionalDelete	0	1	-	r	http://hl7.org/fhir/ValueSet/conditional-delete-status	code	
+E	referencePolicy	0	*	-	r	http://hl7.org/fhir/ValueSet/reference-handling-policy	code	
+E	searchInclude	0	*	-	-		string	
+E	searchRevInclude	0	*	-	-		string	
+E	searchParam	0	*	-	-		CapabilityStatement.rest.resource.searchParam	
+E	operation	0	*	s	-		CapabilityStatement.rest.resource.operation	
+T	CapabilityStatement.rest.resource.interaction	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	1	1	-	r	http://hl7.org/fhir/ValueSet/type-restful-interaction	code	
+E	documentation	0	1	-	-		markdown	
+T	CapabilityStatement.rest.resource.operation	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	name	1	1	s	-		string	
+E	definition	1	1	s	-		canonical(OperationDefinition)	
+E	documentation	0	1	-	-		markdown	
+T	CapabilityStatement.rest.resource.searchParam	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	name	1	1	-	-		string	
+E	definition	0	1	-	-		canonical(SearchParameter)	
+E	type	1	1	-	r	http://hl7.org/fhir/ValueSet/search-param-type	code	
+E	documentation	0	1	-	-		markdown	
+T	CapabilityStatement.rest.security	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	cors	0	1	s	-		boolean	
+E	service	0	*	s	e	http://hl7.org/fhir/ValueSet/restful-security-service	CodeableConcept	
+E	description	0	1	-	-		markdown	
+T	CapabilityStatement.software	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	name	1	1	s	-		string	
+E	version	0	1	s	-		string	
+E	releaseDate	0	1	s	-		dateTime	
+T	CarePlan	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	instantiatesCanonical	0	*	s	-		canonical(PlanDefinition,Questionnaire,Measure,ActivityDefinition,OperationDefinition)	
+E	instantiatesUri	0	*	s	-		uri	
+E	basedOn	0	*	s	-		Reference(CarePlan)	
+E	replaces	0	*	s	-		Reference(CarePlan)	
+E	partOf	0	*	s	-		Reference(CarePlan)	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/request-status	code	
+E	intent	1	1	sm	r	http://hl7.org/fhir/ValueSet/care-plan-intent	code	
+E	category	0	*	s	x	http://hl7.org/fhir/ValueSet/care-plan-category	CodeableConcept	
+E	title	0	1	s	-		string	
+E	description	0	1	s	-		string	
+E	subject	1	1	s	-		Reference(Patient,Group)	
+E	encounter	0	1	s	-		Reference(Encounter)	
+E	period	0	1	s	-		Period	
+E	created	0	1	s	-		dateTime	
+E	author	0	1	s	-		Reference(Patient,Practitioner,PractitionerRole,Device,RelatedPerson,Organization,CareTeam)	
+E	contributor	0	*	-	-		Reference(Patient,Practitioner,PractitionerRole,Device,RelatedPerson,Organization,CareTeam)	
+E	careTeam	0	*	-	-		Reference(CareTeam)	
+E	addresses	0	*	s	-		Reference(Condition)	
+E	supportingInfo	0	*	-	-		Reference	
+E	goal	0	*	-	-		Reference(Goal)	
+E	activity	0	*	-	-		CarePlan.activity	
+E	note	0	*	-	-		Annotation	
+T	CarePlan.activity	b	0	BackboneElement	-		46
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	outcomeCodeableConcept	0	*	-	x	http://hl7.org/fhir/ValueSet/care-plan-activity-outcome	CodeableConcept	
+E	outcomeReference	0	*	-	-		Reference	
+E	progress	0	*	-	-		Annotation	
+E	reference	0	1	-	-		Reference(Appointment,CommunicationRequest,DeviceRequest,MedicationRequest,NutritionOrder,Task,ServiceRequest,VisionPrescription,RequestGroup)	
+E	detail	0	1	-	-		CarePlan.activity.detail	
+T	CarePlan.activity.detail	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	kind	0	1	-	r	http://hl7.org/fhir/ValueSet/care-plan-activity-kind	code	
+E	instantiatesCanonical	0	*	-	-		canonical(PlanDefinition,ActivityDefinition,Questionnaire,Measure,OperationDefinition)	
+E	instantiatesUri	0	*	-	-		uri	
+E	code	0	1	-	x	http://hl7.org/fhir/ValueSet/procedure-code	CodeableConcept	
+E	reasonCode	0	*	-	x	http://hl7.org/fhir/ValueSet/clinical-findings	CodeableConcept	
+E	reasonReference	0	*	-	-		Reference(Condition,Observation,DiagnosticReport,DocumentReference)	
+E	goal	0	*	-	-		Reference(Goal)	
+E	status	1	1	m	r	http://hl7.org/fhir/ValueSet/care-plan-activity-status	code	
+E	statusReason	0	1	-	-		CodeableConcept	
+E	doNotPerform	0	1	m	-		boolean	
+E	scheduled	0	1	c	-		Timing Period string	
+E	location	0	1	-	-		Reference(Location)	
+E	performer	0	*	-	-		Reference(Practitioner,PractitionerRole,Organization,RelatedPerson,Patient,CareTeam,HealthcareService,Device)	
+E	product	0	1	c	x	http://hl7.org/fhir/ValueSet/medication-codes	CodeableConcept Reference(Medication,Substance)	
+E	dailyAmount	0	1	-	-		Quantity	198
+E	quantity	0	1	-	-		Quantity	198
+E	description	0	1	-	-		string	
+T	CareTeam	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	status	0	1	sm	r	http://hl7.org/fhir/ValueSet/care-team-status	code	
+E	category	0	*	s	x	http://hl7.org/fhir/ValueSet/care-team-category	CodeableConcept	
+E	name	0	1	s	-		string	
+E	subject	0	1	s	-		Reference(Patient,Group)	
+E	encounter	0	1	s	-		Reference(Encounter)	
+E	period	0	1	s	-		Period	
+E	participant	0	*	-	-		CareTeam.participant	
+E	reasonCode	0	*	-	x	http://hl7.org/fhir/ValueSet/clinical-findings	CodeableConcept	
+E	reasonReference	0	*	-	-		Reference(Condition)	
+E	managingOrganization	0	*	s	-		Reference(Organization)	
+E	telecom	0	*	-	-		ContactPoint	
+E	note	0	*	-	-		Annotation	
+T	CareTeam.participant	b	0	BackboneElement	-		50
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	role	0	*	s	x	http://hl7.org/fhir/ValueSet/participant-role	CodeableConcept	
+E	member	0	1	s	-		Reference(Practitioner,PractitionerRole,RelatedPerson,Patient,Organization,CareTeam)	
+E	onBehalfOf	0	1	s	-		Reference(Organization)	
+E	period	0	1	-	-		Period	
+T	CatalogEntry	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	type	0	1	-	-		CodeableConcept	
+E	orderable	1	1	s	-		boolean	
+E	referencedItem	1	1	s	-		Reference(Medication,Device,Organization,Practitioner,PractitionerRole,HealthcareService,ActivityDefinition,PlanDefinition,SpecimenDefinition,ObservationDefinition,Binary)	
+E	additionalIdentifier	0	*	-	-		Identifier	
+E	classification	0	*	-	-		CodeableConcept	
+E	status	0	1	-	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	validityPeriod	0	1	-	-		Period	
+E	validTo	0	1	-	-		dateTime	
+E	lastUpdated	0	1	-	-		dateTime	
+E	additionalCharacteristic	0	*	-	-		CodeableConcept	
+E	additionalClassification	0	*	-	-		CodeableConcept	
+E	relatedEntry	0	*	-	-		CatalogEntry.relatedEntry	
+T	CatalogEntry.relatedEntry	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	relationtype	1	1	-	r	http://hl7.org/fhir/ValueSet/relation-type	code	
+E	item	1	1	-	-		Reference(CatalogEntry)	
+T	ChargeItem	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	definitionUri	0	*	-	-		uri	
+E	definitionCanonical	0	*	-	-		canonical(ChargeItemDefinition)	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/chargeitem-status	code	
+E	partOf	0	*	-	-		Reference(ChargeItem)	
+E	code	1	1	s	x	http://hl7.org/fhir/ValueSet/chargeitem-billingcodes	CodeableConcept	
+E	subject	1	1	s	-		Reference(Patient,Group)	
+E	context	0	1	s	-		Reference(Encounter,EpisodeOfCare)	
+E	occurrence	0	1	cs	-		dateTime Period Timing	
+E	performer	0	*	-	-		ChargeItem.performer	
+E	performingOrganization	0	1	-	-		Reference(Organization)	
+E	requestingOrganization	0	1	-	-		Reference(Organization)	
+E	costCenter	0	1	-	-		Reference(Organization)	
+E	quantity	0	1	s	-		Quantity	
+E	bodysite	0	*	s	x	http://hl7.org/fhir/ValueSet/body-site	CodeableConcept	
+E	factorOverride	0	1	-	-		decimal	
+E	priceOverride	0	1	-	-		Money	
+E	overrideReason	0	1	-	-		string	
+E	enterer	0	1	s	-		Reference(Practitioner,PractitionerRole,Organization,Patient,Device,RelatedPerson)	
+E	enteredDate	0	1	s	-		dateTime	
+E	reason	0	*	-	x	http://hl7.org/fhir/ValueSet/icd-10	CodeableConcept	
+E	service	0	*	-	-		Reference(DiagnosticReport,ImagingStudy,Immunization,MedicationAdministration,MedicationDispense,Observation,Procedure,SupplyDelivery)	
+E	product	0	1	c	x	http://hl7.org/fhir/ValueSet/device-kind	Reference(Device,Medication,Substance) CodeableConcept	
+E	account	0	*	s	-		Reference(Account)	
+E	note	0	*	-	-		Annotation	
+E	supportingInformation	0	*	-	-		Reference	
+T	ChargeItem.performer	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	function	0	1	-	x	http://hl7.org/fhir/ValueSet/performer-role	CodeableConcept	
+E	actor	1	1	-	-		Reference(Practitioner,PractitionerRole,Organization,CareTeam,Patient,Device,RelatedPerson)	
+T	ChargeItemDefinition	r	0	DomainResource	-		22,52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	url	1	1	s	-		uri	
+E	identifier	0	*	s	-		Identifier	
+E	version	0	1	s	-		string	
+E	title	0	1	s	-		string	
+E	derivedFromUri	0	*	s	-		uri	
+E	partOf	0	*	s	-		canonical(ChargeItemDefinition)	
+E	replaces	0	*	s	-		canonical(ChargeItemDefinition)	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	experimental	0	1	s	-		boolean	
+E	date	0	1	s	-		dateTime	
+E	publisher	0	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+E	description	0	1	s	-		markdown	
+E	useContext	0	*	s	-		UsageContext	
+E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept	
+E	copyright	0	1	-	-		markdown	
+E	approvalDate	0	1	-	-		date	
+E	lastReviewDate	0	1	-	-		date	
+E	effectivePeriod	0	1	s	-		Period	
+E	code	0	1	s	x	http://hl7.org/fhir/ValueSet/chargeitem-billingcodes	CodeableConcept	
+E	instance	0	*	-	-		Reference(Medication,Substance,Device)	
+E	applicability	0	*	-	-		ChargeItemDefinition.applicability	
+E	propertyGroup	0	*	-	-		ChargeItemDefinition.propertyGroup	
+T	ChargeItemDefinition.applicability	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	description	0	1	-	-		string	
+E	language	0	1	-	-		string	
+E	expression	0	1	-	-		string	
+T	ChargeItemDefinition.propertyGroup	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	applicability	0	*	-	-		ChargeItemDefinition.applicability	
+E	priceComponent	0	*	-	-		ChargeItemDefinition.propertyGroup.priceComponent	
+T	ChargeItemDefinition.propertyGroup.priceComponent	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	-	r	http://hl7.org/fhir/ValueSet/invoice-priceComponentType	code	
+E	code	0	1	-	-		CodeableConcept	
+E	factor	0	1	-	-		decimal	
+E	amount	0	1	-	-		Money	
+T	Claim	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	-	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/fm-status	code	
+E	type	1	1	s	e	http://hl7.org/fhir/ValueSet/claim-type	CodeableConcept	
+E	subType	0	1	-	x	http://hl7.org/fhir/ValueSet/claim-subtype	CodeableConcept	
+E	use	1	1	s	r	http://hl7.org/fhir/ValueSet/claim-use	code	
+E	patient	1	1	s	-		Reference(Patient)	
+E	billablePeriod	0	1	s	-		Period	
+E	created	1	1	s	-		dateTime	
+E	enterer	0	1	-	-		Reference(Practitioner,PractitionerRole)	
+E	insurer	0	1	s	-		Reference(Organization)	
+E	provider	1	1	s	-		Reference(Practitioner,PractitionerRole,Organization)	
+E	priority	1	1	s	x	http://hl7.org/fhir/ValueSet/process-priority	CodeableConcept	
+E	fundsReserve	0	1	-	x	http://hl7.org/fhir/ValueSet/fundsreserve	CodeableConcept	
+E	related	0	*	-	-		Claim.related	
+E	prescription	0	1	-	-		Reference(DeviceRequest,MedicationRequest,VisionPrescription)	
+E	originalPrescription	0	1	-	-		Reference(DeviceRequest,MedicationRequest,VisionPrescription)	
+E	payee	0	1	-	-		Claim.payee	
+E	referral	0	1	-	-		Reference(ServiceRequest)	
+E	facility	0	1	-	-		Reference(Location)	
+E	careTeam	0	*	-	-		Claim.careTeam	
+E	supportingInfo	0	*	-	-		Claim.supportingInfo	
+E	diagnosis	0	*	-	-		Claim.diagnosis	
+E	procedure	0	*	-	-		Claim.procedure	
+E	insurance	1	*	s	-		Claim.insurance	
+E	accident	0	1	-	-		Claim.accident	
+E	item	0	*	-	-		Claim.item	
+E	total	0	1	-	-		Money	
+T	Claim.accident	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	date	1	1	-	-		date	
+E	type	0	1	-	e	http://terminology.hl7.org/ValueSet/v3-ActIncidentCode	CodeableConcept	
+E	location	0	1	c	-		Address Reference(Location)	
+T	Claim.careTeam	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	sequence	1	1	-	-		positiveInt	
+E	provider	1	1	-	-		Reference(Practitioner,PractitionerRole,Organization)	
+E	responsible	0	1	-	-		boolean	
+E	role	0	1	-	x	http://hl7.org/fhir/ValueSet/claim-careteamrole	CodeableConcept	
+E	qualification	0	1	-	x	http://hl7.org/fhir/ValueSet/provider-qualification	CodeableConcept	
+T	Claim.diagnosis	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	sequence	1	1	-	-		positiveInt	
+E	diagnosis	1	1	c	x	http://hl7.org/fhir/ValueSet/icd-10	CodeableConcept Reference(Condition)	
+E	type	0	*	-	x	http://hl7.org/fhir/ValueSet/ex-diagnosistype	CodeableConcept	
+E	onAdmission	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-diagnosis-on-admission	CodeableConcept	
+E	packageCode	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-diagnosisrelatedgroup	CodeableConcept	
+T	Claim.insurance	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	sequence	1	1	s	-		positiveInt	
+E	focal	1	1	s	-		boolean	
+E	identifier	0	1	-	-		Identifier	
+E	coverage	1	1	s	-		Reference(Coverage)	
+E	businessArrangement	0	1	-	-		string	
+E	preAuthRef	0	*	-	-		string	
+E	claimResponse	0	1	-	-		Reference(ClaimResponse)	
+T	Claim.item	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	sequence	1	1	-	-		positiveInt	
+E	careTeamSequence	0	*	-	-		positiveInt	
+E	diagnosisSequence	0	*	-	-		positiveInt	
+E	procedureSequence	0	*	-	-		positiveInt	
+E	informationSequence	0	*	-	-		positiveInt	
+E	revenue	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-revenue-center	CodeableConcept	
+E	category	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-benefitcategory	CodeableConcept	
+E	productOrService	1	1	-	x	http://hl7.org/fhir/ValueSet/service-uscls	CodeableConcept	
+E	modifier	0	*	-	x	http://hl7.org/fhir/ValueSet/claim-modifiers	CodeableConcept	
+E	programCode	0	*	-	x	http://hl7.org/fhir/ValueSet/ex-program-code	CodeableConcept	
+E	serviced	0	1	c	-		date Period	
+E	location	0	1	c	x	http://hl7.org/fhir/ValueSet/service-place	CodeableConcept Address Reference(Location)	
+E	quantity	0	1	-	-		Quantity	198
+E	unitPrice	0	1	-	-		Money	
+E	factor	0	1	-	-		decimal	
+E	net	0	1	-	-		Money	
+E	udi	0	*	-	-		Reference(Device)	
+E	bodySite	0	1	-	x	http://hl7.org/fhir/ValueSet/tooth	CodeableConcept	
+E	subSite	0	*	-	x	http://hl7.org/fhir/ValueSet/surface	CodeableConcept	
+E	encounter	0	*	-	-		Reference(Encounter)	
+E	detail	0	*	-	-		Claim.item.detail	
+T	Claim.item.detail	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	sequence	1	1	-	-		positiveInt	
+E	revenue	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-revenue-center	CodeableConcept	
+E	category	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-benefitcategory	CodeableConcept	
+E	productOrService	1	1	-	x	http://hl7.org/fhir/ValueSet/service-uscls	CodeableConcept	
+E	modifier	0	*	-	x	http://hl7.org/fhir/ValueSet/claim-modifiers	CodeableConcept	
+E	programCode	0	*	-	x	http://hl7.org/fhir/ValueSet/ex-program-code	CodeableConcept	
+E	quantity	0	1	-	-		Quantity	198
+E	unitPrice	0	1	-	-		Money	
+E	factor	0	1	-	-		decimal	
+E	net	0	1	-	-		Money	
+E	udi	0	*	-	-		Reference(Device)	
+E	subDetail	0	*	-	-		Claim.item.detail.subDetail	
+T	Claim.item.detail.subDetail	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	sequence	1	1	-	-		positiveInt	
+E	revenue	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-revenue-center	CodeableConcept	
+E	category	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-benefitcategory	CodeableConcept	
+E	productOrService	1	1	-	x	http://hl7.org/fhir/ValueSet/service-uscls	CodeableConcept	
+E	modifier	0	*	-	x	http://hl7.org/fhir/ValueSet/claim-modifiers	CodeableConcept	
+E	programCode	0	*	-	x	http://hl7.org/fhir/ValueSet/ex-program-code	CodeableConcept	
+E	quantity	0	1	-	-		Quantity	198
+E	unitPrice	0	1	-	-		Money	
+E	factor	0	1	-	-		decimal	
+E	net	0	1	-	-		Money	
+E	udi	0	*	-	-		Reference(Device)	
+T	Claim.payee	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	-	x	http://hl7.org/fhir/ValueSet/payeetype	CodeableConcept	
+E	party	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization,Patient,RelatedPerson)	
+T	Claim.procedure	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	sequence	1	1	-	-		positiveInt	
+E	type	0	*	-	x	http://hl7.org/fhir/ValueSet/ex-procedure-type	CodeableConcept	
+E	date	0	1	-	-		dateTime	
+E	procedure	1	1	c	x	http://hl7.org/fhir/ValueSet/icd-10-procedures	CodeableConcept Reference(Procedure)	
+E	udi	0	*	-	-		Reference(Device)	
+T	Claim.related	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	claim	0	1	-	-		Reference(Claim)	
+E	relationship	0	1	-	x	http://hl7.org/fhir/ValueSet/related-claim-relationship	CodeableConcept	
+E	reference	0	1	-	-		Identifier	
+T	Claim.supportingInfo	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	sequence	1	1	-	-		positiveInt	
+E	category	1	1	-	x	http://hl7.org/fhir/ValueSet/claim-informationcategory	CodeableConcept	
+E	code	0	1	-	x	http://hl7.org/fhir/ValueSet/claim-exception	CodeableConcept	
+E	timing	0	1	c	-		date Period	
+E	value	0	1	c	-		boolean string Quantity Attachment Reference	
+E	reason	0	1	-	x	http://hl7.org/fhir/ValueSet/missing-tooth-reason	CodeableConcept	
+T	ClaimResponse	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	-	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/fm-status	code	
+E	type	1	1	s	e	http://hl7.org/fhir/ValueSet/claim-type	CodeableConcept	
+E	subType	0	1	-	x	http://hl7.org/fhir/ValueSet/claim-subtype	CodeableConcept	
+E	use	1	1	s	r	http://hl7.org/fhir/ValueSet/claim-use	code	
+E	patient	1	1	s	-		Reference(Patient)	
+E	created	1	1	s	-		dateTime	
+E	insurer	1	1	s	-		Reference(Organization)	
+E	requestor	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization)	
+E	request	0	1	s	-		Reference(Claim)	
+E	outcome	1	1	s	r	http://hl7.org/fhir/ValueSet/remittance-outcome	code	
+E	disposition	0	1	-	-		string	
+E	preAuthRef	0	1	-	-		string	
+E	preAuthPeriod	0	1	-	-		Period	
+E	payeeType	0	1	-	x	http://hl7.org/fhir/ValueSet/payeetype	CodeableConcept	
+E	item	0	*	-	-		ClaimResponse.item	
+E	addItem	0	*	-	-		ClaimResponse.addItem	
+E	adjudication	0	*	-	-		ClaimResponse.item.adjudication	
+E	total	0	*	s	-		ClaimResponse.total	
+E	payment	0	1	-	-		ClaimResponse.payment	
+E	fundsReserve	0	1	-	x	http://hl7.org/fhir/ValueSet/fundsreserve	CodeableConcept	
+E	formCode	0	1	-	x	http://hl7.org/fhir/ValueSet/forms	CodeableConcept	
+E	form	0	1	-	-		Attachment	
+E	processNote	0	*	-	-		ClaimResponse.processNote	
+E	communicationRequest	0	*	-	-		Reference(CommunicationRequest)	
+E	insurance	0	*	-	-		ClaimResponse.insurance	
+E	error	0	*	-	-		ClaimResponse.error	
+T	ClaimResponse.addItem	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	itemSequence	0	*	-	-		positiveInt	
+E	detailSequence	0	*	-	-		positiveInt	
+E	subdetailSequence	0	*	-	-		positiveInt	
+E	provider	0	*	-	-		Reference(Practitioner,PractitionerRole,Organization)	
+E	productOrService	1	1	-	x	http://hl7.org/fhir/ValueSet/service-uscls	CodeableConcept	
+E	modifier	0	*	-	x	http://hl7.org/fhir/ValueSet/claim-modifiers	CodeableConcept	
+E	programCode	0	*	-	x	http://hl7.org/fhir/ValueSet/ex-program-code	CodeableConcept	
+E	serviced	0	1	c	-		date Period	
+E	location	0	1	c	x	http://hl7.org/fhir/ValueSet/service-place	CodeableConcept Address Reference(Location)	
+E	quantity	0	1	-	-		Quantity	198
+E	unitPrice	0	1	-	-		Money	
+E	factor	0	1	-	-		decimal	
+E	net	0	1	-	-		Money	
+E	bodySite	0	1	-	x	http://hl7.org/fhir/ValueSet/tooth	CodeableConcept	
+E	subSite	0	*	-	x	http://hl7.org/fhir/ValueSet/surface	CodeableConcept	
+E	noteNumber	0	*	-	-		positiveInt	
+E	adjudication	1	*	-	-		ClaimResponse.item.adjudication	
+E	detail	0	*	-	-		ClaimResponse.addItem.detail	
+T	ClaimResponse.addItem.detail	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	productOrService	1	1	-	x	http://hl7.org/fhir/ValueSet/service-uscls	CodeableConcept	
+E	modifier	0	*	-	x	http://hl7.org/fhir/ValueSet/claim-modifiers	CodeableConcept	
+E	quantity	0	1	-	-		Quantity	198
+E	unitPrice	0	1	-	-		Money	
+E	factor	0	1	-	-		decimal	
+E	net	0	1	-	-		Money	
+E	noteNumber	0	*	-	-		positiveInt	
+E	adjudication	1	*	-	-		ClaimResponse.item.adjudication	
+E	subDetail	0	*	-	-		ClaimResponse.addItem.detail.subDetail	
+T	ClaimResponse.addItem.detail.subDetail	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	productOrService	1	1	-	x	http://hl7.org/fhir/ValueSet/service-uscls	CodeableConcept	
+E	modifier	0	*	-	x	http://hl7.org/fhir/ValueSet/claim-modifiers	CodeableConcept	
+E	quantity	0	1	-	-		Quantity	198
+E	unitPrice	0	1	-	-		Money	
+E	factor	0	1	-	-		decimal	
+E	net	0	1	-	-		Money	
+E	noteNumber	0	*	-	-		positiveInt	
+E	adjudication	1	*	-	-		ClaimResponse.item.adjudication	
+T	ClaimResponse.error	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	itemSequence	0	1	-	-		positiveInt	
+E	detailSequence	0	1	-	-		positiveInt	
+E	subDetailSequence	0	1	-	-		positiveInt	
+E	code	1	1	-	x	http://hl7.org/fhir/ValueSet/adjudication-error	CodeableConcept	
+T	ClaimResponse.insurance	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	sequence	1	1	-	-		positiveInt	
+E	focal	1	1	-	-		boolean	
+E	coverage	1	1	-	-		Reference(Coverage)	
+E	businessArrangement	0	1	-	-		string	
+E	claimResponse	0	1	-	-		Reference(ClaimResponse)	
+T	ClaimResponse.item	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	itemSequence	1	1	-	-		positiveInt	
+E	noteNumber	0	*	-	-		positiveInt	
+E	adjudication	1	*	-	-		ClaimResponse.item.adjudication	
+E	detail	0	*	-	-		ClaimResponse.item.detail	
+T	ClaimResponse.item.adjudication	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	category	1	1	-	x	http://hl7.org/fhir/ValueSet/adjudication	CodeableConcept	
+E	reason	0	1	-	x	http://hl7.org/fhir/ValueSet/adjudication-reason	CodeableConcept	
+E	amount	0	1	-	-		Money	
+E	value	0	1	-	-		decimal	
+T	ClaimResponse.item.detail	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	detailSequence	1	1	-	-		positiveInt	
+E	noteNumber	0	*	-	-		positiveInt	
+E	adjudication	1	*	-	-		ClaimResponse.item.adjudication	
+E	subDetail	0	*	-	-		ClaimResponse.item.detail.subDetail	
+T	ClaimResponse.item.detail.subDetail	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	subDetailSequence	1	1	-	-		positiveInt	
+E	noteNumber	0	*	-	-		positiveInt	
+E	adjudication	0	*	-	-		ClaimResponse.item.adjudication	
+T	ClaimResponse.payment	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	-	x	http://hl7.org/fhir/ValueSet/ex-paymenttype	CodeableConcept	
+E	adjustment	0	1	-	-		Money	
+E	adjustmentReason	0	1	-	x	http://hl7.org/fhir/ValueSet/payment-adjustment-reason	CodeableConcept	
+E	date	0	1	-	-		date	
+E	amount	1	1	-	-		Money	
+E	identifier	0	1	-	-		Identifier	
+T	ClaimResponse.processNote	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	number	0	1	-	-		positiveInt	
+E	type	0	1	-	r	http://hl7.org/fhir/ValueSet/note-type	code	
+E	text	1	1	-	-		string	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	CodeableConcept	
+T	ClaimResponse.total	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	category	1	1	s	x	http://hl7.org/fhir/ValueSet/adjudication	CodeableConcept	
+E	amount	1	1	s	-		Money	
+T	ClinicalImpression	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/clinicalimpression-status	code	
+E	statusReason	0	1	-	x		CodeableConcept	
+E	code	0	1	s	x		CodeableConcept	
+E	description	0	1	s	-		string	
+E	subject	1	1	s	-		Reference(Patient,Group)	
+E	encounter	0	1	s	-		Reference(Encounter)	
+E	effective	0	1	cs	-		dateTime Period	
+E	date	0	1	s	-		dateTime	
+E	assessor	0	1	s	-		Reference(Practitioner,PractitionerRole)	
+E	previous	0	1	-	-		Reference(ClinicalImpression)	
+E	problem	0	*	s	-		Reference(Condition,AllergyIntolerance)	
+E	investigation	0	*	-	-		ClinicalImpression.investigation	
+E	protocol	0	*	-	-		uri	
+E	summary	0	1	-	-		string	
+E	finding	0	*	-	-		ClinicalImpression.finding	
+E	prognosisCodeableConcept	0	*	-	x	http://hl7.org/fhir/ValueSet/clinicalimpression-prognosis	CodeableConcept	
+E	prognosisReference	0	*	-	-		Reference(RiskAssessment)	
+E	supportingInfo	0	*	-	-		Reference	
+E	note	0	*	-	-		Annotation	
+T	ClinicalImpression.finding	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	itemCodeableConcept	0	1	-	x	http://hl7.org/fhir/ValueSet/condition-code	CodeableConcept	
+E	itemReference	0	1	-	-		Reference(Condition,Observation,Media)	
+E	basis	0	1	-	-		string	
+T	ClinicalImpression.investigation	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	1	1	-	x	http://hl7.org/fhir/ValueSet/investigation-sets	CodeableConcept	
+E	item	0	*	-	-		Reference(Observation,QuestionnaireResponse,FamilyMemberHistory,DiagnosticReport,RiskAssessment,ImagingStudy,Media)	
+T	CodeSystem	r	0	DomainResource	-		48,49,52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	url	0	1	s	-		uri	
+E	identifier	0	*	s	-		Identifier	
+E	version	0	1	s	-		string	
+E	name	0	1	s	-		string	
+E	title	0	1	s	-		string	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	experimental	0	1	s	-		boolean	
+E	date	0	1	s	-		dateTime	
+E	publisher	0	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+E	description	0	1	-	-		markdown	
+E	useContext	0	*	s	-		UsageContext	
+E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept	
+E	purpose	0	1	-	-		markdown	
+E	copyright	0	1	-	-		markdown	
+E	caseSensitive	0	1	s	-		boolean	
+E	valueSet	0	1	s	-		canonical(ValueSet)	
+E	hierarchyMeaning	0	1	s	r	http://hl7.org/fhir/ValueSet/codesystem-hierarchy-meaning	code	
+E	compositional	0	1	s	-		boolean	
+E	versionNeeded	0	1	s	-		boolean	
+E	content	1	1	s	r	http://hl7.org/fhir/ValueSet/codesystem-content-mode	code	
+E	supplements	0	1	s	-		canonical(CodeSystem)	
+E	count	0	1	s	-		unsignedInt	
+E	filter	0	*	s	-		CodeSystem.filter	
+E	property	0	*	s	-		CodeSystem.property	
+E	concept	0	*	-	-		CodeSystem.concept	
+T	CodeSystem.concept	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	1	1	-	-		code	
+E	display	0	1	-	-		string	
+E	definition	0	1	-	-		string	
+E	designation	0	*	-	-		CodeSystem.concept.designation	
+E	property	0	*	-	-		CodeSystem.concept.property	
+E	concept	0	*	-	-		CodeSystem.concept	
+T	CodeSystem.concept.designation	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	use	0	1	-	e	http://hl7.org/fhir/ValueSet/designation-use	Coding	
+E	value	1	1	-	-		string	
+T	CodeSystem.concept.property	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	1	1	-	-		code	
+E	value	1	1	c	-		code Coding string integer boolean dateTime decimal	
+T	CodeSystem.filter	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	1	1	s	-		code	
+E	description	0	1	s	-		string	
+E	operator	1	*	s	r	http://hl7.org/fhir/ValueSet/filter-operator	code	
+E	value	1	1	s	-		string	
+T	CodeSystem.property	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	1	1	s	-		code	
+E	uri	0	1	s	-		uri	
+E	description	0	1	s	-		string	
+E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/concept-property-type	code	
+T	CodeableConcept	c	0	Element	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	coding	0	*	s	-		Coding	
+E	text	0	1	s	-		string	
+T	Coding	c	0	Element	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	system	0	1	s	-		uri	
+E	version	0	1	s	-		string	
+E	code	0	1	s	-		code	
+E	display	0	1	s	-		string	
+E	userSelected	0	1	s	-		boolean	
+T	Communication	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	instantiatesCanonical	0	*	s	-		canonical(PlanDefinition,ActivityDefinition,Measure,OperationDefinition,Questionnaire)	
+E	instantiatesUri	0	*	s	-		uri	
+E	basedOn	0	*	s	-		Reference	
+E	partOf	0	*	s	-		Reference	
+E	inResponseTo	0	*	-	-		Reference(Communication)	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/event-status	code	
+E	statusReason	0	1	s	x	http://hl7.org/fhir/ValueSet/communication-not-done-reason	CodeableConcept	
+E	category	0	*	-	x	http://hl7.org/fhir/ValueSet/communication-category	CodeableConcept	
+E	priority	0	1	s	r	http://hl7.org/fhir/ValueSet/request-priority	code	
+E	medium	0	*	-	x	http://terminology.hl7.org/ValueSet/v3-ParticipationMode	CodeableConcept	
+E	subject	0	1	s	-		Reference(Patient,Group)	
+E	topic	0	1	-	x	http://hl7.org/fhir/ValueSet/communication-topic	CodeableConcept	
+E	about	0	*	-	-		Reference	
+E	encounter	0	1	s	-		Reference(Encounter)	
+E	sent	0	1	-	-		dateTime	
+E	received	0	1	-	-		dateTime	
+E	recipient	0	*	-	-		Reference(Device,Organization,Patient,Practitioner,PractitionerRole,RelatedPerson,Group,CareTeam,HealthcareService)	
+E	sender	0	1	-	-		Reference(Device,Organization,Patient,Practitioner,PractitionerRole,RelatedPerson,HealthcareService)	
+E	reasonCode	0	*	s	x	http://hl7.org/fhir/ValueSet/clinical-findings	CodeableConcept	
+E	reasonReference	0	*	s	-		Reference(Condition,Observation,DiagnosticReport,DocumentReference)	
+E	payload	0	*	-	-		Communication.payload	
+E	note	0	*	-	-		Annotation	
+T	Communication.payload	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	content	1	1	c	-		string Attachment Reference	
+T	CommunicationRequest	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
 )BEVAN"
-R"BEVAN(E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	url	1	1	s	-		uri
-E	version	0	1	s	-		string
-E	name	1	1	s	-		string
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	experimental	0	1	s	-		boolean
-E	date	0	1	s	-		dateTime
-E	publisher	0	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-E	description	0	1	-	-		markdown
-E	useContext	0	*	s	-		UsageContext
-E	purpose	0	1	-	-		markdown
-E	code	1	1	s	r	http://hl7.org/fhir/ValueSet/compartment-type	code
-E	search	1	1	s	-		boolean
-E	resource	0	*	s	-		CompartmentDefinition.resource
-T	CompartmentDefinition.resource	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	1	1	s	r	http://hl7.org/fhir/ValueSet/resource-types	code
-E	param	0	*	s	-		string
-E	documentation	0	1	-	-		string
-T	Composition	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	1	s	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/composition-status	code
-E	type	1	1	s	p	http://hl7.org/fhir/ValueSet/doc-typecodes	CodeableConcept
-E	category	0	*	s	x	http://hl7.org/fhir/ValueSet/document-classcodes	CodeableConcept
-E	subject	0	1	s	-		Reference
-E	encounter	0	1	s	-		Reference(Encounter)
-E	date	1	1	s	-		dateTime
-E	author	1	*	s	-		Reference(Practitioner,PractitionerRole,Device,Patient,RelatedPerson,Organization)
-E	title	1	1	s	-		string
-E	confidentiality	0	1	s	r	http://terminology.hl7.org/ValueSet/v3-ConfidentialityClassification	code
-E	attester	0	*	-	-		Composition.attester
-E	custodian	0	1	s	-		Reference(Organization)
-E	relatesTo	0	*	-	-		Composition.relatesTo
-E	event	0	*	s	-		Composition.event
-E	section	0	*	-	-		Composition.section
-T	Composition.attester	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	mode	1	1	-	r	http://hl7.org/fhir/ValueSet/composition-attestation-mode	code
-E	time	0	1	-	-		dateTime
-E	party	0	1	-	-		Reference(Patient,RelatedPerson,Practitioner,PractitionerRole,Organization)
-T	Composition.event	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	0	*	s	x	http://terminology.hl7.org/ValueSet/v3-ActCode	CodeableConcept
-E	period	0	1	s	-		Period
-E	detail	0	*	s	-		Reference
-T	Composition.relatesTo	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	1	1	-	r	http://hl7.org/fhir/ValueSet/document-relationship-type	code
-E	target	1	1	c	-		Identifier Reference(Composition)
-T	Composition.section	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	title	0	1	-	-		string
-E	code	0	1	-	x	http://hl7.org/fhir/ValueSet/doc-section-codes	CodeableConcept
-E	author	0	*	-	-		Reference(Practitioner,PractitionerRole,Device,Patient,RelatedPerson,Organization)
-E	focus	0	1	-	-		Reference
-E	text	0	1	-	-		Narrative
-E	mode	0	1	-	r	http://hl7.org/fhir/ValueSet/list-mode	code
-E	orderedBy	0	1	-	p	http://hl7.org/fhir/ValueSet/list-order	CodeableConcept
-E	entry	0	*	-	-		Reference
-E	emptyReason	0	1	-	p	http://hl7.org/fhir/ValueSet/list-empty-reason	CodeableConcept
-E	section	0	*	-	-		Composition.section
-T	ConceptMap	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	url	0	1	s	-		uri
-E	identifier	0	1	s	-		Identifier
-E	version	0	1	s	-		string
-E	name	0	1	s	-		string
-E	title	0	1	s	-		string
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	experimental	0	1	s	-		boolean
-E	date	0	1	s	-		dateTime
-E	publisher	0	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-E	description	0	1	-	-		markdown
-E	useContext	0	*	s	-		UsageContext
-E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept
-E	purpose	0	1	-	-		markdown
-E	copyright	0	1	-	-		markdown
-E	source	0	1	cs	-		uri canonical(ValueSet)
-E	target	0	1	cs	-		uri canonical(ValueSet)
-E	group	0	*	-	-		ConceptMap.group
-T	ConceptMap.group	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	source	0	1	-	-		uri
-E	sourceVersion	0	1	-	-		string
-E	target	0	1	-	-		uri
-E	targetVersion	0	1	-	-		string
-E	element	1	*	-	-		ConceptMap.group.element
-E	unmapped	0	1	-	-		ConceptMap.group.unmapped
-T	ConceptMap.group.element	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	0	1	-	-		code
-E	display	0	1	-	-		string
-E	target	0	*	-	-		ConceptMap.group.element.target
-T	ConceptMap.group.element.target	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	0	1	-	-		code
-E	display	0	1	-	-		string
-E	equivalence	1	1	m	r	http://hl7.org/fhir/ValueSet/concept-map-equivalence	code
-E	comment	0	1	-	-		string
-E	dependsOn	0	*	-	-		ConceptMap.group.element.target.dependsOn
-E	product	0	*	-	-		ConceptMap.group.element.target.dependsOn
-T	ConceptMap.group.element.target.dependsOn	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	property	1	1	-	-		uri
-E	system	0	1	-	-		canonical(CodeSystem)
-E	value	1	1	-	-		string
-E	display	0	1	-	-		string
-T	ConceptMap.group.unmapped	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	mode	1	1	-	r	http://hl7.org/fhir/ValueSet/conceptmap-unmapped-mode	code
-E	code	0	1	-	-		code
-E	display	0	1	-	-		string
-E	url	0	1	-	-		canonical(ConceptMap)
-T	Condition	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	clinicalStatus	0	1	sm	r	http://hl7.org/fhir/ValueSet/condition-clinical	CodeableConcept
-E	verificationStatus	0	1	sm	r	http://hl7.org/fhir/ValueSet/condition-ver-status	CodeableConcept
-E	category	0	*	-	e	http://hl7.org/fhir/ValueSet/condition-category	CodeableConcept
-E	severity	0	1	-	p	http://hl7.org/fhir/ValueSet/condition-severity	CodeableConcept
-E	code	0	1	s	x	http://hl7.org/fhir/ValueSet/condition-code	CodeableConcept
-E	bodySite	0	*	s	x	http://hl7.org/fhir/ValueSet/body-site	CodeableConcept
-E	subject	1	1	s	-		Reference(Patient,Group)
-E	encounter	0	1	s	-		Reference(Encounter)
-E	onset	0	1	cs	-		dateTime Age Period Range string
-E	abatement	0	1	c	-		dateTime Age Period Range string
-E	recordedDate	0	1	s	-		dateTime
-E	recorder	0	1	s	-		Reference(Practitioner,PractitionerRole,Patient,RelatedPerson)
-E	asserter	0	1	s	-		Reference(Practitioner,PractitionerRole,Patient,RelatedPerson)
-E	stage	0	*	-	-		Condition.stage
-E	evidence	0	*	-	-		Condition.evidence
-E	note	0	*	-	-		Annotation
-T	Condition.evidence	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	0	*	s	x	http://hl7.org/fhir/ValueSet/manifestation-or-symptom	CodeableConcept
-E	detail	0	*	s	-		Reference
-T	Condition.stage	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	summary	0	1	-	x	http://hl7.org/fhir/ValueSet/condition-stage	CodeableConcept
-E	assessment	0	*	-	-		Reference(ClinicalImpression,DiagnosticReport,Observation)
-E	type	0	1	-	x	http://hl7.org/fhir/ValueSet/condition-stage-type	CodeableConcept
-T	Consent	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/consent-state-codes	code
-E	scope	1	1	sm	e	http://hl7.org/fhir/ValueSet/consent-scope	CodeableConcept
-E	category	1	*	s	e	http://hl7.org/fhir/ValueSet/consent-category	CodeableConcept
-E	patient	0	1	s	-		Reference(Patient)
-E	dateTime	0	1	s	-		dateTime
-E	performer	0	*	s	-		Reference(Organization,Patient,Practitioner,RelatedPerson,PractitionerRole)
-E	organization	0	*	s	-		Reference(Organization)
-E	source	0	1	cs	-		Attachment Reference(Consent,DocumentReference,Contract,QuestionnaireResponse)
-E	policy	0	*	-	-		Consent.policy
-E	policyRule	0	1	s	e	http://hl7.org/fhir/ValueSet/consent-policy	CodeableConcept
-E	verification	0	*	s	-		Consent.verification
-E	provision	0	1	s	-		Consent.provision
-T	Consent.policy	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	authority	0	1	-	-		uri
-E	uri	0	1	-	-		uri
-T	Consent.provision	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	0	1	s	r	http://hl7.org/fhir/ValueSet/consent-provision-type	code
-E	period	0	1	s	-		Period
-E	actor	0	*	-	-		Consent.provision.actor
-E	action	0	*	s	x	http://hl7.org/fhir/ValueSet/consent-action	CodeableConcept
-E	securityLabel	0	*	s	e	http://hl7.org/fhir/ValueSet/security-labels	Coding
-E	purpose	0	*	s	e	http://terminology.hl7.org/ValueSet/v3-PurposeOfUse	Coding
-E	class	0	*	s	e	http://hl7.org/fhir/ValueSet/consent-content-class	Coding
-E	code	0	*	s	x	http://hl7.org/fhir/ValueSet/consent-content-code	CodeableConcept
-E	dataPeriod	0	1	s	-		Period
-E	data	0	*	s	-		Consent.provision.data
-E	provision	0	*	-	-		Consent.provision
-T	Consent.provision.actor	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	role	1	1	-	e	http://hl7.org/fhir/ValueSet/security-role-type	CodeableConcept
-E	reference	1	1	-	-		Reference(Device,Group,CareTeam,Organization,Patient,Practitioner,RelatedPerson,PractitionerRole)
-T	Consent.provision.data	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	meaning	1	1	s	r	http://hl7.org/fhir/ValueSet/consent-data-meaning	code
-E	reference	1	1	s	-		Reference
-T	Consent.verification	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	verified	1	1	s	-		boolean
-E	verifiedWith	0	1	-	-		Reference(Patient,RelatedPerson)
-E	verificationDate	0	1	-	-		dateTime
-T	ContactDetail	c	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	name	0	1	s	-		string
-E	telecom	0	*	s	-		ContactPoint
-T	ContactPoint	c	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	system	0	1	s	r	http://hl7.org/fhir/ValueSet/contact-point-system	code
-E	value	0	1	s	-		string
-E	use	0	1	sm	r	http://hl7.org/fhir/ValueSet/contact-point-use	code
-E	rank	0	1	s	-		positiveInt
-E	period	0	1	s	-		Period
-T	Contract	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	url	0	1	-	-		uri
-E	version	0	1	s	-		string
-E	status	0	1	sm	r	http://hl7.org/fhir/ValueSet/contract-status	code
-E	legalState	0	1	-	e	http://hl7.org/fhir/ValueSet/contract-legalstate	CodeableConcept
-E	instantiatesCanonical	0	1	-	-		Reference(Contract)
-E	instantiatesUri	0	1	-	-		uri
-E	contentDerivative	0	1	-	x	http://hl7.org/fhir/ValueSet/contract-content-derivative	CodeableConcept
-E	issued	0	1	s	-		dateTime
-E	applies	0	1	s	-		Period
-E	expirationType	0	1	-	x	http://hl7.org/fhir/ValueSet/contract-expiration-type	CodeableConcept
-E	subject	0	*	s	-		Reference
-E	authority	0	*	-	-		Reference(Organization)
-E	domain	0	*	-	-		Reference(Location)
-E	site	0	*	-	-		Reference(Location)
-E	name	0	1	s	-		string
-E	title	0	1	s	-		string
-E	subtitle	0	1	-	-		string
-E	alias	0	*	-	-		string
-E	author	0	1	-	-		Reference(Patient,Practitioner,PractitionerRole,Organization)
-E	scope	0	1	-	x	http://hl7.org/fhir/ValueSet/contract-scope	CodeableConcept
-E	topic	0	1	c	-		CodeableConcept Reference
-E	type	0	1	s	x	http://hl7.org/fhir/ValueSet/contract-type	CodeableConcept
-E	subType	0	*	s	x	http://hl7.org/fhir/ValueSet/contract-subtype	CodeableConcept
-E	contentDefinition	0	1	-	-		Contract.contentDefinition
-E	term	0	*	-	-		Contract.term
-E	supportingInfo	0	*	-	-		Reference
-E	relevantHistory	0	*	-	-		Reference(Provenance)
-E	signer	0	*	-	-		Contract.signer
-E	friendly	0	*	-	-		Contract.friendly
-E	legal	0	*	-	-		Contract.legal
-E	rule	0	*	-	-		Contract.rule
-E	legallyBinding	0	1	c	-		Attachment Reference(Composition,DocumentReference,QuestionnaireResponse,Contract)
-T	Contract.contentDefinition	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	-	x	http://hl7.org/fhir/ValueSet/contract-definition-type	CodeableConcept
-E	subType	0	1	-	x	http://hl7.org/fhir/ValueSet/contract-definition-subtype	CodeableConcept
-E	publisher	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization)
-E	publicationDate	0	1	-	-		dateTime
-E	publicationStatus	1	1	-	r	http://hl7.org/fhir/ValueSet/contract-publicationstatus	code
-E	copyright	0	1	-	-		markdown
-T	Contract.friendly	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	content	1	1	c	-		Attachment Reference(Composition,DocumentReference,QuestionnaireResponse)
-T	Contract.legal	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	content	1	1	c	-		Attachment Reference(Composition,DocumentReference,QuestionnaireResponse)
-T	Contract.rule	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	content	1	1	c	-		Attachment Reference(DocumentReference)
-T	Contract.signer	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	-	p	http://hl7.org/fhir/ValueSet/contract-signer-type	Coding
-E	party	1	1	-	-		Reference(Organization,Patient,Practitioner,PractitionerRole,RelatedPerson)
-E	signature	1	*	-	-		Signature
-T	Contract.term	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	identifier	0	1	s	-		Identifier
-E	issued	0	1	s	-		dateTime
-E	applies	0	1	s	-		Period
-E	topic	0	1	c	-		CodeableConcept Reference
-E	type	0	1	-	x	http://hl7.org/fhir/ValueSet/contract-term-type	CodeableConcept
-E	subType	0	1	-	x	http://hl7.org/fhir/ValueSet/contract-term-subtype	CodeableConcept
-E	text	0	1	s	-		string
-E	securityLabel	0	*	-	-		Contract.term.securityLabel
-E	offer	1	1	-	-		Contract.term.offer
-E	asset	0	*	-	-		Contract.term.asset
-E	action	0	*	-	-		Contract.term.action
-E	group	0	*	-	-		Contract.term
-T	Contract.term.action	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	doNotPerform	0	1	m	-		boolean
-E	type	1	1	-	x	http://hl7.org/fhir/ValueSet/contract-action	CodeableConcept
-E	subject	0	*	-	-		Contract.term.action.subject
-E	intent	1	1	-	x	http://terminology.hl7.org/ValueSet/v3-PurposeOfUse	CodeableConcept
-E	linkId	0	*	-	-		string
-E	status	1	1	-	x	http://hl7.org/fhir/ValueSet/contract-actionstatus	CodeableConcept
-E	context	0	1	-	-		Reference(Encounter,EpisodeOfCare)
-E	contextLinkId	0	*	-	-		string
-E	occurrence	0	1	c	-		dateTime Period Timing
-E	requester	0	*	-	-		Reference(Patient,RelatedPerson,Practitioner,PractitionerRole,Device,Group,Organization)
-E	requesterLinkId	0	*	-	-		string
-E	performerType	0	*	-	x	http://hl7.org/fhir/ValueSet/provenance-agent-type	CodeableConcept
-E	performerRole	0	1	-	x	http://hl7.org/fhir/ValueSet/provenance-agent-role	CodeableConcept
-E	performer	0	1	-	-		Reference(RelatedPerson,Patient,Practitioner,PractitionerRole,CareTeam,Device,Substance,Organization,Location)
-E	performerLinkId	0	*	-	-		string
-E	reasonCode	0	*	-	x	http://terminology.hl7.org/ValueSet/v3-PurposeOfUse	CodeableConcept
-E	reasonReference	0	*	-	-		Reference(Condition,Observation,DiagnosticReport,DocumentReference,Questionnaire,QuestionnaireResponse)
-E	reason	0	*	-	-		string
-E	reasonLinkId	0	*	-	-		string
-E	note	0	*	-	-		Annotation
-E	securityLabelNumber	0	*	-	-		unsignedInt
-T	Contract.term.action.subject	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	reference	1	*	-	-		Reference(Patient,RelatedPerson,Practitioner,PractitionerRole,Device,Group,Organization)
-E	role	0	1	-	x	http://hl7.org/fhir/ValueSet/contract-actorrole	CodeableConcept
-T	Contract.term.asset	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	scope	0	1	-	x	http://hl7.org/fhir/ValueSet/contract-assetscope	CodeableConcept
-E	type	0	*	-	x	http://hl7.org/fhir/ValueSet/contract-assettype	CodeableConcept
-E	typeReference	0	*	-	-		Reference
-E	subtype	0	*	-	x	http://hl7.org/fhir/ValueSet/contract-assetsubtype	CodeableConcept
-E	relationship	0	1	-	e	http://hl7.org/fhir/ValueSet/consent-content-class	Coding
-E	context	0	*	-	-		Contract.term.asset.context
-E	condition	0	1	-	-		string
-E	periodType	0	*	-	x	http://hl7.org/fhir/ValueSet/asset-availability	CodeableConcept
-E	period	0	*	-	-		Period
-E	usePeriod	0	*	-	-		Period
-E	text	0	1	-	-		string
-E	linkId	0	*	-	-		string
-E	answer	0	*	-	-		Contract.term.offer.answer
-E	securityLabelNumber	0	*	-	-		unsignedInt
-E	valuedItem	0	*	-	-		Contract.term.asset.valuedItem
-T	Contract.term.asset.context	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	reference	0	1	-	-		Reference
-E	code	0	*	-	x	http://hl7.org/fhir/ValueSet/contract-assetcontext	CodeableConcept
-E	text	0	1	-	-		string
-T	Contract.term.asset.valuedItem	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	entity	0	1	c	-		CodeableConcept Reference
-E	identifier	0	1	-	-		Identifier
-E	effectiveTime	0	1	-	-		dateTime
-E	quantity	0	1	-	-		Quantity
-E	unitPrice	0	1	-	-		Money
-E	factor	0	1	-	-		decimal
-E	points	0	1	-	-		decimal
-E	net	0	1	-	-		Money
-E	payment	0	1	-	-		string
-E	paymentDate	0	1	-	-		dateTime
-E	responsible	0	1	-	-		Reference(Organization,Patient,Practitioner,PractitionerRole,RelatedPerson)
-E	recipient	0	1	-	-		Reference(Organization,Patient,Practitioner,PractitionerRole,RelatedPerson)
-E	linkId	0	*	-	-		string
-E	securityLabelNumber	0	*	-	-		unsignedInt
-T	Contract.term.offer	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	identifier	0	*	-	-		Identifier
-E	party	0	*	-	-		Contract.term.offer.party
-E	topic	0	1	s	-		Reference
-E	type	0	1	-	x	http://hl7.org/fhir/ValueSet/contract-term-type	CodeableConcept
-E	decision	0	1	-	e	http://terminology.hl7.org/ValueSet/v3-ActConsentDirective	CodeableConcept
-E	decisionMode	0	*	-	x	http://hl7.org/fhir/ValueSet/contract-decision-mode	CodeableConcept
-E	answer	0	*	-	-		Contract.term.offer.answer
-E	text	0	1	-	-		string
-E	linkId	0	*	-	-		string
-E	securityLabelNumber	0	*	-	-		unsignedInt
-T	Contract.term.offer.answer	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	value	1	1	c	-		boolean decimal integer date dateTime time string uri Attachment Coding Quantity Reference
-T	Contract.term.offer.party	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	reference	1	*	-	-		Reference(Patient,RelatedPerson,Practitioner,PractitionerRole,Device,Group,Organization)
-E	role	1	1	-	x	http://hl7.org/fhir/ValueSet/contract-party-role	CodeableConcept
-T	Contract.term.securityLabel	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	number	0	*	-	-		unsignedInt
-E	classification	1	1	-	x	http://hl7.org/fhir/ValueSet/contract-security-classification	Coding
-E	category	0	*	-	x	http://hl7.org/fhir/ValueSet/contract-security-category	Coding
-E	control	0	*	-	x	http://hl7.org/fhir/ValueSet/contract-security-control	Coding
-T	Contributor	c	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/contributor-type	code
-E	name	1	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-T	Count	c	0	Quantity	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	value	0	1	s	-		decimal
-E	comparator	0	1	sm	r	http://hl7.org/fhir/ValueSet/quantity-comparator	code
-E	unit	0	1	s	-		string
-E	system	0	1	s	-		uri
-E	code	0	1	s	-		code
-T	Coverage	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/fm-status	code
-E	type	0	1	s	p	http://hl7.org/fhir/ValueSet/coverage-type	CodeableConcept
-E	policyHolder	0	1	s	-		Reference(Patient,RelatedPerson,Organization)
-E	subscriber	0	1	s	-		Reference(Patient,RelatedPerson)
-E	subscriberId	0	1	s	-		string
-E	beneficiary	1	1	s	-		Reference(Patient)
-E	dependent	0	1	s	-		string
-E	relationship	0	1	-	e	http://hl7.org/fhir/ValueSet/subscriber-relationship	CodeableConcept
-E	period	0	1	s	-		Period
-E	payor	1	*	s	-		Reference(Organization,Patient,RelatedPerson)
-E	class	0	*	-	-		Coverage.class
-E	order	0	1	s	-		positiveInt
-E	network	0	1	s	-		string
-E	costToBeneficiary	0	*	-	-		Coverage.costToBeneficiary
-E	subrogation	0	1	-	-		boolean
-E	contract	0	*	-	-		Reference(Contract)
-T	Coverage.class	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	s	e	http://hl7.org/fhir/ValueSet/coverage-class	CodeableConcept
-E	value	1	1	s	-		string
-E	name	0	1	s	-		string
-T	Coverage.costToBeneficiary	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	0	1	s	e	http://hl7.org/fhir/ValueSet/coverage-copay-type	CodeableConcept
-E	value	1	1	cs	-		Quantity Money
-E	exception	0	*	-	-		Coverage.costToBeneficiary.exception
-T	Coverage.costToBeneficiary.exception	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	s	x	http://hl7.org/fhir/ValueSet/coverage-financial-exception	CodeableConcept
-E	period	0	1	s	-		Period
-T	CoverageEligibilityRequest	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	-	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/fm-status	code
-E	priority	0	1	-	x	http://hl7.org/fhir/ValueSet/process-priority	CodeableConcept
-E	purpose	1	*	s	r	http://hl7.org/fhir/ValueSet/eligibilityrequest-purpose	code
-E	patient	1	1	s	-		Reference(Patient)
-E	serviced	0	1	c	-		date Period
-E	created	1	1	s	-		dateTime
-E	enterer	0	1	-	-		Reference(Practitioner,PractitionerRole)
-E	provider	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization)
-E	insurer	1	1	s	-		Reference(Organization)
-E	facility	0	1	-	-		Reference(Location)
-E	supportingInfo	0	*	-	-		CoverageEligibilityRequest.supportingInfo
-E	insurance	0	*	-	-		CoverageEligibilityRequest.insurance
-E	item	0	*	-	-		CoverageEligibilityRequest.item
-T	CoverageEligibilityRequest.insurance	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	focal	0	1	-	-		boolean
-E	coverage	1	1	-	-		Reference(Coverage)
-E	businessArrangement	0	1	-	-		string
-T	CoverageEligibilityRequest.item	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	supportingInfoSequence	0	*	-	-		positiveInt
-E	category	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-benefitcategory	CodeableConcept
-E	productOrService	0	1	-	x	http://hl7.org/fhir/ValueSet/service-uscls	CodeableConcept
-E	modifier	0	*	-	x	http://hl7.org/fhir/ValueSet/claim-modifiers	CodeableConcept
-E	provider	0	1	-	-		Reference(Practitioner,PractitionerRole)
-E	quantity	0	1	-	-		Quantity
-E	unitPrice	0	1	-	-		Money
-E	facility	0	1	-	-		Reference(Location,Organization)
-E	diagnosis	0	*	-	-		CoverageEligibilityRequest.item.diagnosis
-E	detail	0	*	-	-		Reference
-T	CoverageEligibilityRequest.item.diagnosis	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	diagnosis	0	1	c	x	http://hl7.org/fhir/ValueSet/icd-10	CodeableConcept Reference(Condition)
-T	CoverageEligibilityRequest.supportingInfo	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	sequence	1	1	-	-		positiveInt
-E	information	1	1	-	-		Reference
-E	appliesToAll	0	1	-	-		boolean
-T	CoverageEligibilityResponse	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	-	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/fm-status	code
-E	purpose	1	*	s	r	http://hl7.org/fhir/ValueSet/eligibilityresponse-purpose	code
-E	patient	1	1	s	-		Reference(Patient)
-E	serviced	0	1	c	-		date Period
-E	created	1	1	s	-		dateTime
-E	requestor	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization)
-E	request	1	1	s	-		Reference(CoverageEligibilityRequest)
-E	outcome	1	1	s	r	http://hl7.org/fhir/ValueSet/remittance-outcome	code
-E	disposition	0	1	-	-		string
-E	insurer	1	1	s	-		Reference(Organization)
-E	insurance	0	*	-	-		CoverageEligibilityResponse.insurance
-E	preAuthRef	0	1	-	-		string
-E	form	0	1	-	x	http://hl7.org/fhir/ValueSet/forms	CodeableConcept
-E	error	0	*	-	-		CoverageEligibilityResponse.error
-T	CoverageEligibilityResponse.error	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	1	1	-	x	http://hl7.org/fhir/ValueSet/adjudication-error	CodeableConcept
-T	CoverageEligibilityResponse.insurance	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	coverage	1	1	s	-		Reference(Coverage)
-E	inforce	0	1	-	-		boolean
-E	benefitPeriod	0	1	-	-		Period
-E	item	0	*	-	-		CoverageEligibilityResponse.insurance.item
-T	CoverageEligibilityResponse.insurance.item	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	category	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-benefitcategory	CodeableConcept
-E	productOrService	0	1	-	x	http://hl7.org/fhir/ValueSet/service-uscls	CodeableConcept
-E	modifier	0	*	-	x	http://hl7.org/fhir/ValueSet/claim-modifiers	CodeableConcept
-E	provider	0	1	-	-		Reference(Practitioner,PractitionerRole)
-E	excluded	0	1	-	-		boolean
-E	name	0	1	-	-		string
-E	description	0	1	-	-		string
-E	network	0	1	-	x	http://hl7.org/fhir/ValueSet/benefit-network	CodeableConcept
-E	unit	0	1	-	x	http://hl7.org/fhir/ValueSet/benefit-unit	CodeableConcept
-E	term	0	1	-	x	http://hl7.org/fhir/ValueSet/benefit-term	CodeableConcept
-E	benefit	0	*	-	-		CoverageEligibilityResponse.insurance.item.benefit
-E	authorizationRequired	0	1	-	-		boolean
-E	authorizationSupporting	0	*	-	x	http://hl7.org/fhir/ValueSet/coverageeligibilityresponse-ex-auth-support	CodeableConcept
-E	authorizationUrl	0	1	-	-		uri
-T	CoverageEligibilityResponse.insurance.item.benefit	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	-	x	http://hl7.org/fhir/ValueSet/benefit-type	CodeableConcept
-E	allowed	0	1	c	-		unsignedInt string Money
-E	used	0	1	c	-		unsignedInt string Money
-T	DataRequirement	c	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/all-types	code
-E	profile	0	*	s	-		canonical(StructureDefinition)
-E	subject	0	1	cs	e	http://hl7.org/fhir/ValueSet/subject-type	CodeableConcept Reference(Group)
-E	mustSupport	0	*	s	-		string
-E	codeFilter	0	*	s	-		DataRequirement.codeFilter
-E	dateFilter	0	*	s	-		DataRequirement.dateFilter
-E	limit	0	1	s	-		positiveInt
-E	sort	0	*	s	-		DataRequirement.sort
-T	DataRequirement.codeFilter	b	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	path	0	1	s	-		string
-E	searchParam	0	1	s	-		string
-E	valueSet	0	1	s	-		canonical(ValueSet)
-E	code	0	*	s	-		Coding
-T	DataRequirement.dateFilter	b	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	path	0	1	s	-		string
-E	searchParam	0	1	s	-		string
-E	value	0	1	cs	-		dateTime Period Duration
-T	DataRequirement.sort	b	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	path	1	1	s	-		string
-E	direction	1	1	s	r	http://hl7.org/fhir/ValueSet/sort-direction	code
-T	DetectedIssue	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/observation-status	code
-E	code	0	1	s	p	http://hl7.org/fhir/ValueSet/detectedissue-category	CodeableConcept
-E	severity	0	1	s	r	http://hl7.org/fhir/ValueSet/detectedissue-severity	code
-E	patient	0	1	s	-		Reference(Patient)
-E	identified	0	1	cs	-		dateTime Period
-E	author	0	1	s	-		Reference(Practitioner,PractitionerRole,Device)
-E	implicated	0	*	s	-		Reference
-E	evidence	0	*	-	-		DetectedIssue.evidence
-E	detail	0	1	-	-		string
-E	reference	0	1	-	-		uri
-E	mitigation	0	*	-	-		DetectedIssue.mitigation
-T	DetectedIssue.evidence	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	0	*	-	x	http://hl7.org/fhir/ValueSet/manifestation-or-symptom	CodeableConcept
-E	detail	0	*	-	-		Reference
-T	DetectedIssue.mitigation	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	action	1	1	-	p	http://hl7.org/fhir/ValueSet/detectedissue-mitigation-action	CodeableConcept
-E	date	0	1	-	-		dateTime
-E	author	0	1	-	-		Reference(Practitioner,PractitionerRole)
-T	Device	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	-	-		Identifier
-E	definition	0	1	-	-		Reference(DeviceDefinition)
-E	udiCarrier	0	*	s	-		Device.udiCarrier
-E	status	0	1	sm	r	http://hl7.org/fhir/ValueSet/device-status	code
-E	statusReason	0	*	-	e	http://hl7.org/fhir/ValueSet/device-status-reason	CodeableConcept
-E	distinctIdentifier	0	1	-	-		string
-E	manufacturer	0	1	-	-		string
-E	manufactureDate	0	1	-	-		dateTime
-E	expirationDate	0	1	-	-		dateTime
-E	lotNumber	0	1	-	-		string
-E	serialNumber	0	1	-	-		string
-E	deviceName	0	*	-	-		Device.deviceName
-E	modelNumber	0	1	-	-		string
-E	partNumber	0	1	-	-		string
-E	type	0	1	-	x	http://hl7.org/fhir/ValueSet/device-type	CodeableConcept
-E	specialization	0	*	-	-		Device.specialization
-E	version	0	*	-	-		Device.version
-E	property	0	*	-	-		Device.property
-E	patient	0	1	-	-		Reference(Patient)
-E	owner	0	1	-	-		Reference(Organization)
-E	contact	0	*	-	-		ContactPoint
-E	location	0	1	-	-		Reference(Location)
-E	url	0	1	-	-		uri
-E	note	0	*	-	-		Annotation
-E	safety	0	*	s	-		CodeableConcept
-E	parent	0	1	-	-		Reference(Device)
-T	Device.deviceName	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	name	1	1	-	-		string
-E	type	1	1	-	r	http://hl7.org/fhir/ValueSet/device-nametype	code
-T	Device.property	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	-	-		CodeableConcept
-E	valueQuantity	0	*	-	-		Quantity
-E	valueCode	0	*	-	-		CodeableConcept
-T	Device.specialization	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	systemType	1	1	-	-		CodeableConcept
-E	version	0	1	-	-		string
-T	Device.udiCarrier	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	deviceIdentifier	0	1	s	-		string
-E	issuer	0	1	-	-		uri
-E	jurisdiction	0	1	-	-		uri
-E	carrierAIDC	0	1	s	-		base64Binary
-E	carrierHRF	0	1	s	-		string
-E	entryType	0	1	-	r	http://hl7.org/fhir/ValueSet/udi-entry-type	code
-T	Device.version	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	0	1	-	-		CodeableConcept
-E	component	0	1	-	-		Identifier
-E	value	1	1	-	-		string
-T	DeviceDefinition	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	-	-		Identifier
-E	udiDeviceIdentifier	0	*	-	-		DeviceDefinition.udiDeviceIdentifier
-E	manufacturer	0	1	c	-		string Reference(Organization)
-E	deviceName	0	*	-	-		DeviceDefinition.deviceName
-E	modelNumber	0	1	-	-		string
-E	type	0	1	-	x	http://hl7.org/fhir/ValueSet/device-kind	CodeableConcept
-E	specialization	0	*	-	-		DeviceDefinition.specialization
-E	version	0	*	-	-		string
-E	safety	0	*	s	x	http://hl7.org/fhir/ValueSet/device-safety	CodeableConcept
-E	shelfLifeStorage	0	*	-	-		ProductShelfLife
-E	physicalCharacteristics	0	1	-	-		ProdCharacteristic
-E	languageCode	0	*	-	-		CodeableConcept
-E	capability	0	*	-	-		DeviceDefinition.capability
-E	property	0	*	-	-		DeviceDefinition.property
-E	owner	0	1	-	-		Reference(Organization)
-E	contact	0	*	-	-		ContactPoint
-E	url	0	1	-	-		uri
-E	onlineInformation	0	1	-	-		uri
-E	note	0	*	-	-		Annotation
-E	quantity	0	1	-	-		Quantity
-E	parentDevice	0	1	s	-		Reference(DeviceDefinition)
-E	material	0	*	-	-		DeviceDefinition.material
-T	DeviceDefinition.capability	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	-	-		CodeableConcept
-E	description	0	*	-	-		CodeableConcept
-T	DeviceDefinition.deviceName	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	name	1	1	-	-		string
-E	type	1	1	-	r	http://hl7.org/fhir/ValueSet/device-nametype	code
-T	DeviceDefinition.material	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	substance	1	1	-	-		CodeableConcept
-E	alternate	0	1	-	-		boolean
-E	allergenicIndicator	0	1	-	-		boolean
-T	DeviceDefinition.property	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	-	-		CodeableConcept
-E	valueQuantity	0	*	-	-		Quantity
-E	valueCode	0	*	-	-		CodeableConcept
-T	DeviceDefinition.specialization	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	systemType	1	1	-	-		string
-E	version	0	1	-	-		string
-T	DeviceDefinition.udiDeviceIdentifier	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	deviceIdentifier	1	1	-	-		string
-E	issuer	1	1	-	-		uri
-E	jurisdiction	1	1	-	-		uri
-T	DeviceMetric	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	type	1	1	s	p	http://hl7.org/fhir/ValueSet/devicemetric-type	CodeableConcept
-E	unit	0	1	s	p	http://hl7.org/fhir/ValueSet/devicemetric-type	CodeableConcept
-E	source	0	1	s	-		Reference(Device)
-E	parent	0	1	s	-		Reference(Device)
-E	operationalStatus	0	1	s	r	http://hl7.org/fhir/ValueSet/metric-operational-status	code
-E	color	0	1	s	r	http://hl7.org/fhir/ValueSet/metric-color	code
-E	category	1	1	s	r	http://hl7.org/fhir/ValueSet/metric-category	code
-E	measurementPeriod	0	1	s	-		Timing
-E	calibration	0	*	s	-		DeviceMetric.calibration
-T	DeviceMetric.calibration	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	0	1	s	r	http://hl7.org/fhir/ValueSet/metric-calibration-type	code
-E	state	0	1	s	r	http://hl7.org/fhir/ValueSet/metric-calibration-state	code
-E	time	0	1	s	-		instant
-T	DeviceRequest	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	instantiatesCanonical	0	*	s	-		canonical(ActivityDefinition,PlanDefinition)
-E	instantiatesUri	0	*	s	-		uri
-E	basedOn	0	*	s	-		Reference
-E	priorRequest	0	*	s	-		Reference
-E	groupIdentifier	0	1	s	-		Identifier
-E	status	0	1	sm	r	http://hl7.org/fhir/ValueSet/request-status	code
-E	intent	1	1	sm	r	http://hl7.org/fhir/ValueSet/request-intent	code
-E	priority	0	1	s	r	http://hl7.org/fhir/ValueSet/request-priority	code
-E	code	1	1	cs	x	http://hl7.org/fhir/ValueSet/device-kind	Reference(Device) CodeableConcept
-E	parameter	0	*	-	-		DeviceRequest.parameter
-E	subject	1	1	s	-		Reference(Patient,Group,Location,Device)
-E	encounter	0	1	s	-		Reference(Encounter)
-E	occurrence	0	1	cs	-		dateTime Period Timing
-E	authoredOn	0	1	s	-		dateTime
-E	requester	0	1	s	-		Reference(Device,Practitioner,PractitionerRole,Organization)
-E	performerType	0	1	s	x	http://hl7.org/fhir/ValueSet/participant-role	CodeableConcept
-E	performer	0	1	s	-		Reference(Practitioner,PractitionerRole,Organization,CareTeam,HealthcareService,Patient,Device,RelatedPerson)
-E	reasonCode	0	*	s	x	http://hl7.org/fhir/ValueSet/condition-code	CodeableConcept
-E	reasonReference	0	*	s	-		Reference(Condition,Observation,DiagnosticReport,DocumentReference)
-E	insurance	0	*	-	-		Reference(Coverage,ClaimResponse)
-E	supportingInfo	0	*	-	-		Reference
-E	note	0	*	-	-		Annotation
-E	relevantHistory	0	*	-	-		Reference(Provenance)
-T	DeviceRequest.parameter	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	0	1	-	x		CodeableConcept
-E	value	0	1	c	-		CodeableConcept Quantity Range boolean
-T	DeviceUseStatement	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	basedOn	0	*	s	-		Reference(ServiceRequest)
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/device-statement-status	code
-E	subject	1	1	s	-		Reference(Patient,Group)
-E	derivedFrom	0	*	s	-		Reference(ServiceRequest,Procedure,Claim,Observation,QuestionnaireResponse,DocumentReference)
-E	timing	0	1	cs	-		Timing Period dateTime
-E	recordedOn	0	1	s	-		dateTime
-E	source	0	1	s	-		Reference(Patient,Practitioner,PractitionerRole,RelatedPerson)
-E	device	1	1	s	-		Reference(Device)
-E	reasonCode	0	*	s	-		CodeableConcept
-E	reasonReference	0	*	s	-		Reference(Condition,Observation,DiagnosticReport,DocumentReference,Media)
-E	bodySite	0	1	s	x	http://hl7.org/fhir/ValueSet/body-site	CodeableConcept
-E	note	0	*	-	-		Annotation
-T	DiagnosticReport	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	basedOn	0	*	-	-		Reference(CarePlan,ImmunizationRecommendation,MedicationRequest,NutritionOrder,ServiceRequest)
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/diagnostic-report-status	code
-E	category	0	*	s	x	http://hl7.org/fhir/ValueSet/diagnostic-service-sections	CodeableConcept
-E	code	1	1	s	p	http://hl7.org/fhir/ValueSet/report-codes	CodeableConcept
-E	subject	0	1	s	-		Reference(Patient,Group,Device,Location)
-E	encounter	0	1	s	-		Reference(Encounter)
-E	effective	0	1	cs	-		dateTime Period
-E	issued	0	1	s	-		instant
-E	performer	0	*	s	-		Reference(Practitioner,PractitionerRole,Organization,CareTeam)
-E	resultsInterpreter	0	*	s	-		Reference(Practitioner,PractitionerRole,Organization,CareTeam)
-E	specimen	0	*	-	-		Reference(Specimen)
-E	result	0	*	-	-		Reference(Observation)
-E	imagingStudy	0	*	-	-		Reference(ImagingStudy)
-E	media	0	*	s	-		DiagnosticReport.media
-E	conclusion	0	1	-	-		string
-E	conclusionCode	0	*	-	x	http://hl7.org/fhir/ValueSet/clinical-findings	CodeableConcept
-E	presentedForm	0	*	-	-		Attachment
-T	DiagnosticReport.media	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	comment	0	1	-	-		string
-E	link	1	1	s	-		Reference(Media)
-T	Distance	c	0	Quantity	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	value	0	1	s	-		decimal
-E	comparator	0	1	sm	r	http://hl7.org/fhir/ValueSet/quantity-comparator	code
-E	unit	0	1	s	-		string
-E	system	0	1	s	-		uri
-E	code	0	1	s	-		code
-T	DocumentManifest	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	masterIdentifier	0	1	s	-		Identifier
-E	identifier	0	*	s	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/document-reference-status	code
-E	type	0	1	s	x	http://terminology.hl7.org/ValueSet/v3-ActCode	CodeableConcept
-E	subject	0	1	s	-		Reference(Patient,Practitioner,Group,Device)
-E	created	0	1	-	-		dateTime
-E	author	0	*	s	-		Reference(Practitioner,PractitionerRole,Organization,Device,Patient,RelatedPerson)
-E	recipient	0	*	-	-		Reference(Patient,Practitioner,PractitionerRole,RelatedPerson,Organization)
-E	source	0	1	-	-		uri
-E	description	0	1	s	-		string
-E	content	1	*	s	-		Reference
-E	related	0	*	-	-		DocumentManifest.related
-T	DocumentManifest.related	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	identifier	0	1	-	-		Identifier
-E	ref	0	1	-	-		Reference
-T	DocumentReference	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	masterIdentifier	0	1	s	-		Identifier
-E	identifier	0	*	s	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/document-reference-status	code
-E	docStatus	0	1	s	r	http://hl7.org/fhir/ValueSet/composition-status	code
-E	type	0	1	s	p	http://hl7.org/fhir/ValueSet/c80-doc-typecodes	CodeableConcept
-E	category	0	*	s	x	http://hl7.org/fhir/ValueSet/document-classcodes	CodeableConcept
-E	subject	0	1	s	-		Reference(Patient,Practitioner,Group,Device)
-E	date	0	1	s	-		instant
-E	author	0	*	s	-		Reference(Practitioner,PractitionerRole,Organization,Device,Patient,RelatedPerson)
-E	authenticator	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization)
-E	custodian	0	1	-	-		Reference(Organization)
-E	relatesTo	0	*	s	-		DocumentReference.relatesTo
-E	description	0	1	s	-		string
-E	securityLabel	0	*	s	e	http://hl7.org/fhir/ValueSet/security-labels	CodeableConcept
-E	content	1	*	s	-		DocumentReference.content
-E	context	0	1	s	-		DocumentReference.context
-T	DocumentReference.content	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	attachment	1	1	s	-		Attachment
-E	format	0	1	s	p	http://hl7.org/fhir/ValueSet/formatcodes	Coding
-T	DocumentReference.context	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	encounter	0	*	-	-		Reference(Encounter,EpisodeOfCare)
-E	event	0	*	-	x	http://terminology.hl7.org/ValueSet/v3-ActCode	CodeableConcept
-E	period	0	1	s	-		Period
-E	facilityType	0	1	-	x	http://hl7.org/fhir/ValueSet/c80-facilitycodes	CodeableConcept
-E	practiceSetting	0	1	-	x	http://hl7.org/fhir/ValueSet/c80-practice-codes	CodeableConcept
-E	sourcePatientInfo	0	1	-	-		Reference(Patient)
-E	related	0	*	-	-		Reference
-T	DocumentReference.relatesTo	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	1	1	s	r	http://hl7.org/fhir/ValueSet/document-relationship-type	code
-E	target	1	1	s	-		Reference(DocumentReference)
-T	DomainResource	r	1	Resource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-T	Dosage	c	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	sequence	0	1	s	-		integer
-E	text	0	1	s	-		string
-E	additionalInstruction	0	*	s	x	http://hl7.org/fhir/ValueSet/additional-instruction-codes	CodeableConcept
-E	patientInstruction	0	1	s	-		string
-E	timing	0	1	s	-		Timing
-E	asNeeded	0	1	cs	x	http://hl7.org/fhir/ValueSet/medication-as-needed-reason	boolean CodeableConcept
-E	site	0	1	s	x	http://hl7.org/fhir/ValueSet/approach-site-codes	CodeableConcept
-E	route	0	1	s	x	http://hl7.org/fhir/ValueSet/route-codes	CodeableConcept
-E	method	0	1	s	x	http://hl7.org/fhir/ValueSet/administration-method-codes	CodeableConcept
-E	doseAndRate	0	*	s	-		Dosage.doseAndRate
-E	maxDosePerPeriod	0	1	s	-		Ratio
-E	maxDosePerAdministration	0	1	s	-		Quantity
-E	maxDosePerLifetime	0	1	s	-		Quantity
-T	Dosage.doseAndRate	b	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	type	0	1	s	x	http://hl7.org/fhir/ValueSet/dose-rate-type	CodeableConcept
-E	dose	0	1	cs	-		Range Quantity
-E	rate	0	1	cs	-		Ratio Range Quantity
-T	Duration	c	0	Quantity	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	value	0	1	s	-		decimal
-E	comparator	0	1	sm	r	http://hl7.org/fhir/ValueSet/quantity-comparator	code
-E	unit	0	1	s	-		string
-E	system	0	1	s	-		uri
-E	code	0	1	s	-		code
-T	EffectEvidenceSynthesis	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	url	0	1	s	-		uri
-E	identifier	0	*	s	-		Identifier
-E	version	0	1	s	-		string
-E	name	0	1	s	-		string
-E	title	0	1	s	-		string
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	date	0	1	s	-		dateTime
-E	publisher	0	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-E	description	0	1	s	-		markdown
-E	note	0	*	-	-		Annotation
-E	useContext	0	*	s	-		UsageContext
-E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept
-E	copyright	0	1	-	-		markdown
-E	approvalDate	0	1	-	-		date
-E	lastReviewDate	0	1	-	-		date
-E	effectivePeriod	0	1	s	-		Period
-E	topic	0	*	-	x	http://hl7.org/fhir/ValueSet/definition-topic	CodeableConcept
-E	author	0	*	-	-		ContactDetail
-E	editor	0	*	-	-		ContactDetail
-E	reviewer	0	*	-	-		ContactDetail
-E	endorser	0	*	-	-		ContactDetail
-E	relatedArtifact	0	*	-	-		RelatedArtifact
-E	synthesisType	0	1	-	e	http://hl7.org/fhir/ValueSet/synthesis-type	CodeableConcept
-E	studyType	0	1	-	e	http://hl7.org/fhir/ValueSet/study-type	CodeableConcept
-E	population	1	1	s	-		Reference(EvidenceVariable)
-E	exposure	1	1	s	-		Reference(EvidenceVariable)
-E	exposureAlternative	1	1	s	-		Reference(EvidenceVariable)
-E	outcome	1	1	s	-		Reference(EvidenceVariable)
-E	sampleSize	0	1	-	-		EffectEvidenceSynthesis.sampleSize
-E	resultsByExposure	0	*	-	-		EffectEvidenceSynthesis.resultsByExposure
-E	effectEstimate	0	*	s	-		EffectEvidenceSynthesis.effectEstimate
-E	certainty	0	*	-	-		EffectEvidenceSynthesis.certainty
-T	EffectEvidenceSynthesis.certainty	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	rating	0	*	-	e	http://hl7.org/fhir/ValueSet/evidence-quality	CodeableConcept
-E	note	0	*	-	-		Annotation
-E	certaintySubcomponent	0	*	-	-		EffectEvidenceSynthesis.certainty.certaintySubcomponent
-T	EffectEvidenceSynthesis.certainty.certaintySubcomponent	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	0	1	-	e	http://hl7.org/fhir/ValueSet/certainty-subcomponent-type	CodeableConcept
-E	rating	0	*	-	e	http://hl7.org/fhir/ValueSet/certainty-subcomponent-rating	CodeableConcept
-E	note	0	*	-	-		Annotation
-T	EffectEvidenceSynthesis.effectEstimate	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	description	0	1	-	-		string
-E	type	0	1	-	e	http://hl7.org/fhir/ValueSet/effect-estimate-type	CodeableConcept
-E	variantState	0	1	-	e	http://hl7.org/fhir/ValueSet/evidence-variant-state	CodeableConcept
-E	value	0	1	-	-		decimal
-E	unitOfMeasure	0	1	-	r	http://hl7.org/fhir/ValueSet/ucum-units	CodeableConcept
-E	precisionEstimate	0	*	-	-		EffectEvidenceSynthesis.effectEstimate.precisionEstimate
-T	EffectEvidenceSynthesis.effectEstimate.precisionEstimate	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	0	1	-	e	http://hl7.org/fhir/ValueSet/precision-estimate-type	CodeableConcept
-E	level	0	1	-	-		decimal
-E	from	0	1	-	-		decimal
-E	to	0	1	-	-		decimal
-T	EffectEvidenceSynthesis.resultsByExposure	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	description	0	1	-	-		string
-E	exposureState	0	1	-	r	http://hl7.org/fhir/ValueSet/exposure-state	code
-E	variantState	0	1	-	e	http://hl7.org/fhir/ValueSet/evidence-variant-state	CodeableConcept
-E	riskEvidenceSynthesis	1	1	-	-		Reference(RiskEvidenceSynthesis)
-T	EffectEvidenceSynthesis.sampleSize	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	description	0	1	-	-		string
-E	numberOfStudies	0	1	-	-		integer
-E	numberOfParticipants	0	1	-	-		integer
-T	Element	c	1		-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-T	ElementDefinition	c	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	path	1	1	s	-		string
-E	representation	0	*	s	r	http://hl7.org/fhir/ValueSet/property-representation	code
-E	sliceName	0	1	s	-		string
-E	sliceIsConstraining	0	1	s	-		boolean
-E	label	0	1	s	-		string
-E	code	0	*	s	x	http://hl7.org/fhir/ValueSet/observation-codes	Coding
-E	slicing	0	1	s	-		ElementDefinition.slicing
-E	short	0	1	s	-		string
-E	definition	0	1	s	-		markdown
-E	comment	0	1	s	-		markdown
-E	requirements	0	1	s	-		markdown
-E	alias	0	*	s	-		string
-E	min	0	1	s	-		unsignedInt
-E	max	0	1	s	-		string
-E	base	0	1	s	-		ElementDefinition.base
-E	contentReference	0	1	s	-		uri
-E	type	0	*	s	-		ElementDefinition.type
-E	defaultValue	0	1	cs	-		base64Binary boolean canonical code date dateTime decimal id instant integer markdown oid positiveInt string time unsignedInt uri url uuid Address Age Annotation Attachment CodeableConcept Coding ContactPoint Count Distance Duration HumanName Identifier Money Period Quantity Range Ratio Reference SampledData Signature Timing ContactDetail Contributor DataRequirement Expression ParameterDefinition RelatedArtifact TriggerDefinition UsageContext Dosage Meta
-E	meaningWhenMissing	0	1	s	-		markdown
-E	orderMeaning	0	1	s	-		string
-E	fixed	0	1	cs	-		base64Binary boolean canonical code date dateTime decimal id instant integer markdown oid positiveInt string time unsignedInt uri url uuid Address Age Annotation Attachment CodeableConcept Coding ContactPoint Count Distance Duration HumanName Identifier Money Period Quantity Range Ratio Reference SampledData Signature Timing ContactDetail Contributor DataRequirement Expression ParameterDefinition RelatedArtifact TriggerDefinition UsageContext Dosage Meta
-E	pattern	0	1	cs	-		base64Binary boolean canonical code date dateTime decimal id instant integer markdown oid positiveInt string time unsignedInt uri url uuid Address Age Annotation Attachment CodeableConcept Coding ContactPoint Count Distance Duration HumanName Identifier Money Period Quantity Range Ratio Reference SampledData Signature Timing ContactDetail Contributor DataRequirement Expression ParameterDefinition RelatedArtifact TriggerDefinition UsageContext Dosage Meta
-E	example	0	*	s	-		ElementDefinition.example
-E	minValue	0	1	cs	-		date dateTime instant time decimal integer positiveInt unsignedInt Quantity
-E	maxValue	0	1	cs	-		date dateTime instant time decimal integer positiveInt unsignedInt Quantity
-E	maxLength	0	1	s	-		integer
-E	condition	0	*	s	-		id
-E	constraint	0	*	s	-		ElementDefinition.constraint
-E	mustSupport	0	1	s	-		boolean
-E	isModifier	0	1	s	-		boolean
-E	isModifierReason	0	1	s	-		string
-E	isSummary	0	1	s	-		boolean
-E	binding	0	1	s	-		ElementDefinition.binding
-E	mapping	0	*	s	-		ElementDefinition.mapping
-T	ElementDefinition.base	b	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	path	1	1	s	-		string
-E	min	1	1	s	-		unsignedInt
-E	max	1	1	s	-		string
-T	ElementDefinition.binding	b	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	strength	1	1	s	r	http://hl7.org/fhir/ValueSet/binding-strength	code
-E	description	0	1	s	-		string
-E	valueSet	0	1	s	-		canonical(ValueSet)
-T	ElementDefinition.constraint	b	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	key	1	1	s	-		id
-E	requirements	0	1	s	-		string
-E	severity	1	1	s	r	http://hl7.org/fhir/ValueSet/constraint-severity	code
-E	human	1	1	s	-		string
-E	expression	0	1	s	-		string
-E	xpath	0	1	s	-		string
-E	source	0	1	s	-		canonical(StructureDefinition)
-T	ElementDefinition.example	b	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	label	1	1	s	-		string
-E	value	1	1	cs	-		base64Binary boolean canonical code date dateTime decimal id instant integer markdown oid positiveInt string time unsignedInt uri url uuid Address Age Annotation Attachment CodeableConcept Coding ContactPoint Count Distance Duration HumanName Identifier Money Period Quantity Range Ratio Reference SampledData Signature Timing ContactDetail Contributor DataRequirement Expression ParameterDefinition RelatedArtifact TriggerDefinition UsageContext Dosage Meta
-T	ElementDefinition.mapping	b	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	identity	1	1	s	-		id
-E	language	0	1	s	r	http://hl7.org/fhir/ValueSet/mimetypes	code
-E	map	1	1	s	-		string
-E	comment	0	1	s	-		string
-T	ElementDefinition.slicing	b	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	discriminator	0	*	s	-		ElementDefinition.slicing.discriminator
-E	description	0	1	s	-		string
-E	ordered	0	1	s	-		boolean
-E	rules	1	1	s	r	http://hl7.org/fhir/ValueSet/resource-slicing-rules	code
-T	ElementDefinition.slicing.discriminator	b	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/discriminator-type	code
-E	path	1	1	s	-		string
-T	ElementDefinition.type	b	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	code	1	1	s	e	http://hl7.org/fhir/ValueSet/defined-types	uri
-E	profile	0	*	s	-		canonical(StructureDefinition,ImplementationGuide)
-E	targetProfile	0	*	s	-		canonical(StructureDefinition,ImplementationGuide)
-E	aggregation	0	*	s	r	http://hl7.org/fhir/ValueSet/resource-aggregation-mode	code
-E	versioning	0	1	s	r	http://hl7.org/fhir/ValueSet/reference-version-rules	code
-T	Encounter	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/encounter-status	code
-E	statusHistory	0	*	-	-		Encounter.statusHistory
-E	class	1	1	s	e	http://terminology.hl7.org/ValueSet/v3-ActEncounterCode	Coding
-E	classHistory	0	*	-	-		Encounter.classHistory
-E	type	0	*	s	x	http://hl7.org/fhir/ValueSet/encounter-type	CodeableConcept
-E	serviceType	0	1	s	x	http://hl7.org/fhir/ValueSet/service-type	CodeableConcept
-E	priority	0	1	-	x	http://terminology.hl7.org/ValueSet/v3-ActPriority	CodeableConcept
-E	subject	0	1	s	-		Reference(Patient,Group)
-E	episodeOfCare	0	*	s	-		Reference(EpisodeOfCare)
-E	basedOn	0	*	-	-		Reference(ServiceRequest)
-E	participant	0	*	s	-		Encounter.participant
-E	appointment	0	*	s	-		Reference(Appointment)
-E	period	0	1	-	-		Period
-E	length	0	1	-	-		Duration
-E	reasonCode	0	*	s	p	http://hl7.org/fhir/ValueSet/encounter-reason	CodeableConcept
-E	reasonReference	0	*	s	-		Reference(Condition,Procedure,Observation,ImmunizationRecommendation)
-E	diagnosis	0	*	s	-		Encounter.diagnosis
-E	account	0	*	-	-		Reference(Account)
-E	hospitalization	0	1	-	-		Encounter.hospitalization
-E	location	0	*	-	-		Encounter.location
-E	serviceProvider	0	1	-	-		Reference(Organization)
-E	partOf	0	1	-	-		Reference(Encounter)
-T	Encounter.classHistory	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	class	1	1	-	e	http://terminology.hl7.org/ValueSet/v3-ActEncounterCode	Coding
-E	period	1	1	-	-		Period
-T	Encounter.diagnosis	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	condition	1	1	s	-		Reference(Condition,Procedure)
-E	use	0	1	-	p	http://hl7.org/fhir/ValueSet/diagnosis-role	CodeableConcept
-E	rank	0	1	-	-		positiveInt
-T	Encounter.hospitalization	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	preAdmissionIdentifier	0	1	-	-		Identifier
-E	origin	0	1	-	-		Reference(Location,Organization)
-E	admitSource	0	1	-	p	http://hl7.org/fhir/ValueSet/encounter-admit-source	CodeableConcept
-E	reAdmission	0	1	-	x	http://terminology.hl7.org/ValueSet/v2-0092	CodeableConcept
-E	dietPreference	0	*	-	x	http://hl7.org/fhir/ValueSet/encounter-diet	CodeableConcept
-E	specialCourtesy	0	*	-	p	http://hl7.org/fhir/ValueSet/encounter-special-courtesy	CodeableConcept
-E	specialArrangement	0	*	-	p	http://hl7.org/fhir/ValueSet/encounter-special-arrangements	CodeableConcept
-E	destination	0	1	-	-		Reference(Location,Organization)
-E	dischargeDisposition	0	1	-	x	http://hl7.org/fhir/ValueSet/encounter-discharge-disposition	CodeableConcept
-T	Encounter.location	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	location	1	1	-	-		Reference(Location)
-E	status	0	1	-	r	http://hl7.org/fhir/ValueSet/encounter-location-status	code
-E	physicalType	0	1	-	x	http://hl7.org/fhir/ValueSet/location-physical-type	CodeableConcept
+R"BEVAN(E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	basedOn	0	*	s	-		Reference	
+E	replaces	0	*	s	-		Reference(CommunicationRequest)	
+E	groupIdentifier	0	1	s	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/request-status	code	
+E	statusReason	0	1	-	x		CodeableConcept	
+E	category	0	*	-	x	http://hl7.org/fhir/ValueSet/communication-category	CodeableConcept	
+E	priority	0	1	s	r	http://hl7.org/fhir/ValueSet/request-priority	code	
+E	doNotPerform	0	1	sm	-		boolean	
+E	medium	0	*	-	x	http://terminology.hl7.org/ValueSet/v3-ParticipationMode	CodeableConcept	
+E	subject	0	1	-	-		Reference(Patient,Group)	
+E	about	0	*	-	-		Reference	
+E	encounter	0	1	s	-		Reference(Encounter)	
+E	payload	0	*	-	-		CommunicationRequest.payload	
+E	occurrence	0	1	cs	-		dateTime Period	
+E	authoredOn	0	1	s	-		dateTime	
+E	requester	0	1	s	-		Reference(Practitioner,PractitionerRole,Organization,Patient,RelatedPerson,Device)	
+E	recipient	0	*	-	-		Reference(Device,Organization,Patient,Practitioner,PractitionerRole,RelatedPerson,Group,CareTeam,HealthcareService)	
+E	sender	0	1	s	-		Reference(Device,Organization,Patient,Practitioner,PractitionerRole,RelatedPerson,HealthcareService)	
+E	reasonCode	0	*	s	x	http://terminology.hl7.org/ValueSet/v3-ActReason	CodeableConcept	
+E	reasonReference	0	*	s	-		Reference(Condition,Observation,DiagnosticReport,DocumentReference)	
+E	note	0	*	-	-		Annotation	
+T	CommunicationRequest.payload	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	content	1	1	c	-		string Attachment Reference	
+T	CompartmentDefinition	r	0	DomainResource	-		45,52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	url	1	1	s	-		uri	
+E	version	0	1	s	-		string	
+E	name	1	1	s	-		string	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	experimental	0	1	s	-		boolean	
+E	date	0	1	s	-		dateTime	
+E	publisher	0	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+E	description	0	1	-	-		markdown	
+E	useContext	0	*	s	-		UsageContext	
+E	purpose	0	1	-	-		markdown	
+E	code	1	1	s	r	http://hl7.org/fhir/ValueSet/compartment-type	code	
+E	search	1	1	s	-		boolean	
+E	resource	0	*	s	-		CompartmentDefinition.resource	
+T	CompartmentDefinition.resource	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	1	1	s	r	http://hl7.org/fhir/ValueSet/resource-types	code	
+E	param	0	*	s	-		string	
+E	documentation	0	1	-	-		string	
+T	Composition	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	1	s	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/composition-status	code	
+E	type	1	1	s	p	http://hl7.org/fhir/ValueSet/doc-typecodes	CodeableConcept	
+E	category	0	*	s	x	http://hl7.org/fhir/ValueSet/document-classcodes	CodeableConcept	
+E	subject	0	1	s	-		Reference	
+E	encounter	0	1	s	-		Reference(Encounter)	
+E	date	1	1	s	-		dateTime	
+E	author	1	*	s	-		Reference(Practitioner,PractitionerRole,Device,Patient,RelatedPerson,Organization)	
+E	title	1	1	s	-		string	
+E	confidentiality	0	1	s	r	http://terminology.hl7.org/ValueSet/v3-ConfidentialityClassification	code	
+E	attester	0	*	-	-		Composition.attester	
+E	custodian	0	1	s	-		Reference(Organization)	
+E	relatesTo	0	*	-	-		Composition.relatesTo	
+E	event	0	*	s	-		Composition.event	
+E	section	0	*	-	-		Composition.section	
+T	Composition.attester	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	mode	1	1	-	r	http://hl7.org/fhir/ValueSet/composition-attestation-mode	code	
+E	time	0	1	-	-		dateTime	
+E	party	0	1	-	-		Reference(Patient,RelatedPerson,Practitioner,PractitionerRole,Organization)	
+T	Composition.event	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	0	*	s	x	http://terminology.hl7.org/ValueSet/v3-ActCode	CodeableConcept	
+E	period	0	1	s	-		Period	
+E	detail	0	*	s	-		Reference	
+T	Composition.relatesTo	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	1	1	-	r	http://hl7.org/fhir/ValueSet/document-relationship-type	code	
+E	target	1	1	c	-		Identifier Reference(Composition)	
+T	Composition.section	b	0	BackboneElement	-		27,28
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	title	0	1	-	-		string	
+E	code	0	1	-	x	http://hl7.org/fhir/ValueSet/doc-section-codes	CodeableConcept	
+E	author	0	*	-	-		Reference(Practitioner,PractitionerRole,Device,Patient,RelatedPerson,Organization)	
+E	focus	0	1	-	-		Reference	
+E	text	0	1	-	-		Narrative	
+E	mode	0	1	-	r	http://hl7.org/fhir/ValueSet/list-mode	code	
+E	orderedBy	0	1	-	p	http://hl7.org/fhir/ValueSet/list-order	CodeableConcept	
+E	entry	0	*	-	-		Reference	
+E	emptyReason	0	1	-	p	http://hl7.org/fhir/ValueSet/list-empty-reason	CodeableConcept	
+E	section	0	*	-	-		Composition.section	
+T	ConceptMap	r	0	DomainResource	-		23,52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	url	0	1	s	-		uri	
+E	identifier	0	1	s	-		Identifier	
+E	version	0	1	s	-		string	
+E	name	0	1	s	-		string	
+E	title	0	1	s	-		string	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	experimental	0	1	s	-		boolean	
+E	date	0	1	s	-		dateTime	
+E	publisher	0	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+E	description	0	1	-	-		markdown	
+E	useContext	0	*	s	-		UsageContext	
+E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept	
+E	purpose	0	1	-	-		markdown	
+E	copyright	0	1	-	-		markdown	
+E	source	0	1	cs	-		uri canonical(ValueSet)	
+E	target	0	1	cs	-		uri canonical(ValueSet)	
+E	group	0	*	-	-		ConceptMap.group	
+T	ConceptMap.group	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	source	0	1	-	-		uri	
+E	sourceVersion	0	1	-	-		string	
+E	target	0	1	-	-		uri	
+E	targetVersion	0	1	-	-		string	
+E	element	1	*	-	-		ConceptMap.group.element	
+E	unmapped	0	1	-	-		ConceptMap.group.unmapped	
+T	ConceptMap.group.element	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	0	1	-	-		code	
+E	display	0	1	-	-		string	
+E	target	0	*	-	-		ConceptMap.group.element.target	
+T	ConceptMap.group.element.target	b	0	BackboneElement	-		24
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	0	1	-	-		code	
+E	display	0	1	-	-		string	
+E	equivalence	1	1	m	r	http://hl7.org/fhir/ValueSet/concept-map-equivalence	code	
+E	comment	0	1	-	-		string	
+E	dependsOn	0	*	-	-		ConceptMap.group.element.target.dependsOn	
+E	product	0	*	-	-		ConceptMap.group.element.target.dependsOn	
+T	ConceptMap.group.element.target.dependsOn	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	property	1	1	-	-		uri	
+E	system	0	1	-	-		canonical(CodeSystem)	
+E	value	1	1	-	-		string	
+E	display	0	1	-	-		string	
+T	ConceptMap.group.unmapped	b	0	BackboneElement	-		25,26
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	mode	1	1	-	r	http://hl7.org/fhir/ValueSet/conceptmap-unmapped-mode	code	
+E	code	0	1	-	-		code	
+E	display	0	1	-	-		string	
+E	url	0	1	-	-		canonical(ConceptMap)	
+T	Condition	r	0	DomainResource	-		32,33,34,52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	clinicalStatus	0	1	sm	r	http://hl7.org/fhir/ValueSet/condition-clinical	CodeableConcept	
+E	verificationStatus	0	1	sm	r	http://hl7.org/fhir/ValueSet/condition-ver-status	CodeableConcept	
+E	category	0	*	-	e	http://hl7.org/fhir/ValueSet/condition-category	CodeableConcept	
+E	severity	0	1	-	p	http://hl7.org/fhir/ValueSet/condition-severity	CodeableConcept	
+E	code	0	1	s	x	http://hl7.org/fhir/ValueSet/condition-code	CodeableConcept	
+E	bodySite	0	*	s	x	http://hl7.org/fhir/ValueSet/body-site	CodeableConcept	
+E	subject	1	1	s	-		Reference(Patient,Group)	
+E	encounter	0	1	s	-		Reference(Encounter)	
+E	onset	0	1	cs	-		dateTime Age Period Range string	
+E	abatement	0	1	c	-		dateTime Age Period Range string	
+E	recordedDate	0	1	s	-		dateTime	
+E	recorder	0	1	s	-		Reference(Practitioner,PractitionerRole,Patient,RelatedPerson)	
+E	asserter	0	1	s	-		Reference(Practitioner,PractitionerRole,Patient,RelatedPerson)	
+E	stage	0	*	-	-		Condition.stage	
+E	evidence	0	*	-	-		Condition.evidence	
+E	note	0	*	-	-		Annotation	
+T	Condition.evidence	b	0	BackboneElement	-		31
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	0	*	s	x	http://hl7.org/fhir/ValueSet/manifestation-or-symptom	CodeableConcept	
+E	detail	0	*	s	-		Reference	
+T	Condition.stage	b	0	BackboneElement	-		30
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	summary	0	1	-	x	http://hl7.org/fhir/ValueSet/condition-stage	CodeableConcept	
+E	assessment	0	*	-	-		Reference(ClinicalImpression,DiagnosticReport,Observation)	
+E	type	0	1	-	x	http://hl7.org/fhir/ValueSet/condition-stage-type	CodeableConcept	
+T	Consent	r	0	DomainResource	-		52,53,54,55,56,136,137,138,139,140
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/consent-state-codes	code	
+E	scope	1	1	sm	e	http://hl7.org/fhir/ValueSet/consent-scope	CodeableConcept	
+E	category	1	*	s	e	http://hl7.org/fhir/ValueSet/consent-category	CodeableConcept	
+E	patient	0	1	s	-		Reference(Patient)	
+E	dateTime	0	1	s	-		dateTime	
+E	performer	0	*	s	-		Reference(Organization,Patient,Practitioner,RelatedPerson,PractitionerRole)	
+E	organization	0	*	s	-		Reference(Organization)	
+E	source	0	1	cs	-		Attachment Reference(Consent,DocumentReference,Contract,QuestionnaireResponse)	
+E	policy	0	*	-	-		Consent.policy	
+E	policyRule	0	1	s	e	http://hl7.org/fhir/ValueSet/consent-policy	CodeableConcept	
+E	verification	0	*	s	-		Consent.verification	
+E	provision	0	1	s	-		Consent.provision	
+T	Consent.policy	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	authority	0	1	-	-		uri	
+E	uri	0	1	-	-		uri	
+T	Consent.provision	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	0	1	s	r	http://hl7.org/fhir/ValueSet/consent-provision-type	code	
+E	period	0	1	s	-		Period	
+E	actor	0	*	-	-		Consent.provision.actor	
+E	action	0	*	s	x	http://hl7.org/fhir/ValueSet/consent-action	CodeableConcept	
+E	securityLabel	0	*	s	e	http://hl7.org/fhir/ValueSet/security-labels	Coding	
+E	purpose	0	*	s	e	http://terminology.hl7.org/ValueSet/v3-PurposeOfUse	Coding	
+E	class	0	*	s	e	http://hl7.org/fhir/ValueSet/consent-content-class	Coding	
+E	code	0	*	s	x	http://hl7.org/fhir/ValueSet/consent-content-code	CodeableConcept	
+E	dataPeriod	0	1	s	-		Period	
+E	data	0	*	s	-		Consent.provision.data	
+E	provision	0	*	-	-		Consent.provision	
+T	Consent.provision.actor	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	role	1	1	-	e	http://hl7.org/fhir/ValueSet/security-role-type	CodeableConcept	
+E	reference	1	1	-	-		Reference(Device,Group,CareTeam,Organization,Patient,Practitioner,RelatedPerson,PractitionerRole)	
+T	Consent.provision.data	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	meaning	1	1	s	r	http://hl7.org/fhir/ValueSet/consent-data-meaning	code	
+E	reference	1	1	s	-		Reference	
+T	Consent.verification	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	verified	1	1	s	-		boolean	
+E	verifiedWith	0	1	-	-		Reference(Patient,RelatedPerson)	
+E	verificationDate	0	1	-	-		dateTime	
+T	ContactDetail	c	0	Element	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	name	0	1	s	-		string	
+E	telecom	0	*	s	-		ContactPoint	
+T	ContactPoint	c	0	Element	-		47
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	system	0	1	s	r	http://hl7.org/fhir/ValueSet/contact-point-system	code	
+E	value	0	1	s	-		string	
+E	use	0	1	sm	r	http://hl7.org/fhir/ValueSet/contact-point-use	code	
+E	rank	0	1	s	-		positiveInt	
+E	period	0	1	s	-		Period	
+T	Contract	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	url	0	1	-	-		uri	
+E	version	0	1	s	-		string	
+E	status	0	1	sm	r	http://hl7.org/fhir/ValueSet/contract-status	code	
+E	legalState	0	1	-	e	http://hl7.org/fhir/ValueSet/contract-legalstate	CodeableConcept	
+E	instantiatesCanonical	0	1	-	-		Reference(Contract)	
+E	instantiatesUri	0	1	-	-		uri	
+E	contentDerivative	0	1	-	x	http://hl7.org/fhir/ValueSet/contract-content-derivative	CodeableConcept	
+E	issued	0	1	s	-		dateTime	
+E	applies	0	1	s	-		Period	
+E	expirationType	0	1	-	x	http://hl7.org/fhir/ValueSet/contract-expiration-type	CodeableConcept	
+E	subject	0	*	s	-		Reference	
+E	authority	0	*	-	-		Reference(Organization)	
+E	domain	0	*	-	-		Reference(Location)	
+E	site	0	*	-	-		Reference(Location)	
+E	name	0	1	s	-		string	
+E	title	0	1	s	-		string	
+E	subtitle	0	1	-	-		string	
+E	alias	0	*	-	-		string	
+E	author	0	1	-	-		Reference(Patient,Practitioner,PractitionerRole,Organization)	
+E	scope	0	1	-	x	http://hl7.org/fhir/ValueSet/contract-scope	CodeableConcept	
+E	topic	0	1	c	-		CodeableConcept Reference	
+E	type	0	1	s	x	http://hl7.org/fhir/ValueSet/contract-type	CodeableConcept	
+E	subType	0	*	s	x	http://hl7.org/fhir/ValueSet/contract-subtype	CodeableConcept	
+E	contentDefinition	0	1	-	-		Contract.contentDefinition	
+E	term	0	*	-	-		Contract.term	
+E	supportingInfo	0	*	-	-		Reference	
+E	relevantHistory	0	*	-	-		Reference(Provenance)	
+E	signer	0	*	-	-		Contract.signer	
+E	friendly	0	*	-	-		Contract.friendly	
+E	legal	0	*	-	-		Contract.legal	
+E	rule	0	*	-	-		Contract.rule	
+E	legallyBinding	0	1	c	-		Attachment Reference(Composition,DocumentReference,QuestionnaireResponse,Contract)	
+T	Contract.contentDefinition	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	-	x	http://hl7.org/fhir/ValueSet/contract-definition-type	CodeableConcept	
+E	subType	0	1	-	x	http://hl7.org/fhir/ValueSet/contract-definition-subtype	CodeableConcept	
+E	publisher	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization)	
+E	publicationDate	0	1	-	-		dateTime	
+E	publicationStatus	1	1	-	r	http://hl7.org/fhir/ValueSet/contract-publicationstatus	code	
+E	copyright	0	1	-	-		markdown	
+T	Contract.friendly	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	content	1	1	c	-		Attachment Reference(Composition,DocumentReference,QuestionnaireResponse)	
+T	Contract.legal	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	content	1	1	c	-		Attachment Reference(Composition,DocumentReference,QuestionnaireResponse)	
+T	Contract.rule	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	content	1	1	c	-		Attachment Reference(DocumentReference)	
+T	Contract.signer	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	-	p	http://hl7.org/fhir/ValueSet/contract-signer-type	Coding	
+E	party	1	1	-	-		Reference(Organization,Patient,Practitioner,PractitionerRole,RelatedPerson)	
+E	signature	1	*	-	-		Signature	
+T	Contract.term	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	identifier	0	1	s	-		Identifier	
+E	issued	0	1	s	-		dateTime	
+E	applies	0	1	s	-		Period	
+E	topic	0	1	c	-		CodeableConcept Reference	
+E	type	0	1	-	x	http://hl7.org/fhir/ValueSet/contract-term-type	CodeableConcept	
+E	subType	0	1	-	x	http://hl7.org/fhir/ValueSet/contract-term-subtype	CodeableConcept	
+E	text	0	1	s	-		string	
+E	securityLabel	0	*	-	-		Contract.term.securityLabel	
+E	offer	1	1	-	-		Contract.term.offer	
+E	asset	0	*	-	-		Contract.term.asset	
+E	action	0	*	-	-		Contract.term.action	
+E	group	0	*	-	-		Contract.term	
+T	Contract.term.action	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	doNotPerform	0	1	m	-		boolean	
+E	type	1	1	-	x	http://hl7.org/fhir/ValueSet/contract-action	CodeableConcept	
+E	subject	0	*	-	-		Contract.term.action.subject	
+E	intent	1	1	-	x	http://terminology.hl7.org/ValueSet/v3-PurposeOfUse	CodeableConcept	
+E	linkId	0	*	-	-		string	
+E	status	1	1	-	x	http://hl7.org/fhir/ValueSet/contract-actionstatus	CodeableConcept	
+E	context	0	1	-	-		Reference(Encounter,EpisodeOfCare)	
+E	contextLinkId	0	*	-	-		string	
+E	occurrence	0	1	c	-		dateTime Period Timing	
+E	requester	0	*	-	-		Reference(Patient,RelatedPerson,Practitioner,PractitionerRole,Device,Group,Organization)	
+E	requesterLinkId	0	*	-	-		string	
+E	performerType	0	*	-	x	http://hl7.org/fhir/ValueSet/provenance-agent-type	CodeableConcept	
+E	performerRole	0	1	-	x	http://hl7.org/fhir/ValueSet/provenance-agent-role	CodeableConcept	
+E	performer	0	1	-	-		Reference(RelatedPerson,Patient,Practitioner,PractitionerRole,CareTeam,Device,Substance,Organization,Location)	
+E	performerLinkId	0	*	-	-		string	
+E	reasonCode	0	*	-	x	http://terminology.hl7.org/ValueSet/v3-PurposeOfUse	CodeableConcept	
+E	reasonReference	0	*	-	-		Reference(Condition,Observation,DiagnosticReport,DocumentReference,Questionnaire,QuestionnaireResponse)	
+E	reason	0	*	-	-		string	
+E	reasonLinkId	0	*	-	-		string	
+E	note	0	*	-	-		Annotation	
+E	securityLabelNumber	0	*	-	-		unsignedInt	
+T	Contract.term.action.subject	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	reference	1	*	-	-		Reference(Patient,RelatedPerson,Practitioner,PractitionerRole,Device,Group,Organization)	
+E	role	0	1	-	x	http://hl7.org/fhir/ValueSet/contract-actorrole	CodeableConcept	
+T	Contract.term.asset	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	scope	0	1	-	x	http://hl7.org/fhir/ValueSet/contract-assetscope	CodeableConcept	
+E	type	0	*	-	x	http://hl7.org/fhir/ValueSet/contract-assettype	CodeableConcept	
+E	typeReference	0	*	-	-		Reference	
+E	subtype	0	*	-	x	http://hl7.org/fhir/ValueSet/contract-assetsubtype	CodeableConcept	
+E	relationship	0	1	-	e	http://hl7.org/fhir/ValueSet/consent-content-class	Coding	
+E	context	0	*	-	-		Contract.term.asset.context	
+E	condition	0	1	-	-		string	
+E	periodType	0	*	-	x	http://hl7.org/fhir/ValueSet/asset-availability	CodeableConcept	
+E	period	0	*	-	-		Period	
+E	usePeriod	0	*	-	-		Period	
+E	text	0	1	-	-		string	
+E	linkId	0	*	-	-		string	
+E	answer	0	*	-	-		Contract.term.offer.answer	
+E	securityLabelNumber	0	*	-	-		unsignedInt	
+E	valuedItem	0	*	-	-		Contract.term.asset.valuedItem	
+T	Contract.term.asset.context	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	reference	0	1	-	-		Reference	
+E	code	0	*	-	x	http://hl7.org/fhir/ValueSet/contract-assetcontext	CodeableConcept	
+E	text	0	1	-	-		string	
+T	Contract.term.asset.valuedItem	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	entity	0	1	c	-		CodeableConcept Reference	
+E	identifier	0	1	-	-		Identifier	
+E	effectiveTime	0	1	-	-		dateTime	
+E	quantity	0	1	-	-		Quantity	198
+E	unitPrice	0	1	-	-		Money	
+E	factor	0	1	-	-		decimal	
+E	points	0	1	-	-		decimal	
+E	net	0	1	-	-		Money	
+E	payment	0	1	-	-		string	
+E	paymentDate	0	1	-	-		dateTime	
+E	responsible	0	1	-	-		Reference(Organization,Patient,Practitioner,PractitionerRole,RelatedPerson)	
+E	recipient	0	1	-	-		Reference(Organization,Patient,Practitioner,PractitionerRole,RelatedPerson)	
+E	linkId	0	*	-	-		string	
+E	securityLabelNumber	0	*	-	-		unsignedInt	
+T	Contract.term.offer	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	identifier	0	*	-	-		Identifier	
+E	party	0	*	-	-		Contract.term.offer.party	
+E	topic	0	1	s	-		Reference	
+E	type	0	1	-	x	http://hl7.org/fhir/ValueSet/contract-term-type	CodeableConcept	
+E	decision	0	1	-	e	http://terminology.hl7.org/ValueSet/v3-ActConsentDirective	CodeableConcept	
+E	decisionMode	0	*	-	x	http://hl7.org/fhir/ValueSet/contract-decision-mode	CodeableConcept	
+E	answer	0	*	-	-		Contract.term.offer.answer	
+E	text	0	1	-	-		string	
+E	linkId	0	*	-	-		string	
+E	securityLabelNumber	0	*	-	-		unsignedInt	
+T	Contract.term.offer.answer	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	value	1	1	c	-		boolean decimal integer date dateTime time string uri Attachment Coding Quantity Reference	
+T	Contract.term.offer.party	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	reference	1	*	-	-		Reference(Patient,RelatedPerson,Practitioner,PractitionerRole,Device,Group,Organization)	
+E	role	1	1	-	x	http://hl7.org/fhir/ValueSet/contract-party-role	CodeableConcept	
+T	Contract.term.securityLabel	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	number	0	*	-	-		unsignedInt	
+E	classification	1	1	-	x	http://hl7.org/fhir/ValueSet/contract-security-classification	Coding	
+E	category	0	*	-	x	http://hl7.org/fhir/ValueSet/contract-security-category	Coding	
+E	control	0	*	-	x	http://hl7.org/fhir/ValueSet/contract-security-control	Coding	
+T	Contributor	c	0	Element	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/contributor-type	code	
+E	name	1	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+T	Count	c	0	Quantity	-		29,143
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	value	0	1	s	-		decimal	
+E	comparator	0	1	sm	r	http://hl7.org/fhir/ValueSet/quantity-comparator	code	
+E	unit	0	1	s	-		string	
+E	system	0	1	s	-		uri	
+E	code	0	1	s	-		code	
+T	Coverage	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/fm-status	code	
+E	type	0	1	s	p	http://hl7.org/fhir/ValueSet/coverage-type	CodeableConcept	
+E	policyHolder	0	1	s	-		Reference(Patient,RelatedPerson,Organization)	
+E	subscriber	0	1	s	-		Reference(Patient,RelatedPerson)	
+E	subscriberId	0	1	s	-		string	
+E	beneficiary	1	1	s	-		Reference(Patient)	
+E	dependent	0	1	s	-		string	
+E	relationship	0	1	-	e	http://hl7.org/fhir/ValueSet/subscriber-relationship	CodeableConcept	
+E	period	0	1	s	-		Period	
+E	payor	1	*	s	-		Reference(Organization,Patient,RelatedPerson)	
+E	class	0	*	-	-		Coverage.class	
+E	order	0	1	s	-		positiveInt	
+E	network	0	1	s	-		string	
+E	costToBeneficiary	0	*	-	-		Coverage.costToBeneficiary	
+E	subrogation	0	1	-	-		boolean	
+E	contract	0	*	-	-		Reference(Contract)	
+T	Coverage.class	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	s	e	http://hl7.org/fhir/ValueSet/coverage-class	CodeableConcept	
+E	value	1	1	s	-		string	
+E	name	0	1	s	-		string	
+T	Coverage.costToBeneficiary	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	0	1	s	e	http://hl7.org/fhir/ValueSet/coverage-copay-type	CodeableConcept	
+E	value	1	1	cs	-		Quantity Money	198
+E	exception	0	*	-	-		Coverage.costToBeneficiary.exception	
+T	Coverage.costToBeneficiary.exception	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	s	x	http://hl7.org/fhir/ValueSet/coverage-financial-exception	CodeableConcept	
+E	period	0	1	s	-		Period	
+T	CoverageEligibilityRequest	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	-	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/fm-status	code	
+E	priority	0	1	-	x	http://hl7.org/fhir/ValueSet/process-priority	CodeableConcept	
+E	purpose	1	*	s	r	http://hl7.org/fhir/ValueSet/eligibilityrequest-purpose	code	
+E	patient	1	1	s	-		Reference(Patient)	
+E	serviced	0	1	c	-		date Period	
+E	created	1	1	s	-		dateTime	
+E	enterer	0	1	-	-		Reference(Practitioner,PractitionerRole)	
+E	provider	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization)	
+E	insurer	1	1	s	-		Reference(Organization)	
+E	facility	0	1	-	-		Reference(Location)	
+E	supportingInfo	0	*	-	-		CoverageEligibilityRequest.supportingInfo	
+E	insurance	0	*	-	-		CoverageEligibilityRequest.insurance	
+E	item	0	*	-	-		CoverageEligibilityRequest.item	
+T	CoverageEligibilityRequest.insurance	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	focal	0	1	-	-		boolean	
+E	coverage	1	1	-	-		Reference(Coverage)	
+E	businessArrangement	0	1	-	-		string	
+T	CoverageEligibilityRequest.item	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	supportingInfoSequence	0	*	-	-		positiveInt	
+E	category	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-benefitcategory	CodeableConcept	
+E	productOrService	0	1	-	x	http://hl7.org/fhir/ValueSet/service-uscls	CodeableConcept	
+E	modifier	0	*	-	x	http://hl7.org/fhir/ValueSet/claim-modifiers	CodeableConcept	
+E	provider	0	1	-	-		Reference(Practitioner,PractitionerRole)	
+E	quantity	0	1	-	-		Quantity	198
+E	unitPrice	0	1	-	-		Money	
+E	facility	0	1	-	-		Reference(Location,Organization)	
+E	diagnosis	0	*	-	-		CoverageEligibilityRequest.item.diagnosis	
+E	detail	0	*	-	-		Reference	
+T	CoverageEligibilityRequest.item.diagnosis	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	diagnosis	0	1	c	x	http://hl7.org/fhir/ValueSet/icd-10	CodeableConcept Reference(Condition)	
+T	CoverageEligibilityRequest.supportingInfo	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	sequence	1	1	-	-		positiveInt	
+E	information	1	1	-	-		Reference	
+E	appliesToAll	0	1	-	-		boolean	
+T	CoverageEligibilityResponse	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	-	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/fm-status	code	
+E	purpose	1	*	s	r	http://hl7.org/fhir/ValueSet/eligibilityresponse-purpose	code	
+E	patient	1	1	s	-		Reference(Patient)	
+E	serviced	0	1	c	-		date Period	
+E	created	1	1	s	-		dateTime	
+E	requestor	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization)	
+E	request	1	1	s	-		Reference(CoverageEligibilityRequest)	
+E	outcome	1	1	s	r	http://hl7.org/fhir/ValueSet/remittance-outcome	code	
+E	disposition	0	1	-	-		string	
+E	insurer	1	1	s	-		Reference(Organization)	
+E	insurance	0	*	-	-		CoverageEligibilityResponse.insurance	
+E	preAuthRef	0	1	-	-		string	
+E	form	0	1	-	x	http://hl7.org/fhir/ValueSet/forms	CodeableConcept	
+E	error	0	*	-	-		CoverageEligibilityResponse.error	
+T	CoverageEligibilityResponse.error	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	1	1	-	x	http://hl7.org/fhir/ValueSet/adjudication-error	CodeableConcept	
+T	CoverageEligibilityResponse.insurance	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	coverage	1	1	s	-		Reference(Coverage)	
+E	inforce	0	1	-	-		boolean	
+E	benefitPeriod	0	1	-	-		Period	
+E	item	0	*	-	-		CoverageEligibilityResponse.insurance.item	
+T	CoverageEligibilityResponse.insurance.item	b	0	BackboneElement	-		21
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	category	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-benefitcategory	CodeableConcept	
+E	productOrService	0	1	-	x	http://hl7.org/fhir/ValueSet/service-uscls	CodeableConcept	
+E	modifier	0	*	-	x	http://hl7.org/fhir/ValueSet/claim-modifiers	CodeableConcept	
+E	provider	0	1	-	-		Reference(Practitioner,PractitionerRole)	
+E	excluded	0	1	-	-		boolean	
+E	name	0	1	-	-		string	
+E	description	0	1	-	-		string	
+E	network	0	1	-	x	http://hl7.org/fhir/ValueSet/benefit-network	CodeableConcept	
+E	unit	0	1	-	x	http://hl7.org/fhir/ValueSet/benefit-unit	CodeableConcept	
+E	term	0	1	-	x	http://hl7.org/fhir/ValueSet/benefit-term	CodeableConcept	
+E	benefit	0	*	-	-		CoverageEligibilityResponse.insurance.item.benefit	
+E	authorizationRequired	0	1	-	-		boolean	
+E	authorizationSupporting	0	*	-	x	http://hl7.org/fhir/ValueSet/coverageeligibilityresponse-ex-auth-support	CodeableConcept	
+E	authorizationUrl	0	1	-	-		uri	
+T	CoverageEligibilityResponse.insurance.item.benefit	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	-	x	http://hl7.org/fhir/ValueSet/benefit-type	CodeableConcept	
+E	allowed	0	1	c	-		unsignedInt string Money	
+E	used	0	1	c	-		unsignedInt string Money	
+T	DataRequirement	c	0	Element	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/all-types	code	
+E	profile	0	*	s	-		canonical(StructureDefinition)	
+E	subject	0	1	cs	e	http://hl7.org/fhir/ValueSet/subject-type	CodeableConcept Reference(Group)	
+E	mustSupport	0	*	s	-		string	
+E	codeFilter	0	*	s	-		DataRequirement.codeFilter	
+E	dateFilter	0	*	s	-		DataRequirement.dateFilter	
+E	limit	0	1	s	-		positiveInt	
+E	sort	0	*	s	-		DataRequirement.sort	
+T	DataRequirement.codeFilter	b	0	Element	-		57
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	path	0	1	s	-		string	
+E	searchParam	0	1	s	-		string	
+E	valueSet	0	1	s	-		canonical(ValueSet)	
+E	code	0	*	s	-		Coding	
+T	DataRequirement.dateFilter	b	0	Element	-		58
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	path	0	1	s	-		string	
+E	searchParam	0	1	s	-		string	
+E	value	0	1	cs	-		dateTime Period Duration	
+T	DataRequirement.sort	b	0	Element	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	path	1	1	s	-		string	
+E	direction	1	1	s	r	http://hl7.org/fhir/ValueSet/sort-direction	code	
+T	DetectedIssue	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/observation-status	code	
+E	code	0	1	s	p	http://hl7.org/fhir/ValueSet/detectedissue-category	CodeableConcept	
+E	severity	0	1	s	r	http://hl7.org/fhir/ValueSet/detectedissue-severity	code	
+E	patient	0	1	s	-		Reference(Patient)	
+E	identified	0	1	cs	-		dateTime Period	
+E	author	0	1	s	-		Reference(Practitioner,PractitionerRole,Device)	
+E	implicated	0	*	s	-		Reference	
+E	evidence	0	*	-	-		DetectedIssue.evidence	
+E	detail	0	1	-	-		string	
+E	reference	0	1	-	-		uri	
+E	mitigation	0	*	-	-		DetectedIssue.mitigation	
+T	DetectedIssue.evidence	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	0	*	-	x	http://hl7.org/fhir/ValueSet/manifestation-or-symptom	CodeableConcept	
+E	detail	0	*	-	-		Reference	
+T	DetectedIssue.mitigation	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	action	1	1	-	p	http://hl7.org/fhir/ValueSet/detectedissue-mitigation-action	CodeableConcept	
+E	date	0	1	-	-		dateTime	
+E	author	0	1	-	-		Reference(Practitioner,PractitionerRole)	
+T	Device	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	-	-		Identifier	
+E	definition	0	1	-	-		Reference(DeviceDefinition)	
+E	udiCarrier	0	*	s	-		Device.udiCarrier	
+E	status	0	1	sm	r	http://hl7.org/fhir/ValueSet/device-status	code	
+E	statusReason	0	*	-	e	http://hl7.org/fhir/ValueSet/device-status-reason	CodeableConcept	
+E	distinctIdentifier	0	1	-	-		string	
+E	manufacturer	0	1	-	-		string	
+E	manufactureDate	0	1	-	-		dateTime	
+E	expirationDate	0	1	-	-		dateTime	
+E	lotNumber	0	1	-	-		string	
+E	serialNumber	0	1	-	-		string	
+E	deviceName	0	*	-	-		Device.deviceName	
+E	modelNumber	0	1	-	-		string	
+E	partNumber	0	1	-	-		string	
+E	type	0	1	-	x	http://hl7.org/fhir/ValueSet/device-type	CodeableConcept	
+E	specialization	0	*	-	-		Device.specialization	
+E	version	0	*	-	-		Device.version	
+E	property	0	*	-	-		Device.property	
+E	patient	0	1	-	-		Reference(Patient)	
+E	owner	0	1	-	-		Reference(Organization)	
+E	contact	0	*	-	-		ContactPoint	
+E	location	0	1	-	-		Reference(Location)	
+E	url	0	1	-	-		uri	
+E	note	0	*	-	-		Annotation	
+E	safety	0	*	s	-		CodeableConcept	
+E	parent	0	1	-	-		Reference(Device)	
+T	Device.deviceName	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	name	1	1	-	-		string	
+E	type	1	1	-	r	http://hl7.org/fhir/ValueSet/device-nametype	code	
+T	Device.property	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	-	-		CodeableConcept	
+E	valueQuantity	0	*	-	-		Quantity	
+E	valueCode	0	*	-	-		CodeableConcept	
+T	Device.specialization	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	systemType	1	1	-	-		CodeableConcept	
+E	version	0	1	-	-		string	
+T	Device.udiCarrier	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	deviceIdentifier	0	1	s	-		string	
+E	issuer	0	1	-	-		uri	
+E	jurisdiction	0	1	-	-		uri	
+E	carrierAIDC	0	1	s	-		base64Binary	
+E	carrierHRF	0	1	s	-		string	
+E	entryType	0	1	-	r	http://hl7.org/fhir/ValueSet/udi-entry-type	code	
+T	Device.version	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	0	1	-	-		CodeableConcept	
+E	component	0	1	-	-		Identifier	
+E	value	1	1	-	-		string	
+T	DeviceDefinition	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	-	-		Identifier	
+E	udiDeviceIdentifier	0	*	-	-		DeviceDefinition.udiDeviceIdentifier	
+E	manufacturer	0	1	c	-		string Reference(Organization)	
+E	deviceName	0	*	-	-		DeviceDefinition.deviceName	
+E	modelNumber	0	1	-	-		string	
+E	type	0	1	-	x	http://hl7.org/fhir/ValueSet/device-kind	CodeableConcept	
+E	specialization	0	*	-	-		DeviceDefinition.specialization	
+E	version	0	*	-	-		string	
+E	safety	0	*	s	x	http://hl7.org/fhir/ValueSet/device-safety	CodeableConcept	
+E	shelfLifeStorage	0	*	-	-		ProductShelfLife	
+E	physicalCharacteristics	0	1	-	-		ProdCharacteristic	
+E	languageCode	0	*	-	-		CodeableConcept	
+E	capability	0	*	-	-		DeviceDefinition.capability	
+E	property	0	*	-	-		DeviceDefinition.property	
+E	owner	0	1	-	-		Reference(Organization)	
+E	contact	0	*	-	-		ContactPoint	
+E	url	0	1	-	-		uri	
+E	onlineInformation	0	1	-	-		uri	
+E	note	0	*	-	-		Annotation	
+E	quantity	0	1	-	-		Quantity	
+E	parentDevice	0	1	s	-		Reference(DeviceDefinition)	
+E	material	0	*	-	-		DeviceDefinition.material	
+T	DeviceDefinition.capability	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	-	-		CodeableConcept	
+E	description	0	*	-	-		CodeableConcept	
+T	DeviceDefinition.deviceName	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	name	1	1	-	-		string	
+E	type	1	1	-	r	http://hl7.org/fhir/ValueSet/device-nametype	code	
+T	DeviceDefinition.material	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	substance	1	1	-	-		CodeableConcept	
+E	alternate	0	1	-	-		boolean	
+E	allergenicIndicator	0	1	-	-		boolean	
+T	DeviceDefinition.property	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	-	-		CodeableConcept	
+E	valueQuantity	0	*	-	-		Quantity	
+E	valueCode	0	*	-	-		CodeableConcept	
+T	DeviceDefinition.specialization	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	systemType	1	1	-	-		string	
+E	version	0	1	-	-		string	
+T	DeviceDefinition.udiDeviceIdentifier	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	deviceIdentifier	1	1	-	-		string	
+E	issuer	1	1	-	-		uri	
+E	jurisdiction	1	1	-	-		uri	
+T	DeviceMetric	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	type	1	1	s	p	http://hl7.org/fhir/ValueSet/devicemetric-type	CodeableConcept	
+E	unit	0	1	s	p	http://hl7.org/fhir/ValueSet/devicemetric-type	CodeableConcept	
+E	source	0	1	s	-		Reference(Device)	
+E	parent	0	1	s	-		Reference(Device)	
+E	operationalStatus	0	1	s	r	http://hl7.org/fhir/ValueSet/metric-operational-status	code	
+E	color	0	1	s	r	http://hl7.org/fhir/ValueSet/metric-color	code	
+E	category	1	1	s	r	http://hl7.org/fhir/ValueSet/metric-category	code	
+E	measurementPeriod	0	1	s	-		Timing	
+E	calibration	0	*	s	-		DeviceMetric.calibration	
+T	DeviceMetric.calibration	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	0	1	s	r	http://hl7.org/fhir/ValueSet/metric-calibration-type	code	
+E	state	0	1	s	r	http://hl7.org/fhir/ValueSet/metric-calibration-state	code	
+E	time	0	1	s	-		instant	
+T	DeviceRequest	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	instantiatesCanonical	0	*	s	-		canonical(ActivityDefinition,PlanDefinition)	
+E	instantiatesUri	0	*	s	-		uri	
+E	basedOn	0	*	s	-		Reference	
+E	priorRequest	0	*	s	-		Reference	
+E	groupIdentifier	0	1	s	-		Identifier	
+E	status	0	1	sm	r	http://hl7.org/fhir/ValueSet/request-status	code	
+E	intent	1	1	sm	r	http://hl7.org/fhir/ValueSet/request-intent	code	
+E	priority	0	1	s	r	http://hl7.org/fhir/ValueSet/request-priority	code	
+E	code	1	1	cs	x	http://hl7.org/fhir/ValueSet/device-kind	Reference(Device) CodeableConcept	
+E	parameter	0	*	-	-		DeviceRequest.parameter	
+E	subject	1	1	s	-		Reference(Patient,Group,Location,Device)	
+E	encounter	0	1	s	-		Reference(Encounter)	
+E	occurrence	0	1	cs	-		dateTime Period Timing	
+E	authoredOn	0	1	s	-		dateTime	
+E	requester	0	1	s	-		Reference(Device,Practitioner,PractitionerRole,Organization)	
+E	performerType	0	1	s	x	http://hl7.org/fhir/ValueSet/participant-role	CodeableConcept	
+E	performer	0	1	s	-		Reference(Practitioner,PractitionerRole,Organization,CareTeam,HealthcareService,Patient,Device,RelatedPerson)	
+E	reasonCode	0	*	s	x	http://hl7.org/fhir/ValueSet/condition-code	CodeableConcept	
+E	reasonReference	0	*	s	-		Reference(Condition,Observation,DiagnosticReport,DocumentReference)	
+E	insurance	0	*	-	-		Reference(Coverage,ClaimResponse)	
+E	supportingInfo	0	*	-	-		Reference	
+E	note	0	*	-	-		Annotation	
+E	relevantHistory	0	*	-	-		Reference(Provenance)	
+T	DeviceRequest.parameter	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	0	1	-	x		CodeableConcept	
+E	value	0	1	c	-		CodeableConcept Quantity Range boolean	
+T	DeviceUseStatement	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	basedOn	0	*	s	-		Reference(ServiceRequest)	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/device-statement-status	code	
+E	subject	1	1	s	-		Reference(Patient,Group)	
+E	derivedFrom	0	*	s	-		Reference(ServiceRequest,Procedure,Claim,Observation,QuestionnaireResponse,DocumentReference)	
+E	timing	0	1	cs	-		Timing Period dateTime	
+E	recordedOn	0	1	s	-		dateTime	
+E	source	0	1	s	-		Reference(Patient,Practitioner,PractitionerRole,RelatedPerson)	
+E	device	1	1	s	-		Reference(Device)	
+E	reasonCode	0	*	s	-		CodeableConcept	
+E	reasonReference	0	*	s	-		Reference(Condition,Observation,DiagnosticReport,DocumentReference,Media)	
+E	bodySite	0	1	s	x	http://hl7.org/fhir/ValueSet/body-site	CodeableConcept	
+E	note	0	*	-	-		Annotation	
+T	DiagnosticReport	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	basedOn	0	*	-	-		Reference(CarePlan,ImmunizationRecommendation,MedicationRequest,NutritionOrder,ServiceRequest)	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/diagnostic-report-status	code	
+E	category	0	*	s	x	http://hl7.org/fhir/ValueSet/diagnostic-service-sections	CodeableConcept	
+E	code	1	1	s	p	http://hl7.org/fhir/ValueSet/report-codes	CodeableConcept	
+E	subject	0	1	s	-		Reference(Patient,Group,Device,Location)	
+E	encounter	0	1	s	-		Reference(Encounter)	
+E	effective	0	1	cs	-		dateTime Period	
+E	issued	0	1	s	-		instant	
+E	performer	0	*	s	-		Reference(Practitioner,PractitionerRole,Organization,CareTeam)	
+E	resultsInterpreter	0	*	s	-		Reference(Practitioner,PractitionerRole,Organization,CareTeam)	
+E	specimen	0	*	-	-		Reference(Specimen)	
+E	result	0	*	-	-		Reference(Observation)	
+E	imagingStudy	0	*	-	-		Reference(ImagingStudy)	
+E	media	0	*	s	-		DiagnosticReport.media	
+E	conclusion	0	1	-	-		string	
+E	conclusionCode	0	*	-	x	http://hl7.org/fhir/ValueSet/clinical-findings	CodeableConcept	
+E	presentedForm	0	*	-	-		Attachment	
+T	DiagnosticReport.media	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	comment	0	1	-	-		string	
+E	link	1	1	s	-		Reference(Media)	
+T	Distance	c	0	Quantity	-		51,143
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	value	0	1	s	-		decimal	
+E	comparator	0	1	sm	r	http://hl7.org/fhir/ValueSet/quantity-comparator	code	
+E	unit	0	1	s	-		string	
+E	system	0	1	s	-		uri	
+E	code	0	1	s	-		code	
+T	DocumentManifest	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	masterIdentifier	0	1	s	-		Identifier	
+E	identifier	0	*	s	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/document-reference-status	code	
+E	type	0	1	s	x	http://terminology.hl7.org/ValueSet/v3-ActCode	CodeableConcept	
+E	subject	0	1	s	-		Reference(Patient,Practitioner,Group,Device)	
+E	created	0	1	-	-		dateTime	
+E	author	0	*	s	-		Reference(Practitioner,PractitionerRole,Organization,Device,Patient,RelatedPerson)	
+E	recipient	0	*	-	-		Reference(Patient,Practitioner,PractitionerRole,RelatedPerson,Organization)	
+E	source	0	1	-	-		uri	
+E	description	0	1	s	-		string	
+E	content	1	*	s	-		Reference	
+E	related	0	*	-	-		DocumentManifest.related	
+T	DocumentManifest.related	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	identifier	0	1	-	-		Identifier	
+E	ref	0	1	-	-		Reference	
+T	DocumentReference	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	masterIdentifier	0	1	s	-		Identifier	
+E	identifier	0	*	s	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/document-reference-status	code	
+E	docStatus	0	1	s	r	http://hl7.org/fhir/ValueSet/composition-status	code	
+E	type	0	1	s	p	http://hl7.org/fhir/ValueSet/c80-doc-typecodes	CodeableConcept	
+E	category	0	*	s	x	http://hl7.org/fhir/ValueSet/document-classcodes	CodeableConcept	
+E	subject	0	1	s	-		Reference(Patient,Practitioner,Group,Device)	
+E	date	0	1	s	-		instant	
+E	author	0	*	s	-		Reference(Practitioner,PractitionerRole,Organization,Device,Patient,RelatedPerson)	
+E	authenticator	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization)	
+E	custodian	0	1	-	-		Reference(Organization)	
+E	relatesTo	0	*	s	-		DocumentReference.relatesTo	
+E	description	0	1	s	-		string	
+E	securityLabel	0	*	s	e	http://hl7.org/fhir/ValueSet/security-labels	CodeableConcept	
+E	content	1	*	s	-		DocumentReference.content	
+E	context	0	1	s	-		DocumentReference.context	
+T	DocumentReference.content	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	attachment	1	1	s	-		Attachment	
+E	format	0	1	s	p	http://hl7.org/fhir/ValueSet/formatcodes	Coding	
+T	DocumentReference.context	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	encounter	0	*	-	-		Reference(Encounter,EpisodeOfCare)	
+E	event	0	*	-	x	http://terminology.hl7.org/ValueSet/v3-ActCode	CodeableConcept	
+E	period	0	1	s	-		Period	
+E	facilityType	0	1	-	x	http://hl7.org/fhir/ValueSet/c80-facilitycodes	CodeableConcept	
+E	practiceSetting	0	1	-	x	http://hl7.org/fhir/ValueSet/c80-practice-codes	CodeableConcept	
+E	sourcePatientInfo	0	1	-	-		Reference(Patient)	
+E	related	0	*	-	-		Reference	
+T	DocumentReference.relatesTo	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	1	1	s	r	http://hl7.org/fhir/ValueSet/document-relationship-type	code	
+E	target	1	1	s	-		Reference(DocumentReference)	
+T	DomainResource	r	1	Resource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+T	Dosage	c	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	sequence	0	1	s	-		integer	
+E	text	0	1	s	-		string	
+E	additionalInstruction	0	*	s	x	http://hl7.org/fhir/ValueSet/additional-instruction-codes	CodeableConcept	
+E	patientInstruction	0	1	s	-		string	
+E	timing	0	1	s	-		Timing	
+E	asNeeded	0	1	cs	x	http://hl7.org/fhir/ValueSet/medication-as-needed-reason	boolean CodeableConcept	
+E	site	0	1	s	x	http://hl7.org/fhir/ValueSet/approach-site-codes	CodeableConcept	
+E	route	0	1	s	x	http://hl7.org/fhir/ValueSet/route-codes	CodeableConcept	
+E	method	0	1	s	x	http://hl7.org/fhir/ValueSet/administration-method-codes	CodeableConcept	
+E	doseAndRate	0	*	s	-		Dosage.doseAndRate	
+E	maxDosePerPeriod	0	1	s	-		Ratio	
+E	maxDosePerAdministration	0	1	s	-		Quantity	198
+E	maxDosePerLifetime	0	1	s	-		Quantity	198
+T	Dosage.doseAndRate	b	0	Element	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	type	0	1	s	x	http://hl7.org/fhir/ValueSet/dose-rate-type	CodeableConcept	
+E	dose	0	1	cs	-		Range Quantity	198
+E	rate	0	1	cs	-		Ratio Range Quantity	198
+T	Duration	c	0	Quantity	-		59,143
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	value	0	1	s	-		decimal	
+E	comparator	0	1	sm	r	http://hl7.org/fhir/ValueSet/quantity-comparator	code	
+E	unit	0	1	s	-		string	
+E	system	0	1	s	-		uri	
+E	code	0	1	s	-		code	
+T	EffectEvidenceSynthesis	r	0	DomainResource	-		52,53,54,55,56,60
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	url	0	1	s	-		uri	
+E	identifier	0	*	s	-		Identifier	
+E	version	0	1	s	-		string	
+E	name	0	1	s	-		string	
+E	title	0	1	s	-		string	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	date	0	1	s	-		dateTime	
+E	publisher	0	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+E	description	0	1	s	-		markdown	
+E	note	0	*	-	-		Annotation	
+E	useContext	0	*	s	-		UsageContext	
+E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept	
+E	copyright	0	1	-	-		markdown	
+E	approvalDate	0	1	-	-		date	
+E	lastReviewDate	0	1	-	-		date	
+E	effectivePeriod	0	1	s	-		Period	
+E	topic	0	*	-	x	http://hl7.org/fhir/ValueSet/definition-topic	CodeableConcept	
+E	author	0	*	-	-		ContactDetail	
+E	editor	0	*	-	-		ContactDetail	
+E	reviewer	0	*	-	-		ContactDetail	
+E	endorser	0	*	-	-		ContactDetail	
+E	relatedArtifact	0	*	-	-		RelatedArtifact	
+E	synthesisType	0	1	-	e	http://hl7.org/fhir/ValueSet/synthesis-type	CodeableConcept	
+E	studyType	0	1	-	e	http://hl7.org/fhir/ValueSet/study-type	CodeableConcept	
+E	population	1	1	s	-		Reference(EvidenceVariable)	
+E	exposure	1	1	s	-		Reference(EvidenceVariable)	
+E	exposureAlternative	1	1	s	-		Reference(EvidenceVariable)	
+E	outcome	1	1	s	-		Reference(EvidenceVariable)	
+E	sampleSize	0	1	-	-		EffectEvidenceSynthesis.sampleSize	
+E	resultsByExposure	0	*	-	-		EffectEvidenceSynthesis.resultsByExposure	
+E	effectEstimate	0	*	s	-		EffectEvidenceSynthesis.effectEstimate	
+E	certainty	0	*	-	-		EffectEvidenceSynthesis.certainty	
+T	EffectEvidenceSynthesis.certainty	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	rating	0	*	-	e	http://hl7.org/fhir/ValueSet/evidence-quality	CodeableConcept	
+E	note	0	*	-	-		Annotation	
+E	certaintySubcomponent	0	*	-	-		EffectEvidenceSynthesis.certainty.certaintySubcomponent	
+T	EffectEvidenceSynthesis.certainty.certaintySubcomponent	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	0	1	-	e	http://hl7.org/fhir/ValueSet/certainty-subcomponent-type	CodeableConcept	
+E	rating	0	*	-	e	http://hl7.org/fhir/ValueSet/certainty-subcomponent-rating	CodeableConcept	
+E	note	0	*	-	-		Annotation	
+T	EffectEvidenceSynthesis.effectEstimate	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	description	0	1	-	-		string	
+E	type	0	1	-	e	http://hl7.org/fhir/ValueSet/effect-estimate-type	CodeableConcept	
+E	variantState	0	1	-	e	http://hl7.org/fhir/ValueSet/evidence-variant-state	CodeableConcept	
+E	value	0	1	-	-		decimal	
+E	unitOfMeasure	0	1	-	r	http://hl7.org/fhir/ValueSet/ucum-units	CodeableConcept	
+E	precisionEstimate	0	*	-	-		EffectEvidenceSynthesis.effectEstimate.precisionEstimate	
+T	EffectEvidenceSynthesis.effectEstimate.precisionEstimate	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	0	1	-	e	http://hl7.org/fhir/ValueSet/precision-estimate-type	CodeableConcept	
+E	level	0	1	-	-		decimal	
+E	from	0	1	-	-		decimal	
+E	to	0	1	-	-		decimal	
+T	EffectEvidenceSynthesis.resultsByExposure	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	description	0	1	-	-		string	
+E	exposureState	0	1	-	r	http://hl7.org/fhir/ValueSet/exposure-state	code	
+E	variantState	0	1	-	e	http://hl7.org/fhir/ValueSet/evidence-variant-state	CodeableConcept	
+E	riskEvidenceSynthesis	1	1	-	-		Reference(RiskEvidenceSynthesis)	
+T	EffectEvidenceSynthesis.sampleSize	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	description	0	1	-	-		string	
+E	numberOfStudies	0	1	-	-		integer	
+E	numberOfParticipants	0	1	-	-		integer	
+T	Element	c	1		-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+T	ElementDefinition	c	0	BackboneElement	-		62,65,66,67,68,69,71,72,73,74,76,77,78,80
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	path	1	1	s	-		string	
+E	representation	0	*	s	r	http://hl7.org/fhir/ValueSet/property-representation	code	
+E	sliceName	0	1	s	-		string	
+E	sliceIsConstraining	0	1	s	-		boolean	
+E	label	0	1	s	-		string	
+E	code	0	*	s	x	http://hl7.org/fhir/ValueSet/observation-codes	Coding	
+E	slicing	0	1	s	-		ElementDefinition.slicing	
+E	short	0	1	s	-		string	
+E	definition	0	1	s	-		markdown	
+E	comment	0	1	s	-		markdown	
+E	requirements	0	1	s	-		markdown	
+E	alias	0	*	s	-		string	
+E	min	0	1	s	-		unsignedInt	
+E	max	0	1	s	-		string	63
+E	base	0	1	s	-		ElementDefinition.base	
+E	contentReference	0	1	s	-		uri	
+E	type	0	*	s	-		ElementDefinition.type	
+E	defaultValue	0	1	cs	-		base64Binary boolean canonical code date dateTime decimal id instant integer markdown oid positiveInt string time unsignedInt uri url uuid Address Age Annotation Attachment CodeableConcept Coding ContactPoint Count Distance Duration HumanName Identifier Money Period Quantity Range Ratio Reference SampledData Signature Timing ContactDetail Contributor DataRequirement Expression ParameterDefinition RelatedArtifact TriggerDefinition UsageContext Dosage Meta	
+E	meaningWhenMissing	0	1	s	-		markdown	
+E	orderMeaning	0	1	s	-		string	
+E	fixed	0	1	cs	-		base64Binary boolean canonical code date dateTime decimal id instant integer markdown oid positiveInt string time unsignedInt uri url uuid Address Age Annotation Attachment CodeableConcept Coding ContactPoint Count Distance Duration HumanName Identifier Money Period Quantity Range Ratio Reference SampledData Signature Timing ContactDetail Contributor DataRequirement Expression ParameterDefinition RelatedArtifact TriggerDefinition UsageContext Dosage Meta	
+E	pattern	0	1	cs	-		base64Binary boolean canonical code date dateTime decimal id instant integer markdown oid positiveInt string time unsignedInt uri url uuid Address Age Annotation Attachment CodeableConcept Coding ContactPoint Count Distance Duration HumanName Identifier Money Period Quantity Range Ratio Reference SampledData Signature Timing ContactDetail Contributor DataRequirement Expression ParameterDefinition RelatedArtifact TriggerDefinition UsageContext Dosage Meta	
+E	example	0	*	s	-		ElementDefinition.example	
+E	minValue	0	1	cs	-		date dateTime instant time decimal integer positiveInt unsignedInt Quantity	
+E	maxValue	0	1	cs	-		date dateTime instant time decimal integer positiveInt unsignedInt Quantity	
+E	maxLength	0	1	s	-		integer	
+E	condition	0	*	s	-		id	
+E	constraint	0	*	s	-		ElementDefinition.constraint	
+E	mustSupport	0	1	s	-		boolean	
+E	isModifier	0	1	s	-		boolean	
+E	isModifierReason	0	1	s	-		string	
+E	isSummary	0	1	s	-		boolean	
+E	binding	0	1	s	-		ElementDefinition.binding	
+E	mapping	0	*	s	-		ElementDefinition.mapping	
+T	ElementDefinition.base	b	0	Element	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	path	1	1	s	-		string	
+E	min	1	1	s	-		unsignedInt	
+E	max	1	1	s	-		string	
+T	ElementDefinition.binding	b	0	Element	-		70
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	strength	1	1	s	r	http://hl7.org/fhir/ValueSet/binding-strength	code	
+E	description	0	1	s	-		string	
+E	valueSet	0	1	s	-		canonical(ValueSet)	
+T	ElementDefinition.constraint	b	0	Element	-		79
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	key	1	1	s	-		id	
+E	requirements	0	1	s	-		string	
+E	severity	1	1	s	r	http://hl7.org/fhir/ValueSet/constraint-severity	code	
+E	human	1	1	s	-		string	
+E	expression	0	1	s	-		string	
+E	xpath	0	1	s	-		string	
+E	source	0	1	s	-		canonical(StructureDefinition)	
+T	ElementDefinition.example	b	0	Element	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	label	1	1	s	-		string	
+E	value	1	1	cs	-		base64Binary boolean canonical code date dateTime decimal id instant integer markdown oid positiveInt string time unsignedInt uri url uuid Address Age Annotation Attachment CodeableConcept Coding ContactPoint Count Distance Duration HumanName Identifier Money Period Quantity Range Ratio Reference SampledData Signature Timing ContactDetail Contributor DataRequirement Expression ParameterDefinition RelatedArtifact TriggerDefinition UsageContext Dosage Meta	
+T	ElementDefinition.mapping	b	0	Element	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	identity	1	1	s	-		id	
+E	language	0	1	s	r	http://hl7.org/fhir/ValueSet/mimetypes	code	
+E	map	1	1	s	-		string	
+E	comment	0	1	s	-		string	
+T	ElementDefinition.slicing	b	0	Element	-		61
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	discriminator	0	*	s	-		ElementDefinition.slicing.discriminator	
+E	description	0	1	s	-		string	
+E	ordered	0	1	s	-		boolean	
+E	rules	1	1	s	r	http://hl7.org/fhir/ValueSet/resource-slicing-rules	code	
+T	ElementDefinition.slicing.discriminator	b	0	Element	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/discriminator-type	code	
+E	path	1	1	s	-		string	
+T	ElementDefinition.type	b	0	Element	-		64,75
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	code	1	1	s	e	http://hl7.org/fhir/ValueSet/defined-types	uri	
+E	profile	0	*	s	-		canonical(StructureDefinition,ImplementationGuide)	
 )BEVAN"
-R"BEVAN(E	period	0	1	-	-		Period
-T	Encounter.participant	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	0	*	s	e	http://hl7.org/fhir/ValueSet/encounter-participant-type	CodeableConcept
-E	period	0	1	-	-		Period
-E	individual	0	1	s	-		Reference(Practitioner,PractitionerRole,RelatedPerson)
-T	Encounter.statusHistory	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	status	1	1	-	r	http://hl7.org/fhir/ValueSet/encounter-status	code
-E	period	1	1	-	-		Period
-T	Endpoint	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/endpoint-status	code
-E	connectionType	1	1	s	e	http://hl7.org/fhir/ValueSet/endpoint-connection-type	Coding
-E	name	0	1	s	-		string
-E	managingOrganization	0	1	s	-		Reference(Organization)
-E	contact	0	*	-	-		ContactPoint
-E	period	0	1	s	-		Period
-E	payloadType	1	*	s	x	http://hl7.org/fhir/ValueSet/endpoint-payload-type	CodeableConcept
-E	payloadMimeType	0	*	s	r	http://hl7.org/fhir/ValueSet/mimetypes	code
-E	address	1	1	s	-		url
-E	header	0	*	-	-		string
-T	EnrollmentRequest	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	-	-		Identifier
-E	status	0	1	sm	r	http://hl7.org/fhir/ValueSet/fm-status	code
-E	created	0	1	-	-		dateTime
-E	insurer	0	1	-	-		Reference(Organization)
-E	provider	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization)
-E	candidate	0	1	-	-		Reference(Patient)
-E	coverage	0	1	-	-		Reference(Coverage)
-T	EnrollmentResponse	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	-	-		Identifier
-E	status	0	1	sm	r	http://hl7.org/fhir/ValueSet/fm-status	code
-E	request	0	1	-	-		Reference(EnrollmentRequest)
-E	outcome	0	1	-	r	http://hl7.org/fhir/ValueSet/remittance-outcome	code
-E	disposition	0	1	-	-		string
-E	created	0	1	-	-		dateTime
-E	organization	0	1	-	-		Reference(Organization)
-E	requestProvider	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization)
-T	EpisodeOfCare	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	-	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/episode-of-care-status	code
-E	statusHistory	0	*	-	-		EpisodeOfCare.statusHistory
-E	type	0	*	s	x	http://hl7.org/fhir/ValueSet/episodeofcare-type	CodeableConcept
-E	diagnosis	0	*	s	-		EpisodeOfCare.diagnosis
-E	patient	1	1	s	-		Reference(Patient)
-E	managingOrganization	0	1	s	-		Reference(Organization)
-E	period	0	1	s	-		Period
-E	referralRequest	0	*	-	-		Reference(ServiceRequest)
-E	careManager	0	1	-	-		Reference(Practitioner,PractitionerRole)
-E	team	0	*	-	-		Reference(CareTeam)
-E	account	0	*	-	-		Reference(Account)
-T	EpisodeOfCare.diagnosis	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	condition	1	1	s	-		Reference(Condition)
-E	role	0	1	s	p	http://hl7.org/fhir/ValueSet/diagnosis-role	CodeableConcept
-E	rank	0	1	s	-		positiveInt
-T	EpisodeOfCare.statusHistory	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	status	1	1	-	r	http://hl7.org/fhir/ValueSet/episode-of-care-status	code
-E	period	1	1	-	-		Period
-T	EventDefinition	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	url	0	1	s	-		uri
-E	identifier	0	*	s	-		Identifier
-E	version	0	1	s	-		string
-E	name	0	1	s	-		string
-E	title	0	1	s	-		string
-E	subtitle	0	1	-	-		string
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	experimental	0	1	s	-		boolean
-E	subject	0	1	c	e	http://hl7.org/fhir/ValueSet/subject-type	CodeableConcept Reference(Group)
-E	date	0	1	s	-		dateTime
-E	publisher	0	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-E	description	0	1	-	-		markdown
-E	useContext	0	*	s	-		UsageContext
-E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept
-E	purpose	0	1	-	-		markdown
-E	usage	0	1	-	-		string
-E	copyright	0	1	-	-		markdown
-E	approvalDate	0	1	s	-		date
-E	lastReviewDate	0	1	s	-		date
-E	effectivePeriod	0	1	s	-		Period
-E	topic	0	*	-	x	http://hl7.org/fhir/ValueSet/definition-topic	CodeableConcept
-E	author	0	*	-	-		ContactDetail
-E	editor	0	*	-	-		ContactDetail
-E	reviewer	0	*	-	-		ContactDetail
-E	endorser	0	*	-	-		ContactDetail
-E	relatedArtifact	0	*	-	-		RelatedArtifact
-E	trigger	1	*	s	-		TriggerDefinition
-T	Evidence	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	url	0	1	s	-		uri
-E	identifier	0	*	s	-		Identifier
-E	version	0	1	s	-		string
-E	name	0	1	s	-		string
-E	title	0	1	s	-		string
-E	shortTitle	0	1	-	-		string
-E	subtitle	0	1	-	-		string
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	date	0	1	s	-		dateTime
-E	publisher	0	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-E	description	0	1	s	-		markdown
-E	note	0	*	-	-		Annotation
-E	useContext	0	*	s	-		UsageContext
-E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept
-E	copyright	0	1	-	-		markdown
-E	approvalDate	0	1	-	-		date
-E	lastReviewDate	0	1	-	-		date
-E	effectivePeriod	0	1	s	-		Period
-E	topic	0	*	-	x	http://hl7.org/fhir/ValueSet/definition-topic	CodeableConcept
-E	author	0	*	-	-		ContactDetail
-E	editor	0	*	-	-		ContactDetail
-E	reviewer	0	*	-	-		ContactDetail
-E	endorser	0	*	-	-		ContactDetail
-E	relatedArtifact	0	*	-	-		RelatedArtifact
-E	exposureBackground	1	1	s	-		Reference(EvidenceVariable)
-E	exposureVariant	0	*	s	-		Reference(EvidenceVariable)
-E	outcome	0	*	s	-		Reference(EvidenceVariable)
-T	EvidenceVariable	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	url	0	1	s	-		uri
-E	identifier	0	*	s	-		Identifier
-E	version	0	1	s	-		string
-E	name	0	1	s	-		string
-E	title	0	1	s	-		string
-E	shortTitle	0	1	s	-		string
-E	subtitle	0	1	-	-		string
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	date	0	1	s	-		dateTime
-E	publisher	0	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-E	description	0	1	s	-		markdown
-E	note	0	*	-	-		Annotation
-E	useContext	0	*	s	-		UsageContext
-E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept
-E	copyright	0	1	-	-		markdown
-E	approvalDate	0	1	-	-		date
-E	lastReviewDate	0	1	-	-		date
-E	effectivePeriod	0	1	s	-		Period
-E	topic	0	*	-	x	http://hl7.org/fhir/ValueSet/definition-topic	CodeableConcept
-E	author	0	*	-	-		ContactDetail
-E	editor	0	*	-	-		ContactDetail
-E	reviewer	0	*	-	-		ContactDetail
-E	endorser	0	*	-	-		ContactDetail
-E	relatedArtifact	0	*	-	-		RelatedArtifact
-E	type	0	1	s	r	http://hl7.org/fhir/ValueSet/variable-type	code
-E	characteristic	1	*	s	-		EvidenceVariable.characteristic
-T	EvidenceVariable.characteristic	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	description	0	1	-	-		string
-E	definition	1	1	cs	-		Reference(Group) canonical(ActivityDefinition) CodeableConcept Expression DataRequirement TriggerDefinition
-E	usageContext	0	*	-	-		UsageContext
-E	exclude	0	1	-	-		boolean
-E	participantEffective	0	1	c	-		dateTime Period Duration Timing
-E	timeFromStart	0	1	-	-		Duration
-E	groupMeasure	0	1	-	r	http://hl7.org/fhir/ValueSet/group-measure	code
-T	ExampleScenario	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	url	0	1	s	-		uri
-E	identifier	0	*	s	-		Identifier
-E	version	0	1	s	-		string
-E	name	0	1	s	-		string
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	experimental	0	1	s	-		boolean
-E	date	0	1	s	-		dateTime
-E	publisher	0	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-E	useContext	0	*	s	-		UsageContext
-E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept
-E	copyright	0	1	-	-		markdown
-E	purpose	0	1	-	-		markdown
-E	actor	0	*	-	-		ExampleScenario.actor
-E	instance	0	*	-	-		ExampleScenario.instance
-E	process	0	*	-	-		ExampleScenario.process
-E	workflow	0	*	-	-		canonical(ExampleScenario)
-T	ExampleScenario.actor	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	actorId	1	1	-	-		string
-E	type	1	1	-	r	http://hl7.org/fhir/ValueSet/examplescenario-actor-type	code
-E	name	0	1	-	-		string
-E	description	0	1	-	-		markdown
-T	ExampleScenario.instance	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	resourceId	1	1	-	-		string
-E	resourceType	1	1	-	r	http://hl7.org/fhir/ValueSet/resource-types	code
-E	name	0	1	-	-		string
-E	description	0	1	-	-		markdown
-E	version	0	*	-	-		ExampleScenario.instance.version
-E	containedInstance	0	*	-	-		ExampleScenario.instance.containedInstance
-T	ExampleScenario.instance.containedInstance	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	resourceId	1	1	-	-		string
-E	versionId	0	1	-	-		string
-T	ExampleScenario.instance.version	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	versionId	1	1	-	-		string
-E	description	1	1	-	-		markdown
-T	ExampleScenario.process	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	title	1	1	s	-		string
-E	description	0	1	-	-		markdown
-E	preConditions	0	1	-	-		markdown
-E	postConditions	0	1	-	-		markdown
-E	step	0	*	-	-		ExampleScenario.process.step
-T	ExampleScenario.process.step	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	process	0	*	-	-		ExampleScenario.process
-E	pause	0	1	-	-		boolean
-E	operation	0	1	-	-		ExampleScenario.process.step.operation
-E	alternative	0	*	-	-		ExampleScenario.process.step.alternative
-T	ExampleScenario.process.step.alternative	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	title	1	1	-	-		string
-E	description	0	1	-	-		markdown
-E	step	0	*	-	-		ExampleScenario.process.step
-T	ExampleScenario.process.step.operation	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	number	1	1	-	-		string
-E	type	0	1	-	-		string
-E	name	0	1	-	-		string
-E	initiator	0	1	-	-		string
-E	receiver	0	1	-	-		string
-E	description	0	1	-	-		markdown
-E	initiatorActive	0	1	-	-		boolean
-E	receiverActive	0	1	-	-		boolean
-E	request	0	1	-	-		ExampleScenario.instance.containedInstance
-E	response	0	1	-	-		ExampleScenario.instance.containedInstance
-T	ExplanationOfBenefit	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	-	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/explanationofbenefit-status	code
-E	type	1	1	s	e	http://hl7.org/fhir/ValueSet/claim-type	CodeableConcept
-E	subType	0	1	-	x	http://hl7.org/fhir/ValueSet/claim-subtype	CodeableConcept
-E	use	1	1	s	r	http://hl7.org/fhir/ValueSet/claim-use	code
-E	patient	1	1	s	-		Reference(Patient)
-E	billablePeriod	0	1	s	-		Period
-E	created	1	1	s	-		dateTime
-E	enterer	0	1	-	-		Reference(Practitioner,PractitionerRole)
-E	insurer	1	1	s	-		Reference(Organization)
-E	provider	1	1	s	-		Reference(Practitioner,PractitionerRole,Organization)
-E	priority	0	1	-	x	http://terminology.hl7.org/CodeSystem/processpriority	CodeableConcept
-E	fundsReserveRequested	0	1	-	x	http://hl7.org/fhir/ValueSet/fundsreserve	CodeableConcept
-E	fundsReserve	0	1	-	x	http://hl7.org/fhir/ValueSet/fundsreserve	CodeableConcept
-E	related	0	*	-	-		ExplanationOfBenefit.related
-E	prescription	0	1	-	-		Reference(MedicationRequest,VisionPrescription)
-E	originalPrescription	0	1	-	-		Reference(MedicationRequest)
-E	payee	0	1	-	-		ExplanationOfBenefit.payee
-E	referral	0	1	-	-		Reference(ServiceRequest)
-E	facility	0	1	-	-		Reference(Location)
-E	claim	0	1	-	-		Reference(Claim)
-E	claimResponse	0	1	-	-		Reference(ClaimResponse)
-E	outcome	1	1	s	r	http://hl7.org/fhir/ValueSet/remittance-outcome	code
-E	disposition	0	1	-	-		string
-E	preAuthRef	0	*	-	-		string
-E	preAuthRefPeriod	0	*	-	-		Period
-E	careTeam	0	*	-	-		ExplanationOfBenefit.careTeam
-E	supportingInfo	0	*	-	-		ExplanationOfBenefit.supportingInfo
-E	diagnosis	0	*	-	-		ExplanationOfBenefit.diagnosis
-E	procedure	0	*	-	-		ExplanationOfBenefit.procedure
-E	precedence	0	1	-	-		positiveInt
-E	insurance	1	*	s	-		ExplanationOfBenefit.insurance
-E	accident	0	1	-	-		ExplanationOfBenefit.accident
-E	item	0	*	-	-		ExplanationOfBenefit.item
-E	addItem	0	*	-	-		ExplanationOfBenefit.addItem
-E	adjudication	0	*	-	-		ExplanationOfBenefit.item.adjudication
-E	total	0	*	s	-		ExplanationOfBenefit.total
-E	payment	0	1	-	-		ExplanationOfBenefit.payment
-E	formCode	0	1	-	x	http://hl7.org/fhir/ValueSet/forms	CodeableConcept
-E	form	0	1	-	-		Attachment
-E	processNote	0	*	-	-		ExplanationOfBenefit.processNote
-E	benefitPeriod	0	1	-	-		Period
-E	benefitBalance	0	*	-	-		ExplanationOfBenefit.benefitBalance
-T	ExplanationOfBenefit.accident	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	date	0	1	-	-		date
-E	type	0	1	-	e	http://terminology.hl7.org/ValueSet/v3-ActIncidentCode	CodeableConcept
-E	location	0	1	c	-		Address Reference(Location)
-T	ExplanationOfBenefit.addItem	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	itemSequence	0	*	-	-		positiveInt
-E	detailSequence	0	*	-	-		positiveInt
-E	subDetailSequence	0	*	-	-		positiveInt
-E	provider	0	*	-	-		Reference(Practitioner,PractitionerRole,Organization)
-E	productOrService	1	1	-	x	http://hl7.org/fhir/ValueSet/service-uscls	CodeableConcept
-E	modifier	0	*	-	x	http://hl7.org/fhir/ValueSet/claim-modifiers	CodeableConcept
-E	programCode	0	*	-	x	http://hl7.org/fhir/ValueSet/ex-program-code	CodeableConcept
-E	serviced	0	1	c	-		date Period
-E	location	0	1	c	x	http://hl7.org/fhir/ValueSet/service-place	CodeableConcept Address Reference(Location)
-E	quantity	0	1	-	-		Quantity
-E	unitPrice	0	1	-	-		Money
-E	factor	0	1	-	-		decimal
-E	net	0	1	-	-		Money
-E	bodySite	0	1	-	x	http://hl7.org/fhir/ValueSet/tooth	CodeableConcept
-E	subSite	0	*	-	x	http://hl7.org/fhir/ValueSet/surface	CodeableConcept
-E	noteNumber	0	*	-	-		positiveInt
-E	adjudication	0	*	-	-		ExplanationOfBenefit.item.adjudication
-E	detail	0	*	-	-		ExplanationOfBenefit.addItem.detail
-T	ExplanationOfBenefit.addItem.detail	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	productOrService	1	1	-	x	http://hl7.org/fhir/ValueSet/service-uscls	CodeableConcept
-E	modifier	0	*	-	x	http://hl7.org/fhir/ValueSet/claim-modifiers	CodeableConcept
-E	quantity	0	1	-	-		Quantity
-E	unitPrice	0	1	-	-		Money
-E	factor	0	1	-	-		decimal
-E	net	0	1	-	-		Money
-E	noteNumber	0	*	-	-		positiveInt
-E	adjudication	0	*	-	-		ExplanationOfBenefit.item.adjudication
-E	subDetail	0	*	-	-		ExplanationOfBenefit.addItem.detail.subDetail
-T	ExplanationOfBenefit.addItem.detail.subDetail	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	productOrService	1	1	-	x	http://hl7.org/fhir/ValueSet/service-uscls	CodeableConcept
-E	modifier	0	*	-	x	http://hl7.org/fhir/ValueSet/claim-modifiers	CodeableConcept
-E	quantity	0	1	-	-		Quantity
-E	unitPrice	0	1	-	-		Money
-E	factor	0	1	-	-		decimal
-E	net	0	1	-	-		Money
-E	noteNumber	0	*	-	-		positiveInt
-E	adjudication	0	*	-	-		ExplanationOfBenefit.item.adjudication
-T	ExplanationOfBenefit.benefitBalance	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	category	1	1	-	x	http://hl7.org/fhir/ValueSet/ex-benefitcategory	CodeableConcept
-E	excluded	0	1	-	-		boolean
-E	name	0	1	-	-		string
-E	description	0	1	-	-		string
-E	network	0	1	-	x	http://hl7.org/fhir/ValueSet/benefit-network	CodeableConcept
-E	unit	0	1	-	x	http://hl7.org/fhir/ValueSet/benefit-unit	CodeableConcept
-E	term	0	1	-	x	http://hl7.org/fhir/ValueSet/benefit-term	CodeableConcept
-E	financial	0	*	-	-		ExplanationOfBenefit.benefitBalance.financial
-T	ExplanationOfBenefit.benefitBalance.financial	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	-	x	http://hl7.org/fhir/ValueSet/benefit-type	CodeableConcept
-E	allowed	0	1	c	-		unsignedInt string Money
-E	used	0	1	c	-		unsignedInt Money
-T	ExplanationOfBenefit.careTeam	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	sequence	1	1	-	-		positiveInt
-E	provider	1	1	-	-		Reference(Practitioner,PractitionerRole,Organization)
-E	responsible	0	1	-	-		boolean
-E	role	0	1	-	x	http://hl7.org/fhir/ValueSet/claim-careteamrole	CodeableConcept
-E	qualification	0	1	-	x	http://hl7.org/fhir/ValueSet/provider-qualification	CodeableConcept
-T	ExplanationOfBenefit.diagnosis	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	sequence	1	1	-	-		positiveInt
-E	diagnosis	1	1	c	x	http://hl7.org/fhir/ValueSet/icd-10	CodeableConcept Reference(Condition)
-E	type	0	*	-	x	http://hl7.org/fhir/ValueSet/ex-diagnosistype	CodeableConcept
-E	onAdmission	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-diagnosis-on-admission	CodeableConcept
-E	packageCode	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-diagnosisrelatedgroup	CodeableConcept
-T	ExplanationOfBenefit.insurance	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	focal	1	1	s	-		boolean
-E	coverage	1	1	s	-		Reference(Coverage)
-E	preAuthRef	0	*	-	-		string
-T	ExplanationOfBenefit.item	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	sequence	1	1	-	-		positiveInt
-E	careTeamSequence	0	*	-	-		positiveInt
-E	diagnosisSequence	0	*	-	-		positiveInt
-E	procedureSequence	0	*	-	-		positiveInt
-E	informationSequence	0	*	-	-		positiveInt
-E	revenue	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-revenue-center	CodeableConcept
-E	category	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-benefitcategory	CodeableConcept
-E	productOrService	1	1	-	x	http://hl7.org/fhir/ValueSet/service-uscls	CodeableConcept
-E	modifier	0	*	-	x	http://hl7.org/fhir/ValueSet/claim-modifiers	CodeableConcept
-E	programCode	0	*	-	x	http://hl7.org/fhir/ValueSet/ex-program-code	CodeableConcept
-E	serviced	0	1	c	-		date Period
-E	location	0	1	c	x	http://hl7.org/fhir/ValueSet/service-place	CodeableConcept Address Reference(Location)
-E	quantity	0	1	-	-		Quantity
-E	unitPrice	0	1	-	-		Money
-E	factor	0	1	-	-		decimal
-E	net	0	1	-	-		Money
-E	udi	0	*	-	-		Reference(Device)
-E	bodySite	0	1	-	x	http://hl7.org/fhir/ValueSet/tooth	CodeableConcept
-E	subSite	0	*	-	x	http://hl7.org/fhir/ValueSet/surface	CodeableConcept
-E	encounter	0	*	-	-		Reference(Encounter)
-E	noteNumber	0	*	-	-		positiveInt
-E	adjudication	0	*	-	-		ExplanationOfBenefit.item.adjudication
-E	detail	0	*	-	-		ExplanationOfBenefit.item.detail
-T	ExplanationOfBenefit.item.adjudication	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	category	1	1	-	x	http://hl7.org/fhir/ValueSet/adjudication	CodeableConcept
-E	reason	0	1	-	x	http://hl7.org/fhir/ValueSet/adjudication-reason	CodeableConcept
-E	amount	0	1	-	-		Money
-E	value	0	1	-	-		decimal
-T	ExplanationOfBenefit.item.detail	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	sequence	1	1	-	-		positiveInt
-E	revenue	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-revenue-center	CodeableConcept
-E	category	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-benefitcategory	CodeableConcept
-E	productOrService	1	1	-	x	http://hl7.org/fhir/ValueSet/service-uscls	CodeableConcept
-E	modifier	0	*	-	x	http://hl7.org/fhir/ValueSet/claim-modifiers	CodeableConcept
-E	programCode	0	*	-	x	http://hl7.org/fhir/ValueSet/ex-program-code	CodeableConcept
-E	quantity	0	1	-	-		Quantity
-E	unitPrice	0	1	-	-		Money
-E	factor	0	1	-	-		decimal
-E	net	0	1	-	-		Money
-E	udi	0	*	-	-		Reference(Device)
-E	noteNumber	0	*	-	-		positiveInt
-E	adjudication	0	*	-	-		ExplanationOfBenefit.item.adjudication
-E	subDetail	0	*	-	-		ExplanationOfBenefit.item.detail.subDetail
-T	ExplanationOfBenefit.item.detail.subDetail	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	sequence	1	1	-	-		positiveInt
-E	revenue	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-revenue-center	CodeableConcept
-E	category	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-benefitcategory	CodeableConcept
-E	productOrService	1	1	-	x	http://hl7.org/fhir/ValueSet/service-uscls	CodeableConcept
-E	modifier	0	*	-	x	http://hl7.org/fhir/ValueSet/claim-modifiers	CodeableConcept
-E	programCode	0	*	-	x	http://hl7.org/fhir/ValueSet/ex-program-code	CodeableConcept
-E	quantity	0	1	-	-		Quantity
-E	unitPrice	0	1	-	-		Money
-E	factor	0	1	-	-		decimal
-E	net	0	1	-	-		Money
-E	udi	0	*	-	-		Reference(Device)
-E	noteNumber	0	*	-	-		positiveInt
-E	adjudication	0	*	-	-		ExplanationOfBenefit.item.adjudication
-T	ExplanationOfBenefit.payee	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	0	1	-	x	http://hl7.org/fhir/ValueSet/payeetype	CodeableConcept
-E	party	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization,Patient,RelatedPerson)
-T	ExplanationOfBenefit.payment	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-paymenttype	CodeableConcept
-E	adjustment	0	1	-	-		Money
-E	adjustmentReason	0	1	-	x	http://hl7.org/fhir/ValueSet/payment-adjustment-reason	CodeableConcept
-E	date	0	1	-	-		date
-E	amount	0	1	-	-		Money
-E	identifier	0	1	-	-		Identifier
-T	ExplanationOfBenefit.procedure	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	sequence	1	1	-	-		positiveInt
-E	type	0	*	-	x	http://hl7.org/fhir/ValueSet/ex-procedure-type	CodeableConcept
-E	date	0	1	-	-		dateTime
-E	procedure	1	1	c	x	http://hl7.org/fhir/ValueSet/icd-10-procedures	CodeableConcept Reference(Procedure)
-E	udi	0	*	-	-		Reference(Device)
-T	ExplanationOfBenefit.processNote	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	number	0	1	-	-		positiveInt
-E	type	0	1	-	r	http://hl7.org/fhir/ValueSet/note-type	code
-E	text	0	1	-	-		string
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	CodeableConcept
-T	ExplanationOfBenefit.related	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	claim	0	1	-	-		Reference(Claim)
-E	relationship	0	1	-	x	http://hl7.org/fhir/ValueSet/related-claim-relationship	CodeableConcept
-E	reference	0	1	-	-		Identifier
-T	ExplanationOfBenefit.supportingInfo	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	sequence	1	1	-	-		positiveInt
-E	category	1	1	-	x	http://hl7.org/fhir/ValueSet/claim-informationcategory	CodeableConcept
-E	code	0	1	-	x	http://hl7.org/fhir/ValueSet/claim-exception	CodeableConcept
-E	timing	0	1	c	-		date Period
-E	value	0	1	c	-		boolean string Quantity Attachment Reference
-E	reason	0	1	-	x	http://hl7.org/fhir/ValueSet/missing-tooth-reason	Coding
-T	ExplanationOfBenefit.total	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	category	1	1	s	x	http://hl7.org/fhir/ValueSet/adjudication	CodeableConcept
-E	amount	1	1	s	-		Money
-T	Expression	c	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	description	0	1	s	-		string
-E	name	0	1	s	-		id
-E	language	1	1	s	e	http://hl7.org/fhir/ValueSet/expression-language	code
-E	expression	0	1	s	-		string
-E	reference	0	1	s	-		uri
-T	Extension	c	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	url	1	1	-	-		uri
-E	value	0	1	c	-		base64Binary boolean canonical code date dateTime decimal id instant integer markdown oid positiveInt string time unsignedInt uri url uuid Address Age Annotation Attachment CodeableConcept Coding ContactPoint Count Distance Duration HumanName Identifier Money Period Quantity Range Ratio Reference SampledData Signature Timing ContactDetail Contributor DataRequirement Expression ParameterDefinition RelatedArtifact TriggerDefinition UsageContext Dosage Meta
-T	FamilyMemberHistory	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	instantiatesCanonical	0	*	s	-		canonical(PlanDefinition,Questionnaire,ActivityDefinition,Measure,OperationDefinition)
-E	instantiatesUri	0	*	s	-		uri
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/history-status	code
-E	dataAbsentReason	0	1	s	x	http://hl7.org/fhir/ValueSet/history-absent-reason	CodeableConcept
-E	patient	1	1	s	-		Reference(Patient)
-E	date	0	1	s	-		dateTime
-E	name	0	1	s	-		string
-E	relationship	1	1	s	x	http://terminology.hl7.org/ValueSet/v3-FamilyMember	CodeableConcept
-E	sex	0	1	s	e	http://hl7.org/fhir/ValueSet/administrative-gender	CodeableConcept
-E	born	0	1	c	-		Period date string
-E	age	0	1	cs	-		Age Range string
-E	estimatedAge	0	1	s	-		boolean
-E	deceased	0	1	cs	-		boolean Age Range date string
-E	reasonCode	0	*	s	x	http://hl7.org/fhir/ValueSet/clinical-findings	CodeableConcept
-E	reasonReference	0	*	s	-		Reference(Condition,Observation,AllergyIntolerance,QuestionnaireResponse,DiagnosticReport,DocumentReference)
-E	note	0	*	-	-		Annotation
-E	condition	0	*	-	-		FamilyMemberHistory.condition
-T	FamilyMemberHistory.condition	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	1	1	-	x	http://hl7.org/fhir/ValueSet/condition-code	CodeableConcept
-E	outcome	0	1	-	x	http://hl7.org/fhir/ValueSet/condition-outcome	CodeableConcept
-E	contributedToDeath	0	1	-	-		boolean
-E	onset	0	1	c	-		Age Range Period string
-E	note	0	*	-	-		Annotation
-T	Flag	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/flag-status	code
-E	category	0	*	s	x	http://hl7.org/fhir/ValueSet/flag-category	CodeableConcept
-E	code	1	1	s	x	http://hl7.org/fhir/ValueSet/flag-code	CodeableConcept
-E	subject	1	1	s	-		Reference(Patient,Location,Group,Organization,Practitioner,PlanDefinition,Medication,Procedure)
-E	period	0	1	s	-		Period
-E	encounter	0	1	s	-		Reference(Encounter)
-E	author	0	1	s	-		Reference(Device,Organization,Patient,Practitioner,PractitionerRole)
-T	Goal	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	-	-		Identifier
-E	lifecycleStatus	1	1	sm	r	http://hl7.org/fhir/ValueSet/goal-status	code
-E	achievementStatus	0	1	s	p	http://hl7.org/fhir/ValueSet/goal-achievement	CodeableConcept
-E	category	0	*	s	x	http://hl7.org/fhir/ValueSet/goal-category	CodeableConcept
-E	priority	0	1	s	p	http://hl7.org/fhir/ValueSet/goal-priority	CodeableConcept
-E	description	1	1	s	x	http://hl7.org/fhir/ValueSet/clinical-findings	CodeableConcept
-E	subject	1	1	s	-		Reference(Patient,Group,Organization)
-E	start	0	1	cs	x	http://hl7.org/fhir/ValueSet/goal-start-event	date CodeableConcept
-E	target	0	*	-	-		Goal.target
-E	statusDate	0	1	s	-		date
-E	statusReason	0	1	-	-		string
-E	expressedBy	0	1	s	-		Reference(Patient,Practitioner,PractitionerRole,RelatedPerson)
-E	addresses	0	*	-	-		Reference(Condition,Observation,MedicationStatement,NutritionOrder,ServiceRequest,RiskAssessment)
-E	note	0	*	-	-		Annotation
-E	outcomeCode	0	*	-	x	http://hl7.org/fhir/ValueSet/clinical-findings	CodeableConcept
-E	outcomeReference	0	*	-	-		Reference(Observation)
-T	Goal.target	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	measure	0	1	s	x	http://hl7.org/fhir/ValueSet/observation-codes	CodeableConcept
-E	detail	0	1	cs	x		Quantity Range CodeableConcept string boolean integer Ratio
-E	due	0	1	cs	-		date Duration
-T	GraphDefinition	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	url	0	1	s	-		uri
-E	version	0	1	s	-		string
-E	name	1	1	s	-		string
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	experimental	0	1	s	-		boolean
-E	date	0	1	s	-		dateTime
-E	publisher	0	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-E	description	0	1	-	-		markdown
-E	useContext	0	*	s	-		UsageContext
-E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept
-E	purpose	0	1	-	-		markdown
-E	start	1	1	s	r	http://hl7.org/fhir/ValueSet/resource-types	code
-E	profile	0	1	-	-		canonical(StructureDefinition)
-E	link	0	*	-	-		GraphDefinition.link
-T	GraphDefinition.link	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	path	0	1	-	-		string
-E	sliceName	0	1	-	-		string
-E	min	0	1	-	-		integer
-E	max	0	1	-	-		string
-E	description	0	1	-	-		string
-E	target	0	*	-	-		GraphDefinition.link.target
-T	GraphDefinition.link.target	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	-	r	http://hl7.org/fhir/ValueSet/resource-types	code
-E	params	0	1	-	-		string
-E	profile	0	1	-	-		canonical(StructureDefinition)
-E	compartment	0	*	-	-		GraphDefinition.link.target.compartment
-E	link	0	*	-	-		GraphDefinition.link
-T	GraphDefinition.link.target.compartment	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	use	1	1	-	r	http://hl7.org/fhir/ValueSet/graph-compartment-use	code
-E	code	1	1	-	r	http://hl7.org/fhir/ValueSet/compartment-type	code
-E	rule	1	1	-	r	http://hl7.org/fhir/ValueSet/graph-compartment-rule	code
-E	expression	0	1	-	-		string
-E	description	0	1	-	-		string
-T	Group	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	active	0	1	s	-		boolean
-E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/group-type	code
-E	actual	1	1	s	-		boolean
-E	code	0	1	s	x		CodeableConcept
-E	name	0	1	s	-		string
-E	quantity	0	1	s	-		unsignedInt
-E	managingEntity	0	1	s	-		Reference(Organization,RelatedPerson,Practitioner,PractitionerRole)
-E	characteristic	0	*	-	-		Group.characteristic
-E	member	0	*	-	-		Group.member
-T	Group.characteristic	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	1	1	-	x		CodeableConcept
-E	value	1	1	c	x		CodeableConcept boolean Quantity Range Reference
-E	exclude	1	1	-	-		boolean
-E	period	0	1	-	-		Period
-T	Group.member	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	entity	1	1	-	-		Reference(Patient,Practitioner,PractitionerRole,Device,Medication,Substance,Group)
-E	period	0	1	-	-		Period
-E	inactive	0	1	-	-		boolean
-T	GuidanceResponse	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	requestIdentifier	0	1	s	-		Identifier
-E	identifier	0	*	s	-		Identifier
-E	module	1	1	cs	-		uri canonical CodeableConcept
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/guidance-response-status	code
-E	subject	0	1	-	-		Reference(Patient,Group)
-E	encounter	0	1	-	-		Reference(Encounter)
-E	occurrenceDateTime	0	1	-	-		dateTime
-E	performer	0	1	-	-		Reference(Device)
-E	reasonCode	0	*	-	-		CodeableConcept
-E	reasonReference	0	*	-	-		Reference(Condition,Observation,DiagnosticReport,DocumentReference)
-E	note	0	*	-	-		Annotation
-E	evaluationMessage	0	*	-	-		Reference(OperationOutcome)
-E	outputParameters	0	1	-	-		Reference(Parameters)
-E	result	0	1	-	-		Reference(CarePlan,RequestGroup)
-E	dataRequirement	0	*	-	-		DataRequirement
-T	HealthcareService	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	active	0	1	sm	-		boolean
-E	providedBy	0	1	s	-		Reference(Organization)
-E	category	0	*	s	x	http://hl7.org/fhir/ValueSet/service-category	CodeableConcept
-E	type	0	*	s	x	http://hl7.org/fhir/ValueSet/service-type	CodeableConcept
-E	specialty	0	*	s	p	http://hl7.org/fhir/ValueSet/c80-practice-codes	CodeableConcept
-E	location	0	*	s	-		Reference(Location)
-E	name	0	1	s	-		string
-E	comment	0	1	s	-		string
-E	extraDetails	0	1	-	-		markdown
-E	photo	0	1	s	-		Attachment
-E	telecom	0	*	-	-		ContactPoint
-E	coverageArea	0	*	-	-		Reference(Location)
-E	serviceProvisionCode	0	*	-	x	http://hl7.org/fhir/ValueSet/service-provision-conditions	CodeableConcept
-E	eligibility	0	*	-	-		HealthcareService.eligibility
-E	program	0	*	-	x	http://hl7.org/fhir/ValueSet/program	CodeableConcept
-E	characteristic	0	*	-	x		CodeableConcept
-E	communication	0	*	-	p	http://hl7.org/fhir/ValueSet/languages	CodeableConcept
-E	referralMethod	0	*	-	x	http://hl7.org/fhir/ValueSet/service-referral-method	CodeableConcept
-E	appointmentRequired	0	1	-	-		boolean
-E	availableTime	0	*	-	-		HealthcareService.availableTime
-E	notAvailable	0	*	-	-		HealthcareService.notAvailable
-E	availabilityExceptions	0	1	-	-		string
-E	endpoint	0	*	-	-		Reference(Endpoint)
-T	HealthcareService.availableTime	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	daysOfWeek	0	*	-	r	http://hl7.org/fhir/ValueSet/days-of-week	code
-E	allDay	0	1	-	-		boolean
-E	availableStartTime	0	1	-	-		time
-E	availableEndTime	0	1	-	-		time
-T	HealthcareService.eligibility	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	0	1	-	x		CodeableConcept
-E	comment	0	1	-	-		markdown
-T	HealthcareService.notAvailable	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	description	1	1	-	-		string
-E	during	0	1	-	-		Period
-T	HumanName	c	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	use	0	1	sm	r	http://hl7.org/fhir/ValueSet/name-use	code
-E	text	0	1	s	-		string
-E	family	0	1	s	-		string
-E	given	0	*	s	-		string
-E	prefix	0	*	s	-		string
-E	suffix	0	*	s	-		string
-E	period	0	1	s	-		Period
-T	Identifier	c	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	use	0	1	sm	r	http://hl7.org/fhir/ValueSet/identifier-use	code
-E	type	0	1	s	e	http://hl7.org/fhir/ValueSet/identifier-type	CodeableConcept
-E	system	0	1	s	-		uri
-E	value	0	1	s	-		string
-E	period	0	1	s	-		Period
-E	assigner	0	1	s	-		Reference(Organization)
-T	ImagingStudy	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/imagingstudy-status	code
-E	modality	0	*	s	e	http://dicom.nema.org/medical/dicom/current/output/chtml/part16/sect_CID_29.html	Coding
-E	subject	1	1	s	-		Reference(Patient,Device,Group)
-E	encounter	0	1	s	-		Reference(Encounter)
-E	started	0	1	s	-		dateTime
-E	basedOn	0	*	s	-		Reference(CarePlan,ServiceRequest,Appointment,AppointmentResponse,Task)
-E	referrer	0	1	s	-		Reference(Practitioner,PractitionerRole)
-E	interpreter	0	*	s	-		Reference(Practitioner,PractitionerRole)
-E	endpoint	0	*	s	-		Reference(Endpoint)
-E	numberOfSeries	0	1	s	-		unsignedInt
-E	numberOfInstances	0	1	s	-		unsignedInt
-E	procedureReference	0	1	s	-		Reference(Procedure)
-E	procedureCode	0	*	s	e	http://www.rsna.org/RadLex_Playbook.aspx	CodeableConcept
-E	location	0	1	s	-		Reference(Location)
-E	reasonCode	0	*	s	x	http://hl7.org/fhir/ValueSet/procedure-reason	CodeableConcept
-E	reasonReference	0	*	s	-		Reference(Condition,Observation,Media,DiagnosticReport,DocumentReference)
-E	note	0	*	s	-		Annotation
-E	description	0	1	s	-		string
-E	series	0	*	s	-		ImagingStudy.series
-T	ImagingStudy.series	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	uid	1	1	s	-		id
-E	number	0	1	s	-		unsignedInt
-E	modality	1	1	s	e	http://dicom.nema.org/medical/dicom/current/output/chtml/part16/sect_CID_29.html	Coding
-E	description	0	1	s	-		string
-E	numberOfInstances	0	1	s	-		unsignedInt
-E	endpoint	0	*	s	-		Reference(Endpoint)
-E	bodySite	0	1	s	x	http://hl7.org/fhir/ValueSet/body-site	Coding
-E	laterality	0	1	s	x	http://hl7.org/fhir/ValueSet/bodysite-laterality	Coding
-E	specimen	0	*	s	-		Reference(Specimen)
-E	started	0	1	s	-		dateTime
-E	performer	0	*	s	-		ImagingStudy.series.performer
-E	instance	0	*	-	-		ImagingStudy.series.instance
-T	ImagingStudy.series.instance	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	uid	1	1	-	-		id
-E	sopClass	1	1	-	e	http://dicom.nema.org/medical/dicom/current/output/chtml/part04/sect_B.5.html#table_B.5-1	Coding
-E	number	0	1	-	-		unsignedInt
-E	title	0	1	-	-		string
-T	ImagingStudy.series.performer	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	function	0	1	s	e	http://hl7.org/fhir/ValueSet/series-performer-function	CodeableConcept
-E	actor	1	1	s	-		Reference(Practitioner,PractitionerRole,Organization,CareTeam,Patient,Device,RelatedPerson)
-T	Immunization	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	-	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/immunization-status	code
-E	statusReason	0	1	-	x	http://hl7.org/fhir/ValueSet/immunization-status-reason	CodeableConcept
-E	vaccineCode	1	1	s	x	http://hl7.org/fhir/ValueSet/vaccine-code	CodeableConcept
-E	patient	1	1	s	-		Reference(Patient)
-E	encounter	0	1	-	-		Reference(Encounter)
-E	occurrence	1	1	cs	-		dateTime string
-E	recorded	0	1	-	-		dateTime
-E	primarySource	0	1	s	-		boolean
-E	reportOrigin	0	1	-	x	http://hl7.org/fhir/ValueSet/immunization-origin	CodeableConcept
-E	location	0	1	-	-		Reference(Location)
-E	manufacturer	0	1	-	-		Reference(Organization)
-E	lotNumber	0	1	-	-		string
-E	expirationDate	0	1	-	-		date
-E	site	0	1	-	x	http://hl7.org/fhir/ValueSet/immunization-site	CodeableConcept
-E	route	0	1	-	x	http://hl7.org/fhir/ValueSet/immunization-route	CodeableConcept
-E	doseQuantity	0	1	-	-		Quantity
-E	performer	0	*	s	-		Immunization.performer
-E	note	0	*	s	-		Annotation
-E	reasonCode	0	*	-	x	http://hl7.org/fhir/ValueSet/immunization-reason	CodeableConcept
-E	reasonReference	0	*	-	-		Reference(Condition,Observation,DiagnosticReport)
-E	isSubpotent	0	1	sm	-		boolean
-E	subpotentReason	0	*	-	x	http://hl7.org/fhir/ValueSet/immunization-subpotent-reason	CodeableConcept
-E	education	0	*	-	-		Immunization.education
-E	programEligibility	0	*	-	x	http://hl7.org/fhir/ValueSet/immunization-program-eligibility	CodeableConcept
-E	fundingSource	0	1	-	x	http://hl7.org/fhir/ValueSet/immunization-funding-source	CodeableConcept
-E	reaction	0	*	-	-		Immunization.reaction
-E	protocolApplied	0	*	-	-		Immunization.protocolApplied
-T	Immunization.education	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	documentType	0	1	-	-		string
-E	reference	0	1	-	-		uri
-E	publicationDate	0	1	-	-		dateTime
-E	presentationDate	0	1	-	-		dateTime
-T	Immunization.performer	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	function	0	1	s	e	http://hl7.org/fhir/ValueSet/immunization-function	CodeableConcept
-E	actor	1	1	s	-		Reference(Practitioner,PractitionerRole,Organization)
-T	Immunization.protocolApplied	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	series	0	1	-	-		string
-E	authority	0	1	-	-		Reference(Organization)
-E	targetDisease	0	*	-	x	http://hl7.org/fhir/ValueSet/immunization-target-disease	CodeableConcept
-E	doseNumber	1	1	c	-		positiveInt string
-E	seriesDoses	0	1	c	-		positiveInt string
-T	Immunization.reaction	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	date	0	1	-	-		dateTime
-E	detail	0	1	-	-		Reference(Observation)
-E	reported	0	1	-	-		boolean
-T	ImmunizationEvaluation	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	-	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/immunization-evaluation-status	code
-E	patient	1	1	s	-		Reference(Patient)
-E	date	0	1	-	-		dateTime
-E	authority	0	1	-	-		Reference(Organization)
-E	targetDisease	1	1	s	x	http://hl7.org/fhir/ValueSet/immunization-evaluation-target-disease	CodeableConcept
-E	immunizationEvent	1	1	s	-		Reference(Immunization)
-E	doseStatus	1	1	s	x	http://hl7.org/fhir/ValueSet/immunization-evaluation-dose-status	CodeableConcept
-E	doseStatusReason	0	*	-	x	http://hl7.org/fhir/ValueSet/immunization-evaluation-dose-status-reason	CodeableConcept
-E	description	0	1	-	-		string
-E	series	0	1	-	-		string
-E	doseNumber	0	1	c	-		positiveInt string
-E	seriesDoses	0	1	c	-		positiveInt string
-T	ImmunizationRecommendation	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	patient	1	1	s	-		Reference(Patient)
-E	date	1	1	s	-		dateTime
-E	authority	0	1	-	-		Reference(Organization)
-E	recommendation	1	*	s	-		ImmunizationRecommendation.recommendation
-T	ImmunizationRecommendation.recommendation	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	vaccineCode	0	*	s	x	http://hl7.org/fhir/ValueSet/vaccine-code	CodeableConcept
-E	targetDisease	0	1	s	x	http://hl7.org/fhir/ValueSet/immunization-recommendation-target-disease	CodeableConcept
-E	contraindicatedVaccineCode	0	*	s	x	http://hl7.org/fhir/ValueSet/vaccine-code	CodeableConcept
-E	forecastStatus	1	1	sm	x	http://hl7.org/fhir/ValueSet/immunization-recommendation-status	CodeableConcept
-E	forecastReason	0	*	s	x	http://hl7.org/fhir/ValueSet/immunization-recommendation-reason	CodeableConcept
-E	dateCriterion	0	*	-	-		ImmunizationRecommendation.recommendation.dateCriterion
-E	description	0	1	-	-		string
-E	series	0	1	-	-		string
-E	doseNumber	0	1	cs	-		positiveInt string
-E	seriesDoses	0	1	c	-		positiveInt string
-E	supportingImmunization	0	*	-	-		Reference(Immunization,ImmunizationEvaluation)
-E	supportingPatientInformation	0	*	-	-		Reference
-T	ImmunizationRecommendation.recommendation.dateCriterion	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	1	1	-	x	http://hl7.org/fhir/ValueSet/immunization-recommendation-date-criterion	CodeableConcept
-E	value	1	1	-	-		dateTime
-T	ImplementationGuide	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	url	1	1	s	-		uri
-E	version	0	1	s	-		string
-E	name	1	1	s	-		string
-E	title	0	1	s	-		string
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	experimental	0	1	s	-		boolean
-E	date	0	1	s	-		dateTime
-E	publisher	0	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-E	description	0	1	-	-		markdown
-E	useContext	0	*	s	-		UsageContext
-E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept
-E	copyright	0	1	-	-		markdown
-E	packageId	1	1	s	-		id
-E	license	0	1	s	r	http://hl7.org/fhir/ValueSet/spdx-license	code
-E	fhirVersion	1	*	s	r	http://hl7.org/fhir/ValueSet/FHIR-version	code
-E	dependsOn	0	*	s	-		ImplementationGuide.dependsOn
-E	global	0	*	s	-		ImplementationGuide.global
-E	definition	0	1	-	-		ImplementationGuide.definition
-E	manifest	0	1	-	-		ImplementationGuide.manifest
-T	ImplementationGuide.definition	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	grouping	0	*	-	-		ImplementationGuide.definition.grouping
-E	resource	1	*	-	-		ImplementationGuide.definition.resource
-E	page	0	1	-	-		ImplementationGuide.definition.page
-E	parameter	0	*	-	-		ImplementationGuide.definition.parameter
-E	template	0	*	-	-		ImplementationGuide.definition.template
-T	ImplementationGuide.definition.grouping	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	name	1	1	-	-		string
-E	description	0	1	-	-		string
-T	ImplementationGuide.definition.page	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	name	1	1	c	-		url Reference(Binary)
-E	title	1	1	-	-		string
-E	generation	1	1	-	r	http://hl7.org/fhir/ValueSet/guide-page-generation	code
-E	page	0	*	-	-		ImplementationGuide.definition.page
-T	ImplementationGuide.definition.parameter	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	1	1	-	r	http://hl7.org/fhir/ValueSet/guide-parameter-code	code
-E	value	1	1	-	-		string
-T	ImplementationGuide.definition.resource	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	reference	1	1	-	-		Reference
-E	fhirVersion	0	*	-	r	http://hl7.org/fhir/ValueSet/FHIR-version	code
-E	name	0	1	-	-		string
-E	description	0	1	-	-		string
-E	example	0	1	c	-		boolean canonical(StructureDefinition)
-E	groupingId	0	1	-	-		id
-T	ImplementationGuide.definition.template	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	1	1	-	-		code
-E	source	1	1	-	-		string
-E	scope	0	1	-	-		string
-T	ImplementationGuide.dependsOn	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	uri	1	1	s	-		canonical(ImplementationGuide)
-E	packageId	0	1	s	-		id
-E	version	0	1	s	-		string
-T	ImplementationGuide.global	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/resource-types	code
-E	profile	1	1	s	-		canonical(StructureDefinition)
-T	ImplementationGuide.manifest	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	rendering	0	1	s	-		url
-E	resource	1	*	s	-		ImplementationGuide.manifest.resource
-E	page	0	*	-	-		ImplementationGuide.manifest.page
-E	image	0	*	-	-		string
-E	other	0	*	-	-		string
-T	ImplementationGuide.manifest.page	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	name	1	1	-	-		string
-E	title	0	1	-	-		string
-E	anchor	0	*	-	-		string
-T	ImplementationGuide.manifest.resource	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	reference	1	1	s	-		Reference
-E	example	0	1	c	-		boolean canonical(StructureDefinition)
-E	relativePath	0	1	-	-		url
-T	InsurancePlan	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	status	0	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	type	0	*	s	x	http://hl7.org/fhir/ValueSet/insuranceplan-type	CodeableConcept
-E	name	0	1	s	-		string
-E	alias	0	*	-	-		string
-E	period	0	1	-	-		Period
-E	ownedBy	0	1	s	-		Reference(Organization)
-E	administeredBy	0	1	s	-		Reference(Organization)
-E	coverageArea	0	*	s	-		Reference(Location)
-E	contact	0	*	-	-		InsurancePlan.contact
-E	endpoint	0	*	-	-		Reference(Endpoint)
-E	network	0	*	-	-		Reference(Organization)
-E	coverage	0	*	-	-		InsurancePlan.coverage
-E	plan	0	*	-	-		InsurancePlan.plan
-T	InsurancePlan.contact	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	purpose	0	1	-	e	http://hl7.org/fhir/ValueSet/contactentity-type	CodeableConcept
-E	name	0	1	-	-		HumanName
-E	telecom	0	*	-	-		ContactPoint
-E	address	0	1	-	-		Address
-T	InsurancePlan.coverage	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	-	-		CodeableConcept
-E	network	0	*	-	-		Reference(Organization)
-E	benefit	1	*	-	-		InsurancePlan.coverage.benefit
-T	InsurancePlan.coverage.benefit	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	-	-		CodeableConcept
-E	requirement	0	1	-	-		string
-E	limit	0	*	-	-		InsurancePlan.coverage.benefit.limit
-T	InsurancePlan.coverage.benefit.limit	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	value	0	1	-	-		Quantity
-E	code	0	1	-	-		CodeableConcept
-T	InsurancePlan.plan	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	type	0	1	-	-		CodeableConcept
-E	coverageArea	0	*	s	-		Reference(Location)
-E	network	0	*	-	-		Reference(Organization)
-E	generalCost	0	*	-	-		InsurancePlan.plan.generalCost
-E	specificCost	0	*	-	-		InsurancePlan.plan.specificCost
-T	InsurancePlan.plan.generalCost	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	0	1	-	-		CodeableConcept
-E	groupSize	0	1	-	-		positiveInt
-E	cost	0	1	-	-		Money
-E	comment	0	1	-	-		string
-T	InsurancePlan.plan.specificCost	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	category	1	1	-	-		CodeableConcept
-E	benefit	0	*	-	-		InsurancePlan.plan.specificCost.benefit
-T	InsurancePlan.plan.specificCost.benefit	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	-	-		CodeableConcept
-E	cost	0	*	-	-		InsurancePlan.plan.specificCost.benefit.cost
-T	InsurancePlan.plan.specificCost.benefit.cost	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	-	-		CodeableConcept
-E	applicability	0	1	-	r	http://hl7.org/fhir/ValueSet/insuranceplan-applicability	CodeableConcept
-E	qualifiers	0	*	-	-		CodeableConcept
-E	value	0	1	-	-		Quantity
-T	Invoice	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/invoice-status	code
-E	cancelledReason	0	1	-	-		string
-E	type	0	1	s	-		CodeableConcept
-E	subject	0	1	s	-		Reference(Patient,Group)
-E	recipient	0	1	s	-		Reference(Organization,Patient,RelatedPerson)
-E	date	0	1	s	-		dateTime
-E	participant	0	*	-	-		Invoice.participant
-E	issuer	0	1	-	-		Reference(Organization)
-E	account	0	1	-	-		Reference(Account)
-E	lineItem	0	*	-	-		Invoice.lineItem
-E	totalPriceComponent	0	*	-	-		Invoice.lineItem.priceComponent
-E	totalNet	0	1	s	-		Money
-E	totalGross	0	1	s	-		Money
-E	paymentTerms	0	1	-	-		markdown
-E	note	0	*	-	-		Annotation
-T	Invoice.lineItem	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	sequence	0	1	-	-		positiveInt
-E	chargeItem	1	1	c	-		Reference(ChargeItem) CodeableConcept
-E	priceComponent	0	*	-	-		Invoice.lineItem.priceComponent
-T	Invoice.lineItem.priceComponent	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	-	r	http://hl7.org/fhir/ValueSet/invoice-priceComponentType	code
-E	code	0	1	-	-		CodeableConcept
-E	factor	0	1	-	-		decimal
-E	amount	0	1	-	-		Money
-T	Invoice.participant	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	role	0	1	-	-		CodeableConcept
-E	actor	1	1	-	-		Reference(Practitioner,Organization,Patient,PractitionerRole,Device,RelatedPerson)
-T	Library	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	url	0	1	s	-		uri
-E	identifier	0	*	s	-		Identifier
-E	version	0	1	s	-		string
-E	name	0	1	s	-		string
-E	title	0	1	s	-		string
-E	subtitle	0	1	-	-		string
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	experimental	0	1	s	-		boolean
-E	type	1	1	s	e	http://hl7.org/fhir/ValueSet/library-type	CodeableConcept
-E	subject	0	1	c	e	http://hl7.org/fhir/ValueSet/subject-type	CodeableConcept Reference(Group)
-E	date	0	1	s	-		dateTime
-E	publisher	0	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-E	description	0	1	s	-		markdown
-E	useContext	0	*	s	-		UsageContext
-E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept
-E	purpose	0	1	-	-		markdown
-E	usage	0	1	-	-		string
-E	copyright	0	1	-	-		markdown
-E	approvalDate	0	1	-	-		date
-E	lastReviewDate	0	1	-	-		date
-E	effectivePeriod	0	1	s	-		Period
-E	topic	0	*	-	x	http://hl7.org/fhir/ValueSet/definition-topic	CodeableConcept
-E	author	0	*	-	-		ContactDetail
-E	editor	0	*	-	-		ContactDetail
-E	reviewer	0	*	-	-		ContactDetail
-E	endorser	0	*	-	-		ContactDetail
-E	relatedArtifact	0	*	-	-		RelatedArtifact
-E	parameter	0	*	-	-		ParameterDefinition
-E	dataRequirement	0	*	-	-		DataRequirement
-E	content	0	*	s	-		Attachment
-T	Linkage	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	active	0	1	s	-		boolean
-E	author	0	1	s	-		Reference(Practitioner,PractitionerRole,Organization)
-E	item	1	*	s	-		Linkage.item
-T	Linkage.item	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/linkage-type	code
-E	resource	1	1	s	-		Reference
-T	List	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	-	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/list-status	code
-E	mode	1	1	sm	r	http://hl7.org/fhir/ValueSet/list-mode	code
-E	title	0	1	s	-		string
-E	code	0	1	s	x	http://hl7.org/fhir/ValueSet/list-example-codes	CodeableConcept
-E	subject	0	1	s	-		Reference(Patient,Group,Device,Location)
-E	encounter	0	1	-	-		Reference(Encounter)
-E	date	0	1	s	-		dateTime
-E	source	0	1	s	-		Reference(Practitioner,PractitionerRole,Patient,Device)
-E	orderedBy	0	1	-	p	http://hl7.org/fhir/ValueSet/list-order	CodeableConcept
-E	note	0	*	-	-		Annotation
-E	entry	0	*	-	-		List.entry
-E	emptyReason	0	1	-	p	http://hl7.org/fhir/ValueSet/list-empty-reason	CodeableConcept
-T	List.entry	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	flag	0	1	-	x	http://hl7.org/fhir/ValueSet/list-item-flag	CodeableConcept
-E	deleted	0	1	m	-		boolean
-E	date	0	1	-	-		dateTime
-E	item	1	1	-	-		Reference
-T	Location	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	status	0	1	sm	r	http://hl7.org/fhir/ValueSet/location-status	code
-E	operationalStatus	0	1	s	p	http://terminology.hl7.org/ValueSet/v2-0116	Coding
-E	name	0	1	s	-		string
-E	alias	0	*	-	-		string
-E	description	0	1	s	-		string
-E	mode	0	1	s	r	http://hl7.org/fhir/ValueSet/location-mode	code
+R"BEVAN(E	targetProfile	0	*	s	-		canonical(StructureDefinition,ImplementationGuide)	
+E	aggregation	0	*	s	r	http://hl7.org/fhir/ValueSet/resource-aggregation-mode	code	
+E	versioning	0	1	s	r	http://hl7.org/fhir/ValueSet/reference-version-rules	code	
+T	Encounter	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/encounter-status	code	
+E	statusHistory	0	*	-	-		Encounter.statusHistory	
+E	class	1	1	s	e	http://terminology.hl7.org/ValueSet/v3-ActEncounterCode	Coding	
+E	classHistory	0	*	-	-		Encounter.classHistory	
+E	type	0	*	s	x	http://hl7.org/fhir/ValueSet/encounter-type	CodeableConcept	
+E	serviceType	0	1	s	x	http://hl7.org/fhir/ValueSet/service-type	CodeableConcept	
+E	priority	0	1	-	x	http://terminology.hl7.org/ValueSet/v3-ActPriority	CodeableConcept	
+E	subject	0	1	s	-		Reference(Patient,Group)	
+E	episodeOfCare	0	*	s	-		Reference(EpisodeOfCare)	
+E	basedOn	0	*	-	-		Reference(ServiceRequest)	
+E	participant	0	*	s	-		Encounter.participant	
+E	appointment	0	*	s	-		Reference(Appointment)	
+E	period	0	1	-	-		Period	
+E	length	0	1	-	-		Duration	
+E	reasonCode	0	*	s	p	http://hl7.org/fhir/ValueSet/encounter-reason	CodeableConcept	
+E	reasonReference	0	*	s	-		Reference(Condition,Procedure,Observation,ImmunizationRecommendation)	
+E	diagnosis	0	*	s	-		Encounter.diagnosis	
+E	account	0	*	-	-		Reference(Account)	
+E	hospitalization	0	1	-	-		Encounter.hospitalization	
+E	location	0	*	-	-		Encounter.location	
+E	serviceProvider	0	1	-	-		Reference(Organization)	
+E	partOf	0	1	-	-		Reference(Encounter)	
+T	Encounter.classHistory	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	class	1	1	-	e	http://terminology.hl7.org/ValueSet/v3-ActEncounterCode	Coding	
+E	period	1	1	-	-		Period	
+T	Encounter.diagnosis	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	condition	1	1	s	-		Reference(Condition,Procedure)	
+E	use	0	1	-	p	http://hl7.org/fhir/ValueSet/diagnosis-role	CodeableConcept	
+E	rank	0	1	-	-		positiveInt	
+T	Encounter.hospitalization	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	preAdmissionIdentifier	0	1	-	-		Identifier	
+E	origin	0	1	-	-		Reference(Location,Organization)	
+E	admitSource	0	1	-	p	http://hl7.org/fhir/ValueSet/encounter-admit-source	CodeableConcept	
+E	reAdmission	0	1	-	x	http://terminology.hl7.org/ValueSet/v2-0092	CodeableConcept	
+E	dietPreference	0	*	-	x	http://hl7.org/fhir/ValueSet/encounter-diet	CodeableConcept	
+E	specialCourtesy	0	*	-	p	http://hl7.org/fhir/ValueSet/encounter-special-courtesy	CodeableConcept	
+E	specialArrangement	0	*	-	p	http://hl7.org/fhir/ValueSet/encounter-special-arrangements	CodeableConcept	
+E	destination	0	1	-	-		Reference(Location,Organization)	
+E	dischargeDisposition	0	1	-	x	http://hl7.org/fhir/ValueSet/encounter-discharge-disposition	CodeableConcept	
+T	Encounter.location	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	location	1	1	-	-		Reference(Location)	
+E	status	0	1	-	r	http://hl7.org/fhir/ValueSet/encounter-location-status	code	
+E	physicalType	0	1	-	x	http://hl7.org/fhir/ValueSet/location-physical-type	CodeableConcept	
+E	period	0	1	-	-		Period	
+T	Encounter.participant	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	0	*	s	e	http://hl7.org/fhir/ValueSet/encounter-participant-type	CodeableConcept	
+E	period	0	1	-	-		Period	
+E	individual	0	1	s	-		Reference(Practitioner,PractitionerRole,RelatedPerson)	
+T	Encounter.statusHistory	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	status	1	1	-	r	http://hl7.org/fhir/ValueSet/encounter-status	code	
+E	period	1	1	-	-		Period	
+T	Endpoint	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/endpoint-status	code	
+E	connectionType	1	1	s	e	http://hl7.org/fhir/ValueSet/endpoint-connection-type	Coding	
+E	name	0	1	s	-		string	
+E	managingOrganization	0	1	s	-		Reference(Organization)	
+E	contact	0	*	-	-		ContactPoint	
+E	period	0	1	s	-		Period	
+E	payloadType	1	*	s	x	http://hl7.org/fhir/ValueSet/endpoint-payload-type	CodeableConcept	
+E	payloadMimeType	0	*	s	r	http://hl7.org/fhir/ValueSet/mimetypes	code	
+E	address	1	1	s	-		url	
+E	header	0	*	-	-		string	
+T	EnrollmentRequest	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	-	-		Identifier	
+E	status	0	1	sm	r	http://hl7.org/fhir/ValueSet/fm-status	code	
+E	created	0	1	-	-		dateTime	
+E	insurer	0	1	-	-		Reference(Organization)	
+E	provider	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization)	
+E	candidate	0	1	-	-		Reference(Patient)	
+E	coverage	0	1	-	-		Reference(Coverage)	
+T	EnrollmentResponse	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	-	-		Identifier	
+E	status	0	1	sm	r	http://hl7.org/fhir/ValueSet/fm-status	code	
+E	request	0	1	-	-		Reference(EnrollmentRequest)	
+E	outcome	0	1	-	r	http://hl7.org/fhir/ValueSet/remittance-outcome	code	
+E	disposition	0	1	-	-		string	
+E	created	0	1	-	-		dateTime	
+E	organization	0	1	-	-		Reference(Organization)	
+E	requestProvider	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization)	
+T	EpisodeOfCare	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	-	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/episode-of-care-status	code	
+E	statusHistory	0	*	-	-		EpisodeOfCare.statusHistory	
+E	type	0	*	s	x	http://hl7.org/fhir/ValueSet/episodeofcare-type	CodeableConcept	
+E	diagnosis	0	*	s	-		EpisodeOfCare.diagnosis	
+E	patient	1	1	s	-		Reference(Patient)	
+E	managingOrganization	0	1	s	-		Reference(Organization)	
+E	period	0	1	s	-		Period	
+E	referralRequest	0	*	-	-		Reference(ServiceRequest)	
+E	careManager	0	1	-	-		Reference(Practitioner,PractitionerRole)	
+E	team	0	*	-	-		Reference(CareTeam)	
+E	account	0	*	-	-		Reference(Account)	
+T	EpisodeOfCare.diagnosis	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	condition	1	1	s	-		Reference(Condition)	
+E	role	0	1	s	p	http://hl7.org/fhir/ValueSet/diagnosis-role	CodeableConcept	
+E	rank	0	1	s	-		positiveInt	
+T	EpisodeOfCare.statusHistory	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	status	1	1	-	r	http://hl7.org/fhir/ValueSet/episode-of-care-status	code	
+E	period	1	1	-	-		Period	
+T	EventDefinition	r	0	DomainResource	-		52,53,54,55,56,83
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	url	0	1	s	-		uri	
+E	identifier	0	*	s	-		Identifier	
+E	version	0	1	s	-		string	
+E	name	0	1	s	-		string	
+E	title	0	1	s	-		string	
+E	subtitle	0	1	-	-		string	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	experimental	0	1	s	-		boolean	
+E	subject	0	1	c	e	http://hl7.org/fhir/ValueSet/subject-type	CodeableConcept Reference(Group)	
+E	date	0	1	s	-		dateTime	
+E	publisher	0	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+E	description	0	1	-	-		markdown	
+E	useContext	0	*	s	-		UsageContext	
+E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept	
+E	purpose	0	1	-	-		markdown	
+E	usage	0	1	-	-		string	
+E	copyright	0	1	-	-		markdown	
+E	approvalDate	0	1	s	-		date	
+E	lastReviewDate	0	1	s	-		date	
+E	effectivePeriod	0	1	s	-		Period	
+E	topic	0	*	-	x	http://hl7.org/fhir/ValueSet/definition-topic	CodeableConcept	
+E	author	0	*	-	-		ContactDetail	
+E	editor	0	*	-	-		ContactDetail	
+E	reviewer	0	*	-	-		ContactDetail	
+E	endorser	0	*	-	-		ContactDetail	
+E	relatedArtifact	0	*	-	-		RelatedArtifact	
+E	trigger	1	*	s	-		TriggerDefinition	
+T	Evidence	r	0	DomainResource	-		52,53,54,55,56,84
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	url	0	1	s	-		uri	
+E	identifier	0	*	s	-		Identifier	
+E	version	0	1	s	-		string	
+E	name	0	1	s	-		string	
+E	title	0	1	s	-		string	
+E	shortTitle	0	1	-	-		string	
+E	subtitle	0	1	-	-		string	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	date	0	1	s	-		dateTime	
+E	publisher	0	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+E	description	0	1	s	-		markdown	
+E	note	0	*	-	-		Annotation	
+E	useContext	0	*	s	-		UsageContext	
+E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept	
+E	copyright	0	1	-	-		markdown	
+E	approvalDate	0	1	-	-		date	
+E	lastReviewDate	0	1	-	-		date	
+E	effectivePeriod	0	1	s	-		Period	
+E	topic	0	*	-	x	http://hl7.org/fhir/ValueSet/definition-topic	CodeableConcept	
+E	author	0	*	-	-		ContactDetail	
+E	editor	0	*	-	-		ContactDetail	
+E	reviewer	0	*	-	-		ContactDetail	
+E	endorser	0	*	-	-		ContactDetail	
+E	relatedArtifact	0	*	-	-		RelatedArtifact	
+E	exposureBackground	1	1	s	-		Reference(EvidenceVariable)	
+E	exposureVariant	0	*	s	-		Reference(EvidenceVariable)	
+E	outcome	0	*	s	-		Reference(EvidenceVariable)	
+T	EvidenceVariable	r	0	DomainResource	-		52,53,54,55,56,85
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	url	0	1	s	-		uri	
+E	identifier	0	*	s	-		Identifier	
+E	version	0	1	s	-		string	
+E	name	0	1	s	-		string	
+E	title	0	1	s	-		string	
+E	shortTitle	0	1	s	-		string	
+E	subtitle	0	1	-	-		string	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	date	0	1	s	-		dateTime	
+E	publisher	0	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+E	description	0	1	s	-		markdown	
+E	note	0	*	-	-		Annotation	
+E	useContext	0	*	s	-		UsageContext	
+E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept	
+E	copyright	0	1	-	-		markdown	
+E	approvalDate	0	1	-	-		date	
+E	lastReviewDate	0	1	-	-		date	
+E	effectivePeriod	0	1	s	-		Period	
+E	topic	0	*	-	x	http://hl7.org/fhir/ValueSet/definition-topic	CodeableConcept	
+E	author	0	*	-	-		ContactDetail	
+E	editor	0	*	-	-		ContactDetail	
+E	reviewer	0	*	-	-		ContactDetail	
+E	endorser	0	*	-	-		ContactDetail	
+E	relatedArtifact	0	*	-	-		RelatedArtifact	
+E	type	0	1	s	r	http://hl7.org/fhir/ValueSet/variable-type	code	
+E	characteristic	1	*	s	-		EvidenceVariable.characteristic	
+T	EvidenceVariable.characteristic	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	description	0	1	-	-		string	
+E	definition	1	1	cs	-		Reference(Group) canonical(ActivityDefinition) CodeableConcept Expression DataRequirement TriggerDefinition	
+E	usageContext	0	*	-	-		UsageContext	
+E	exclude	0	1	-	-		boolean	
+E	participantEffective	0	1	c	-		dateTime Period Duration Timing	
+E	timeFromStart	0	1	-	-		Duration	
+E	groupMeasure	0	1	-	r	http://hl7.org/fhir/ValueSet/group-measure	code	
+T	ExampleScenario	r	0	DomainResource	-		52,53,54,55,56,82
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	url	0	1	s	-		uri	
+E	identifier	0	*	s	-		Identifier	
+E	version	0	1	s	-		string	
+E	name	0	1	s	-		string	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	experimental	0	1	s	-		boolean	
+E	date	0	1	s	-		dateTime	
+E	publisher	0	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+E	useContext	0	*	s	-		UsageContext	
+E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept	
+E	copyright	0	1	-	-		markdown	
+E	purpose	0	1	-	-		markdown	
+E	actor	0	*	-	-		ExampleScenario.actor	
+E	instance	0	*	-	-		ExampleScenario.instance	
+E	process	0	*	-	-		ExampleScenario.process	
+E	workflow	0	*	-	-		canonical(ExampleScenario)	
+T	ExampleScenario.actor	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	actorId	1	1	-	-		string	
+E	type	1	1	-	r	http://hl7.org/fhir/ValueSet/examplescenario-actor-type	code	
+E	name	0	1	-	-		string	
+E	description	0	1	-	-		markdown	
+T	ExampleScenario.instance	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	resourceId	1	1	-	-		string	
+E	resourceType	1	1	-	r	http://hl7.org/fhir/ValueSet/resource-types	code	
+E	name	0	1	-	-		string	
+E	description	0	1	-	-		markdown	
+E	version	0	*	-	-		ExampleScenario.instance.version	
+E	containedInstance	0	*	-	-		ExampleScenario.instance.containedInstance	
+T	ExampleScenario.instance.containedInstance	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	resourceId	1	1	-	-		string	
+E	versionId	0	1	-	-		string	
+T	ExampleScenario.instance.version	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	versionId	1	1	-	-		string	
+E	description	1	1	-	-		markdown	
+T	ExampleScenario.process	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	title	1	1	s	-		string	
+E	description	0	1	-	-		markdown	
+E	preConditions	0	1	-	-		markdown	
+E	postConditions	0	1	-	-		markdown	
+E	step	0	*	-	-		ExampleScenario.process.step	
+T	ExampleScenario.process.step	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	process	0	*	-	-		ExampleScenario.process	
+E	pause	0	1	-	-		boolean	
+E	operation	0	1	-	-		ExampleScenario.process.step.operation	
+E	alternative	0	*	-	-		ExampleScenario.process.step.alternative	
+T	ExampleScenario.process.step.alternative	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	title	1	1	-	-		string	
+E	description	0	1	-	-		markdown	
+E	step	0	*	-	-		ExampleScenario.process.step	
+T	ExampleScenario.process.step.operation	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	number	1	1	-	-		string	
+E	type	0	1	-	-		string	
+E	name	0	1	-	-		string	
+E	initiator	0	1	-	-		string	
+E	receiver	0	1	-	-		string	
+E	description	0	1	-	-		markdown	
+E	initiatorActive	0	1	-	-		boolean	
+E	receiverActive	0	1	-	-		boolean	
+E	request	0	1	-	-		ExampleScenario.instance.containedInstance	
+E	response	0	1	-	-		ExampleScenario.instance.containedInstance	
+T	ExplanationOfBenefit	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	-	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/explanationofbenefit-status	code	
+E	type	1	1	s	e	http://hl7.org/fhir/ValueSet/claim-type	CodeableConcept	
+E	subType	0	1	-	x	http://hl7.org/fhir/ValueSet/claim-subtype	CodeableConcept	
+E	use	1	1	s	r	http://hl7.org/fhir/ValueSet/claim-use	code	
+E	patient	1	1	s	-		Reference(Patient)	
+E	billablePeriod	0	1	s	-		Period	
+E	created	1	1	s	-		dateTime	
+E	enterer	0	1	-	-		Reference(Practitioner,PractitionerRole)	
+E	insurer	1	1	s	-		Reference(Organization)	
+E	provider	1	1	s	-		Reference(Practitioner,PractitionerRole,Organization)	
+E	priority	0	1	-	x	http://terminology.hl7.org/CodeSystem/processpriority	CodeableConcept	
+E	fundsReserveRequested	0	1	-	x	http://hl7.org/fhir/ValueSet/fundsreserve	CodeableConcept	
+E	fundsReserve	0	1	-	x	http://hl7.org/fhir/ValueSet/fundsreserve	CodeableConcept	
+E	related	0	*	-	-		ExplanationOfBenefit.related	
+E	prescription	0	1	-	-		Reference(MedicationRequest,VisionPrescription)	
+E	originalPrescription	0	1	-	-		Reference(MedicationRequest)	
+E	payee	0	1	-	-		ExplanationOfBenefit.payee	
+E	referral	0	1	-	-		Reference(ServiceRequest)	
+E	facility	0	1	-	-		Reference(Location)	
+E	claim	0	1	-	-		Reference(Claim)	
+E	claimResponse	0	1	-	-		Reference(ClaimResponse)	
+E	outcome	1	1	s	r	http://hl7.org/fhir/ValueSet/remittance-outcome	code	
+E	disposition	0	1	-	-		string	
+E	preAuthRef	0	*	-	-		string	
+E	preAuthRefPeriod	0	*	-	-		Period	
+E	careTeam	0	*	-	-		ExplanationOfBenefit.careTeam	
+E	supportingInfo	0	*	-	-		ExplanationOfBenefit.supportingInfo	
+E	diagnosis	0	*	-	-		ExplanationOfBenefit.diagnosis	
+E	procedure	0	*	-	-		ExplanationOfBenefit.procedure	
+E	precedence	0	1	-	-		positiveInt	
+E	insurance	1	*	s	-		ExplanationOfBenefit.insurance	
+E	accident	0	1	-	-		ExplanationOfBenefit.accident	
+E	item	0	*	-	-		ExplanationOfBenefit.item	
+E	addItem	0	*	-	-		ExplanationOfBenefit.addItem	
+E	adjudication	0	*	-	-		ExplanationOfBenefit.item.adjudication	
+E	total	0	*	s	-		ExplanationOfBenefit.total	
+E	payment	0	1	-	-		ExplanationOfBenefit.payment	
+E	formCode	0	1	-	x	http://hl7.org/fhir/ValueSet/forms	CodeableConcept	
+E	form	0	1	-	-		Attachment	
+E	processNote	0	*	-	-		ExplanationOfBenefit.processNote	
+E	benefitPeriod	0	1	-	-		Period	
+E	benefitBalance	0	*	-	-		ExplanationOfBenefit.benefitBalance	
+T	ExplanationOfBenefit.accident	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	date	0	1	-	-		date	
+E	type	0	1	-	e	http://terminology.hl7.org/ValueSet/v3-ActIncidentCode	CodeableConcept	
+E	location	0	1	c	-		Address Reference(Location)	
+T	ExplanationOfBenefit.addItem	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	itemSequence	0	*	-	-		positiveInt	
+E	detailSequence	0	*	-	-		positiveInt	
+E	subDetailSequence	0	*	-	-		positiveInt	
+E	provider	0	*	-	-		Reference(Practitioner,PractitionerRole,Organization)	
+E	productOrService	1	1	-	x	http://hl7.org/fhir/ValueSet/service-uscls	CodeableConcept	
+E	modifier	0	*	-	x	http://hl7.org/fhir/ValueSet/claim-modifiers	CodeableConcept	
+E	programCode	0	*	-	x	http://hl7.org/fhir/ValueSet/ex-program-code	CodeableConcept	
+E	serviced	0	1	c	-		date Period	
+E	location	0	1	c	x	http://hl7.org/fhir/ValueSet/service-place	CodeableConcept Address Reference(Location)	
+E	quantity	0	1	-	-		Quantity	198
+E	unitPrice	0	1	-	-		Money	
+E	factor	0	1	-	-		decimal	
+E	net	0	1	-	-		Money	
+E	bodySite	0	1	-	x	http://hl7.org/fhir/ValueSet/tooth	CodeableConcept	
+E	subSite	0	*	-	x	http://hl7.org/fhir/ValueSet/surface	CodeableConcept	
+E	noteNumber	0	*	-	-		positiveInt	
+E	adjudication	0	*	-	-		ExplanationOfBenefit.item.adjudication	
+E	detail	0	*	-	-		ExplanationOfBenefit.addItem.detail	
+T	ExplanationOfBenefit.addItem.detail	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	productOrService	1	1	-	x	http://hl7.org/fhir/ValueSet/service-uscls	CodeableConcept	
+E	modifier	0	*	-	x	http://hl7.org/fhir/ValueSet/claim-modifiers	CodeableConcept	
+E	quantity	0	1	-	-		Quantity	198
+E	unitPrice	0	1	-	-		Money	
+E	factor	0	1	-	-		decimal	
+E	net	0	1	-	-		Money	
+E	noteNumber	0	*	-	-		positiveInt	
+E	adjudication	0	*	-	-		ExplanationOfBenefit.item.adjudication	
+E	subDetail	0	*	-	-		ExplanationOfBenefit.addItem.detail.subDetail	
+T	ExplanationOfBenefit.addItem.detail.subDetail	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	productOrService	1	1	-	x	http://hl7.org/fhir/ValueSet/service-uscls	CodeableConcept	
+E	modifier	0	*	-	x	http://hl7.org/fhir/ValueSet/claim-modifiers	CodeableConcept	
+E	quantity	0	1	-	-		Quantity	198
+E	unitPrice	0	1	-	-		Money	
+E	factor	0	1	-	-		decimal	
+E	net	0	1	-	-		Money	
+E	noteNumber	0	*	-	-		positiveInt	
+E	adjudication	0	*	-	-		ExplanationOfBenefit.item.adjudication	
+T	ExplanationOfBenefit.benefitBalance	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	category	1	1	-	x	http://hl7.org/fhir/ValueSet/ex-benefitcategory	CodeableConcept	
+E	excluded	0	1	-	-		boolean	
+E	name	0	1	-	-		string	
+E	description	0	1	-	-		string	
+E	network	0	1	-	x	http://hl7.org/fhir/ValueSet/benefit-network	CodeableConcept	
+E	unit	0	1	-	x	http://hl7.org/fhir/ValueSet/benefit-unit	CodeableConcept	
+E	term	0	1	-	x	http://hl7.org/fhir/ValueSet/benefit-term	CodeableConcept	
+E	financial	0	*	-	-		ExplanationOfBenefit.benefitBalance.financial	
+T	ExplanationOfBenefit.benefitBalance.financial	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	-	x	http://hl7.org/fhir/ValueSet/benefit-type	CodeableConcept	
+E	allowed	0	1	c	-		unsignedInt string Money	
+E	used	0	1	c	-		unsignedInt Money	
+T	ExplanationOfBenefit.careTeam	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	sequence	1	1	-	-		positiveInt	
+E	provider	1	1	-	-		Reference(Practitioner,PractitionerRole,Organization)	
+E	responsible	0	1	-	-		boolean	
+E	role	0	1	-	x	http://hl7.org/fhir/ValueSet/claim-careteamrole	CodeableConcept	
+E	qualification	0	1	-	x	http://hl7.org/fhir/ValueSet/provider-qualification	CodeableConcept	
+T	ExplanationOfBenefit.diagnosis	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	sequence	1	1	-	-		positiveInt	
+E	diagnosis	1	1	c	x	http://hl7.org/fhir/ValueSet/icd-10	CodeableConcept Reference(Condition)	
+E	type	0	*	-	x	http://hl7.org/fhir/ValueSet/ex-diagnosistype	CodeableConcept	
+E	onAdmission	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-diagnosis-on-admission	CodeableConcept	
+E	packageCode	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-diagnosisrelatedgroup	CodeableConcept	
+T	ExplanationOfBenefit.insurance	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	focal	1	1	s	-		boolean	
+E	coverage	1	1	s	-		Reference(Coverage)	
+E	preAuthRef	0	*	-	-		string	
+T	ExplanationOfBenefit.item	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	sequence	1	1	-	-		positiveInt	
+E	careTeamSequence	0	*	-	-		positiveInt	
+E	diagnosisSequence	0	*	-	-		positiveInt	
+E	procedureSequence	0	*	-	-		positiveInt	
+E	informationSequence	0	*	-	-		positiveInt	
+E	revenue	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-revenue-center	CodeableConcept	
+E	category	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-benefitcategory	CodeableConcept	
+E	productOrService	1	1	-	x	http://hl7.org/fhir/ValueSet/service-uscls	CodeableConcept	
+E	modifier	0	*	-	x	http://hl7.org/fhir/ValueSet/claim-modifiers	CodeableConcept	
+E	programCode	0	*	-	x	http://hl7.org/fhir/ValueSet/ex-program-code	CodeableConcept	
+E	serviced	0	1	c	-		date Period	
+E	location	0	1	c	x	http://hl7.org/fhir/ValueSet/service-place	CodeableConcept Address Reference(Location)	
+E	quantity	0	1	-	-		Quantity	198
+E	unitPrice	0	1	-	-		Money	
+E	factor	0	1	-	-		decimal	
+E	net	0	1	-	-		Money	
+E	udi	0	*	-	-		Reference(Device)	
+E	bodySite	0	1	-	x	http://hl7.org/fhir/ValueSet/tooth	CodeableConcept	
+E	subSite	0	*	-	x	http://hl7.org/fhir/ValueSet/surface	CodeableConcept	
+E	encounter	0	*	-	-		Reference(Encounter)	
+E	noteNumber	0	*	-	-		positiveInt	
+E	adjudication	0	*	-	-		ExplanationOfBenefit.item.adjudication	
+E	detail	0	*	-	-		ExplanationOfBenefit.item.detail	
+T	ExplanationOfBenefit.item.adjudication	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	category	1	1	-	x	http://hl7.org/fhir/ValueSet/adjudication	CodeableConcept	
+E	reason	0	1	-	x	http://hl7.org/fhir/ValueSet/adjudication-reason	CodeableConcept	
+E	amount	0	1	-	-		Money	
+E	value	0	1	-	-		decimal	
+T	ExplanationOfBenefit.item.detail	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	sequence	1	1	-	-		positiveInt	
+E	revenue	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-revenue-center	CodeableConcept	
+E	category	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-benefitcategory	CodeableConcept	
+E	productOrService	1	1	-	x	http://hl7.org/fhir/ValueSet/service-uscls	CodeableConcept	
+E	modifier	0	*	-	x	http://hl7.org/fhir/ValueSet/claim-modifiers	CodeableConcept	
+E	programCode	0	*	-	x	http://hl7.org/fhir/ValueSet/ex-program-code	CodeableConcept	
+E	quantity	0	1	-	-		Quantity	198
+E	unitPrice	0	1	-	-		Money	
+E	factor	0	1	-	-		decimal	
+E	net	0	1	-	-		Money	
+E	udi	0	*	-	-		Reference(Device)	
+E	noteNumber	0	*	-	-		positiveInt	
+E	adjudication	0	*	-	-		ExplanationOfBenefit.item.adjudication	
+E	subDetail	0	*	-	-		ExplanationOfBenefit.item.detail.subDetail	
+T	ExplanationOfBenefit.item.detail.subDetail	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	sequence	1	1	-	-		positiveInt	
+E	revenue	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-revenue-center	CodeableConcept	
+E	category	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-benefitcategory	CodeableConcept	
+E	productOrService	1	1	-	x	http://hl7.org/fhir/ValueSet/service-uscls	CodeableConcept	
+E	modifier	0	*	-	x	http://hl7.org/fhir/ValueSet/claim-modifiers	CodeableConcept	
+E	programCode	0	*	-	x	http://hl7.org/fhir/ValueSet/ex-program-code	CodeableConcept	
+E	quantity	0	1	-	-		Quantity	198
+E	unitPrice	0	1	-	-		Money	
+E	factor	0	1	-	-		decimal	
+E	net	0	1	-	-		Money	
+E	udi	0	*	-	-		Reference(Device)	
+E	noteNumber	0	*	-	-		positiveInt	
+E	adjudication	0	*	-	-		ExplanationOfBenefit.item.adjudication	
+T	ExplanationOfBenefit.payee	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	0	1	-	x	http://hl7.org/fhir/ValueSet/payeetype	CodeableConcept	
+E	party	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization,Patient,RelatedPerson)	
+T	ExplanationOfBenefit.payment	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	0	1	-	x	http://hl7.org/fhir/ValueSet/ex-paymenttype	CodeableConcept	
+E	adjustment	0	1	-	-		Money	
+E	adjustmentReason	0	1	-	x	http://hl7.org/fhir/ValueSet/payment-adjustment-reason	CodeableConcept	
+E	date	0	1	-	-		date	
+E	amount	0	1	-	-		Money	
+E	identifier	0	1	-	-		Identifier	
+T	ExplanationOfBenefit.procedure	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	sequence	1	1	-	-		positiveInt	
+E	type	0	*	-	x	http://hl7.org/fhir/ValueSet/ex-procedure-type	CodeableConcept	
+E	date	0	1	-	-		dateTime	
+E	procedure	1	1	c	x	http://hl7.org/fhir/ValueSet/icd-10-procedures	CodeableConcept Reference(Procedure)	
+E	udi	0	*	-	-		Reference(Device)	
+T	ExplanationOfBenefit.processNote	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	number	0	1	-	-		positiveInt	
+E	type	0	1	-	r	http://hl7.org/fhir/ValueSet/note-type	code	
+E	text	0	1	-	-		string	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	CodeableConcept	
+T	ExplanationOfBenefit.related	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	claim	0	1	-	-		Reference(Claim)	
+E	relationship	0	1	-	x	http://hl7.org/fhir/ValueSet/related-claim-relationship	CodeableConcept	
+E	reference	0	1	-	-		Identifier	
+T	ExplanationOfBenefit.supportingInfo	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	sequence	1	1	-	-		positiveInt	
+E	category	1	1	-	x	http://hl7.org/fhir/ValueSet/claim-informationcategory	CodeableConcept	
+E	code	0	1	-	x	http://hl7.org/fhir/ValueSet/claim-exception	CodeableConcept	
+E	timing	0	1	c	-		date Period	
+E	value	0	1	c	-		boolean string Quantity Attachment Reference	
+E	reason	0	1	-	x	http://hl7.org/fhir/ValueSet/missing-tooth-reason	Coding	
+T	ExplanationOfBenefit.total	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	category	1	1	s	x	http://hl7.org/fhir/ValueSet/adjudication	CodeableConcept	
+E	amount	1	1	s	-		Money	
+T	Expression	c	0	Element	-		86
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	description	0	1	s	-		string	
+E	name	0	1	s	-		id	
+E	language	1	1	s	e	http://hl7.org/fhir/ValueSet/expression-language	code	
+E	expression	0	1	s	-		string	
+E	reference	0	1	s	-		uri	
+T	Extension	c	0	Element	-		87
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	url	1	1	-	-		uri	
+E	value	0	1	c	-		base64Binary boolean canonical code date dateTime decimal id instant integer markdown oid positiveInt string time unsignedInt uri url uuid Address Age Annotation Attachment CodeableConcept Coding ContactPoint Count Distance Duration HumanName Identifier Money Period Quantity Range Ratio Reference SampledData Signature Timing ContactDetail Contributor DataRequirement Expression ParameterDefinition RelatedArtifact TriggerDefinition UsageContext Dosage Meta	
+T	FamilyMemberHistory	r	0	DomainResource	-		52,53,54,55,56,88,89
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	instantiatesCanonical	0	*	s	-		canonical(PlanDefinition,Questionnaire,ActivityDefinition,Measure,OperationDefinition)	
+E	instantiatesUri	0	*	s	-		uri	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/history-status	code	
+E	dataAbsentReason	0	1	s	x	http://hl7.org/fhir/ValueSet/history-absent-reason	CodeableConcept	
+E	patient	1	1	s	-		Reference(Patient)	
+E	date	0	1	s	-		dateTime	
+E	name	0	1	s	-		string	
+E	relationship	1	1	s	x	http://terminology.hl7.org/ValueSet/v3-FamilyMember	CodeableConcept	
+E	sex	0	1	s	e	http://hl7.org/fhir/ValueSet/administrative-gender	CodeableConcept	
+E	born	0	1	c	-		Period date string	
+E	age	0	1	cs	-		Age Range string	
+E	estimatedAge	0	1	s	-		boolean	
+E	deceased	0	1	cs	-		boolean Age Range date string	
+E	reasonCode	0	*	s	x	http://hl7.org/fhir/ValueSet/clinical-findings	CodeableConcept	
+E	reasonReference	0	*	s	-		Reference(Condition,Observation,AllergyIntolerance,QuestionnaireResponse,DiagnosticReport,DocumentReference)	
+E	note	0	*	-	-		Annotation	
+E	condition	0	*	-	-		FamilyMemberHistory.condition	
+T	FamilyMemberHistory.condition	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	1	1	-	x	http://hl7.org/fhir/ValueSet/condition-code	CodeableConcept	
+E	outcome	0	1	-	x	http://hl7.org/fhir/ValueSet/condition-outcome	CodeableConcept	
+E	contributedToDeath	0	1	-	-		boolean	
+E	onset	0	1	c	-		Age Range Period string	
+E	note	0	*	-	-		Annotation	
+T	Flag	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/flag-status	code	
+E	category	0	*	s	x	http://hl7.org/fhir/ValueSet/flag-category	CodeableConcept	
+E	code	1	1	s	x	http://hl7.org/fhir/ValueSet/flag-code	CodeableConcept	
+E	subject	1	1	s	-		Reference(Patient,Location,Group,Organization,Practitioner,PlanDefinition,Medication,Procedure)	
+E	period	0	1	s	-		Period	
+E	encounter	0	1	s	-		Reference(Encounter)	
+E	author	0	1	s	-		Reference(Device,Organization,Patient,Practitioner,PractitionerRole)	
+T	Goal	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	-	-		Identifier	
+E	lifecycleStatus	1	1	sm	r	http://hl7.org/fhir/ValueSet/goal-status	code	
+E	achievementStatus	0	1	s	p	http://hl7.org/fhir/ValueSet/goal-achievement	CodeableConcept	
+E	category	0	*	s	x	http://hl7.org/fhir/ValueSet/goal-category	CodeableConcept	
+E	priority	0	1	s	p	http://hl7.org/fhir/ValueSet/goal-priority	CodeableConcept	
+E	description	1	1	s	x	http://hl7.org/fhir/ValueSet/clinical-findings	CodeableConcept	
+E	subject	1	1	s	-		Reference(Patient,Group,Organization)	
+E	start	0	1	cs	x	http://hl7.org/fhir/ValueSet/goal-start-event	date CodeableConcept	
+E	target	0	*	-	-		Goal.target	
+E	statusDate	0	1	s	-		date	
+E	statusReason	0	1	-	-		string	
+E	expressedBy	0	1	s	-		Reference(Patient,Practitioner,PractitionerRole,RelatedPerson)	
+E	addresses	0	*	-	-		Reference(Condition,Observation,MedicationStatement,NutritionOrder,ServiceRequest,RiskAssessment)	
+E	note	0	*	-	-		Annotation	
+E	outcomeCode	0	*	-	x	http://hl7.org/fhir/ValueSet/clinical-findings	CodeableConcept	
+E	outcomeReference	0	*	-	-		Reference(Observation)	
+T	Goal.target	b	0	BackboneElement	-		91
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	measure	0	1	s	x	http://hl7.org/fhir/ValueSet/observation-codes	CodeableConcept	
+E	detail	0	1	cs	x		Quantity Range CodeableConcept string boolean integer Ratio	
+E	due	0	1	cs	-		date Duration	
+T	GraphDefinition	r	0	DomainResource	-		52,53,54,55,56,90
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	url	0	1	s	-		uri	
+E	version	0	1	s	-		string	
+E	name	1	1	s	-		string	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	experimental	0	1	s	-		boolean	
+E	date	0	1	s	-		dateTime	
+E	publisher	0	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+E	description	0	1	-	-		markdown	
+E	useContext	0	*	s	-		UsageContext	
+E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept	
+E	purpose	0	1	-	-		markdown	
+E	start	1	1	s	r	http://hl7.org/fhir/ValueSet/resource-types	code	
+E	profile	0	1	-	-		canonical(StructureDefinition)	
+E	link	0	*	-	-		GraphDefinition.link	
+T	GraphDefinition.link	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	path	0	1	-	-		string	
+E	sliceName	0	1	-	-		string	
+E	min	0	1	-	-		integer	
+E	max	0	1	-	-		string	
+E	description	0	1	-	-		string	
+E	target	0	*	-	-		GraphDefinition.link.target	
+T	GraphDefinition.link.target	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	-	r	http://hl7.org/fhir/ValueSet/resource-types	code	
+E	params	0	1	-	-		string	
+E	profile	0	1	-	-		canonical(StructureDefinition)	
+E	compartment	0	*	-	-		GraphDefinition.link.target.compartment	
+E	link	0	*	-	-		GraphDefinition.link	
+T	GraphDefinition.link.target.compartment	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	use	1	1	-	r	http://hl7.org/fhir/ValueSet/graph-compartment-use	code	
+E	code	1	1	-	r	http://hl7.org/fhir/ValueSet/compartment-type	code	
+E	rule	1	1	-	r	http://hl7.org/fhir/ValueSet/graph-compartment-rule	code	
+E	expression	0	1	-	-		string	
+E	description	0	1	-	-		string	
+T	Group	r	0	DomainResource	-		52,53,54,55,56,92
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	active	0	1	s	-		boolean	
+E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/group-type	code	
+E	actual	1	1	s	-		boolean	
+E	code	0	1	s	x		CodeableConcept	
+E	name	0	1	s	-		string	
+E	quantity	0	1	s	-		unsignedInt	
+E	managingEntity	0	1	s	-		Reference(Organization,RelatedPerson,Practitioner,PractitionerRole)	
+E	characteristic	0	*	-	-		Group.characteristic	
+E	member	0	*	-	-		Group.member	
+T	Group.characteristic	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	1	1	-	x		CodeableConcept	
+E	value	1	1	c	x		CodeableConcept boolean Quantity Range Reference	
+E	exclude	1	1	-	-		boolean	
+E	period	0	1	-	-		Period	
+T	Group.member	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	entity	1	1	-	-		Reference(Patient,Practitioner,PractitionerRole,Device,Medication,Substance,Group)	
+E	period	0	1	-	-		Period	
+E	inactive	0	1	-	-		boolean	
+T	GuidanceResponse	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	requestIdentifier	0	1	s	-		Identifier	
+E	identifier	0	*	s	-		Identifier	
+E	module	1	1	cs	-		uri canonical CodeableConcept	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/guidance-response-status	code	
+E	subject	0	1	-	-		Reference(Patient,Group)	
+E	encounter	0	1	-	-		Reference(Encounter)	
+E	occurrenceDateTime	0	1	-	-		dateTime	
+E	performer	0	1	-	-		Reference(Device)	
+E	reasonCode	0	*	-	-		CodeableConcept	
+E	reasonReference	0	*	-	-		Reference(Condition,Observation,DiagnosticReport,DocumentReference)	
+E	note	0	*	-	-		Annotation	
+E	evaluationMessage	0	*	-	-		Reference(OperationOutcome)	
+E	outputParameters	0	1	-	-		Reference(Parameters)	
+E	result	0	1	-	-		Reference(CarePlan,RequestGroup)	
+E	dataRequirement	0	*	-	-		DataRequirement	
+T	HealthcareService	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	active	0	1	sm	-		boolean	
+E	providedBy	0	1	s	-		Reference(Organization)	
+E	category	0	*	s	x	http://hl7.org/fhir/ValueSet/service-category	CodeableConcept	
+E	type	0	*	s	x	http://hl7.org/fhir/ValueSet/service-type	CodeableConcept	
+E	specialty	0	*	s	p	http://hl7.org/fhir/ValueSet/c80-practice-codes	CodeableConcept	
+E	location	0	*	s	-		Reference(Location)	
+E	name	0	1	s	-		string	
+E	comment	0	1	s	-		string	
+E	extraDetails	0	1	-	-		markdown	
+E	photo	0	1	s	-		Attachment	
+E	telecom	0	*	-	-		ContactPoint	
+E	coverageArea	0	*	-	-		Reference(Location)	
+E	serviceProvisionCode	0	*	-	x	http://hl7.org/fhir/ValueSet/service-provision-conditions	CodeableConcept	
+E	eligibility	0	*	-	-		HealthcareService.eligibility	
+E	program	0	*	-	x	http://hl7.org/fhir/ValueSet/program	CodeableConcept	
+E	characteristic	0	*	-	x		CodeableConcept	
+E	communication	0	*	-	p	http://hl7.org/fhir/ValueSet/languages	CodeableConcept	
+E	referralMethod	0	*	-	x	http://hl7.org/fhir/ValueSet/service-referral-method	CodeableConcept	
+E	appointmentRequired	0	1	-	-		boolean	
+E	availableTime	0	*	-	-		HealthcareService.availableTime	
+E	notAvailable	0	*	-	-		HealthcareService.notAvailable	
+E	availabilityExceptions	0	1	-	-		string	
+E	endpoint	0	*	-	-		Reference(Endpoint)	
+T	HealthcareService.availableTime	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	daysOfWeek	0	*	-	r	http://hl7.org/fhir/ValueSet/days-of-week	code	
+E	allDay	0	1	-	-		boolean	
+E	availableStartTime	0	1	-	-		time	
+E	availableEndTime	0	1	-	-		time	
+T	HealthcareService.eligibility	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	0	1	-	x		CodeableConcept	
+E	comment	0	1	-	-		markdown	
+T	HealthcareService.notAvailable	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	description	1	1	-	-		string	
+E	during	0	1	-	-		Period	
+T	HumanName	c	0	Element	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	use	0	1	sm	r	http://hl7.org/fhir/ValueSet/name-use	code	
+E	text	0	1	s	-		string	
+E	family	0	1	s	-		string	
+E	given	0	*	s	-		string	
+E	prefix	0	*	s	-		string	
+E	suffix	0	*	s	-		string	
+E	period	0	1	s	-		Period	
+T	Identifier	c	0	Element	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	use	0	1	sm	r	http://hl7.org/fhir/ValueSet/identifier-use	code	
+E	type	0	1	s	e	http://hl7.org/fhir/ValueSet/identifier-type	CodeableConcept	
+E	system	0	1	s	-		uri	
+E	value	0	1	s	-		string	
+E	period	0	1	s	-		Period	
+E	assigner	0	1	s	-		Reference(Organization)	
+T	ImagingStudy	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/imagingstudy-status	code	
+E	modality	0	*	s	e	http://dicom.nema.org/medical/dicom/current/output/chtml/part16/sect_CID_29.html	Coding	
+E	subject	1	1	s	-		Reference(Patient,Device,Group)	
+E	encounter	0	1	s	-		Reference(Encounter)	
+E	started	0	1	s	-		dateTime	
+E	basedOn	0	*	s	-		Reference(CarePlan,ServiceRequest,Appointment,AppointmentResponse,Task)	
+E	referrer	0	1	s	-		Reference(Practitioner,PractitionerRole)	
+E	interpreter	0	*	s	-		Reference(Practitioner,PractitionerRole)	
+E	endpoint	0	*	s	-		Reference(Endpoint)	
+E	numberOfSeries	0	1	s	-		unsignedInt	
+E	numberOfInstances	0	1	s	-		unsignedInt	
+E	procedureReference	0	1	s	-		Reference(Procedure)	
+E	procedureCode	0	*	s	e	http://www.rsna.org/RadLex_Playbook.aspx	CodeableConcept	
+E	location	0	1	s	-		Reference(Location)	
+E	reasonCode	0	*	s	x	http://hl7.org/fhir/ValueSet/procedure-reason	CodeableConcept	
+E	reasonReference	0	*	s	-		Reference(Condition,Observation,Media,DiagnosticReport,DocumentReference)	
+E	note	0	*	s	-		Annotation	
+E	description	0	1	s	-		string	
+E	series	0	*	s	-		ImagingStudy.series	
+T	ImagingStudy.series	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	uid	1	1	s	-		id	
+E	number	0	1	s	-		unsignedInt	
+E	modality	1	1	s	e	http://dicom.nema.org/medical/dicom/current/output/chtml/part16/sect_CID_29.html	Coding	
+E	description	0	1	s	-		string	
+E	numberOfInstances	0	1	s	-		unsignedInt	
+E	endpoint	0	*	s	-		Reference(Endpoint)	
+E	bodySite	0	1	s	x	http://hl7.org/fhir/ValueSet/body-site	Coding	
+E	laterality	0	1	s	x	http://hl7.org/fhir/ValueSet/bodysite-laterality	Coding	
+E	specimen	0	*	s	-		Reference(Specimen)	
+E	started	0	1	s	-		dateTime	
+E	performer	0	*	s	-		ImagingStudy.series.performer	
+E	instance	0	*	-	-		ImagingStudy.series.instance	
+T	ImagingStudy.series.instance	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	uid	1	1	-	-		id	
+E	sopClass	1	1	-	e	http://dicom.nema.org/medical/dicom/current/output/chtml/part04/sect_B.5.html#table_B.5-1	Coding	
+E	number	0	1	-	-		unsignedInt	
+E	title	0	1	-	-		string	
+T	ImagingStudy.series.performer	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	function	0	1	s	e	http://hl7.org/fhir/ValueSet/series-performer-function	CodeableConcept	
+E	actor	1	1	s	-		Reference(Practitioner,PractitionerRole,Organization,CareTeam,Patient,Device,RelatedPerson)	
+T	Immunization	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	-	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/immunization-status	code	
+E	statusReason	0	1	-	x	http://hl7.org/fhir/ValueSet/immunization-status-reason	CodeableConcept	
+E	vaccineCode	1	1	s	x	http://hl7.org/fhir/ValueSet/vaccine-code	CodeableConcept	
+E	patient	1	1	s	-		Reference(Patient)	
+E	encounter	0	1	-	-		Reference(Encounter)	
+E	occurrence	1	1	cs	-		dateTime string	
+E	recorded	0	1	-	-		dateTime	
+E	primarySource	0	1	s	-		boolean	
+E	reportOrigin	0	1	-	x	http://hl7.org/fhir/ValueSet/immunization-origin	CodeableConcept	
+E	location	0	1	-	-		Reference(Location)	
+E	manufacturer	0	1	-	-		Reference(Organization)	
+E	lotNumber	0	1	-	-		string	
+E	expirationDate	0	1	-	-		date	
+E	site	0	1	-	x	http://hl7.org/fhir/ValueSet/immunization-site	CodeableConcept	
+E	route	0	1	-	x	http://hl7.org/fhir/ValueSet/immunization-route	CodeableConcept	
+E	doseQuantity	0	1	-	-		Quantity	198
+E	performer	0	*	s	-		Immunization.performer	
+E	note	0	*	s	-		Annotation	
+E	reasonCode	0	*	-	x	http://hl7.org/fhir/ValueSet/immunization-reason	CodeableConcept	
+E	reasonReference	0	*	-	-		Reference(Condition,Observation,DiagnosticReport)	
+E	isSubpotent	0	1	sm	-		boolean	
+E	subpotentReason	0	*	-	x	http://hl7.org/fhir/ValueSet/immunization-subpotent-reason	CodeableConcept	
+E	education	0	*	-	-		Immunization.education	
+E	programEligibility	0	*	-	x	http://hl7.org/fhir/ValueSet/immunization-program-eligibility	CodeableConcept	
+E	fundingSource	0	1	-	x	http://hl7.org/fhir/ValueSet/immunization-funding-source	CodeableConcept	
+E	reaction	0	*	-	-		Immunization.reaction	
+E	protocolApplied	0	*	-	-		Immunization.protocolApplied	
+T	Immunization.education	b	0	BackboneElement	-		96
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	documentType	0	1	-	-		string	
+E	reference	0	1	-	-		uri	
+E	publicationDate	0	1	-	-		dateTime	
+E	presentationDate	0	1	-	-		dateTime	
+T	Immunization.performer	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	function	0	1	s	e	http://hl7.org/fhir/ValueSet/immunization-function	CodeableConcept	
+E	actor	1	1	s	-		Reference(Practitioner,PractitionerRole,Organization)	
+T	Immunization.protocolApplied	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	series	0	1	-	-		string	
+E	authority	0	1	-	-		Reference(Organization)	
+E	targetDisease	0	*	-	x	http://hl7.org/fhir/ValueSet/immunization-target-disease	CodeableConcept	
+E	doseNumber	1	1	c	-		positiveInt string	
+E	seriesDoses	0	1	c	-		positiveInt string	
+T	Immunization.reaction	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	date	0	1	-	-		dateTime	
+E	detail	0	1	-	-		Reference(Observation)	
+E	reported	0	1	-	-		boolean	
+T	ImmunizationEvaluation	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	-	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/immunization-evaluation-status	code	
+E	patient	1	1	s	-		Reference(Patient)	
+E	date	0	1	-	-		dateTime	
+E	authority	0	1	-	-		Reference(Organization)	
+E	targetDisease	1	1	s	x	http://hl7.org/fhir/ValueSet/immunization-evaluation-target-disease	CodeableConcept	
+E	immunizationEvent	1	1	s	-		Reference(Immunization)	
+E	doseStatus	1	1	s	x	http://hl7.org/fhir/ValueSet/immunization-evaluation-dose-status	CodeableConcept	
+E	doseStatusReason	0	*	-	x	http://hl7.org/fhir/ValueSet/immunization-evaluation-dose-status-reason	CodeableConcept	
+E	description	0	1	-	-		string	
+E	series	0	1	-	-		string	
+E	doseNumber	0	1	c	-		positiveInt string	
+E	seriesDoses	0	1	c	-		positiveInt string	
+T	ImmunizationRecommendation	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	patient	1	1	s	-		Reference(Patient)	
+E	date	1	1	s	-		dateTime	
+E	authority	0	1	-	-		Reference(Organization)	
+E	recommendation	1	*	s	-		ImmunizationRecommendation.recommendation	
+T	ImmunizationRecommendation.recommendation	b	0	BackboneElement	-		97
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	vaccineCode	0	*	s	x	http://hl7.org/fhir/ValueSet/vaccine-code	CodeableConcept	
+E	targetDisease	0	1	s	x	http://hl7.org/fhir/ValueSet/immunization-recommendation-target-disease	CodeableConcept	
+E	contraindicatedVaccineCode	0	*	s	x	http://hl7.org/fhir/ValueSet/vaccine-code	CodeableConcept	
+E	forecastStatus	1	1	sm	x	http://hl7.org/fhir/ValueSet/immunization-recommendation-status	CodeableConcept	
+E	forecastReason	0	*	s	x	http://hl7.org/fhir/ValueSet/immunization-recommendation-reason	CodeableConcept	
+E	dateCriterion	0	*	-	-		ImmunizationRecommendation.recommendation.dateCriterion	
+E	description	0	1	-	-		string	
+E	series	0	1	-	-		string	
+E	doseNumber	0	1	cs	-		positiveInt string	
+E	seriesDoses	0	1	c	-		positiveInt string	
+E	supportingImmunization	0	*	-	-		Reference(Immunization,ImmunizationEvaluation)	
+E	supportingPatientInformation	0	*	-	-		Reference	
+T	ImmunizationRecommendation.recommendation.dateCriterion	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	1	1	-	x	http://hl7.org/fhir/ValueSet/immunization-recommendation-date-criterion	CodeableConcept	
+E	value	1	1	-	-		dateTime	
+T	ImplementationGuide	r	0	DomainResource	-		52,53,54,55,56,93,95
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	url	1	1	s	-		uri	
+E	version	0	1	s	-		string	
+E	name	1	1	s	-		string	
+E	title	0	1	s	-		string	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	experimental	0	1	s	-		boolean	
+E	date	0	1	s	-		dateTime	
+E	publisher	0	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+E	description	0	1	-	-		markdown	
+E	useContext	0	*	s	-		UsageContext	
+E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept	
+E	copyright	0	1	-	-		markdown	
+E	packageId	1	1	s	-		id	
+E	license	0	1	s	r	http://hl7.org/fhir/ValueSet/spdx-license	code	
+E	fhirVersion	1	*	s	r	http://hl7.org/fhir/ValueSet/FHIR-version	code	
+E	dependsOn	0	*	s	-		ImplementationGuide.dependsOn	
+E	global	0	*	s	-		ImplementationGuide.global	
+E	definition	0	1	-	-		ImplementationGuide.definition	
+E	manifest	0	1	-	-		ImplementationGuide.manifest	
+T	ImplementationGuide.definition	b	0	BackboneElement	-		94
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	grouping	0	*	-	-		ImplementationGuide.definition.grouping	
+E	resource	1	*	-	-		ImplementationGuide.definition.resource	
+E	page	0	1	-	-		ImplementationGuide.definition.page	
+E	parameter	0	*	-	-		ImplementationGuide.definition.parameter	
+E	template	0	*	-	-		ImplementationGuide.definition.template	
+T	ImplementationGuide.definition.grouping	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	name	1	1	-	-		string	
+E	description	0	1	-	-		string	
+T	ImplementationGuide.definition.page	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	name	1	1	c	-		url Reference(Binary)	
+E	title	1	1	-	-		string	
+E	generation	1	1	-	r	http://hl7.org/fhir/ValueSet/guide-page-generation	code	
+E	page	0	*	-	-		ImplementationGuide.definition.page	
+T	ImplementationGuide.definition.parameter	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	1	1	-	r	http://hl7.org/fhir/ValueSet/guide-parameter-code	code	
+E	value	1	1	-	-		string	
+T	ImplementationGuide.definition.resource	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	reference	1	1	-	-		Reference	
+E	fhirVersion	0	*	-	r	http://hl7.org/fhir/ValueSet/FHIR-version	code	
+E	name	0	1	-	-		string	
+E	description	0	1	-	-		string	
+E	example	0	1	c	-		boolean canonical(StructureDefinition)	
+E	groupingId	0	1	-	-		id	
+T	ImplementationGuide.definition.template	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	1	1	-	-		code	
+E	source	1	1	-	-		string	
+E	scope	0	1	-	-		string	
+T	ImplementationGuide.dependsOn	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	uri	1	1	s	-		canonical(ImplementationGuide)	
+E	packageId	0	1	s	-		id	
+E	version	0	1	s	-		string	
+T	ImplementationGuide.global	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/resource-types	code	
+E	profile	1	1	s	-		canonical(StructureDefinition)	
+T	ImplementationGuide.manifest	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	rendering	0	1	s	-		url	
+E	resource	1	*	s	-		ImplementationGuide.manifest.resource	
+E	page	0	*	-	-		ImplementationGuide.manifest.page	
+E	image	0	*	-	-		string	
+E	other	0	*	-	-		string	
+T	ImplementationGuide.manifest.page	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	name	1	1	-	-		string	
+E	title	0	1	-	-		string	
+E	anchor	0	*	-	-		string	
+T	ImplementationGuide.manifest.resource	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	reference	1	1	s	-		Reference	
+E	example	0	1	c	-		boolean canonical(StructureDefinition)	
+E	relativePath	0	1	-	-		url	
+T	InsurancePlan	r	0	DomainResource	-		52,53,54,55,56,102
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	status	0	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	type	0	*	s	x	http://hl7.org/fhir/ValueSet/insuranceplan-type	CodeableConcept	
+E	name	0	1	s	-		string	
+E	alias	0	*	-	-		string	
+E	period	0	1	-	-		Period	
+E	ownedBy	0	1	s	-		Reference(Organization)	
+E	administeredBy	0	1	s	-		Reference(Organization)	
+E	coverageArea	0	*	s	-		Reference(Location)	
+E	contact	0	*	-	-		InsurancePlan.contact	
+E	endpoint	0	*	-	-		Reference(Endpoint)	
+E	network	0	*	-	-		Reference(Organization)	
+E	coverage	0	*	-	-		InsurancePlan.coverage	
+E	plan	0	*	-	-		InsurancePlan.plan	
+T	InsurancePlan.contact	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	purpose	0	1	-	e	http://hl7.org/fhir/ValueSet/contactentity-type	CodeableConcept	
+E	name	0	1	-	-		HumanName	
+E	telecom	0	*	-	-		ContactPoint	
+E	address	0	1	-	-		Address	
+T	InsurancePlan.coverage	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	-	-		CodeableConcept	
+E	network	0	*	-	-		Reference(Organization)	
+E	benefit	1	*	-	-		InsurancePlan.coverage.benefit	
+T	InsurancePlan.coverage.benefit	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	-	-		CodeableConcept	
+E	requirement	0	1	-	-		string	
+E	limit	0	*	-	-		InsurancePlan.coverage.benefit.limit	
+T	InsurancePlan.coverage.benefit.limit	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	value	0	1	-	-		Quantity	
+E	code	0	1	-	-		CodeableConcept	
+T	InsurancePlan.plan	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	type	0	1	-	-		CodeableConcept	
+E	coverageArea	0	*	s	-		Reference(Location)	
+E	network	0	*	-	-		Reference(Organization)	
+E	generalCost	0	*	-	-		InsurancePlan.plan.generalCost	
+E	specificCost	0	*	-	-		InsurancePlan.plan.specificCost	
+T	InsurancePlan.plan.generalCost	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	0	1	-	-		CodeableConcept	
+E	groupSize	0	1	-	-		positiveInt	
+E	cost	0	1	-	-		Money	
+E	comment	0	1	-	-		string	
+T	InsurancePlan.plan.specificCost	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	category	1	1	-	-		CodeableConcept	
+E	benefit	0	*	-	-		InsurancePlan.plan.specificCost.benefit	
+T	InsurancePlan.plan.specificCost.benefit	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	-	-		CodeableConcept	
+E	cost	0	*	-	-		InsurancePlan.plan.specificCost.benefit.cost	
+T	InsurancePlan.plan.specificCost.benefit.cost	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	-	-		CodeableConcept	
+E	applicability	0	1	-	r	http://hl7.org/fhir/ValueSet/insuranceplan-applicability	CodeableConcept	
+E	qualifiers	0	*	-	-		CodeableConcept	
+E	value	0	1	-	-		Quantity	
+T	Invoice	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/invoice-status	code	
+E	cancelledReason	0	1	-	-		string	
+E	type	0	1	s	-		CodeableConcept	
+E	subject	0	1	s	-		Reference(Patient,Group)	
+E	recipient	0	1	s	-		Reference(Organization,Patient,RelatedPerson)	
 )BEVAN"
-R"BEVAN(E	type	0	*	s	e	http://terminology.hl7.org/ValueSet/v3-ServiceDeliveryLocationRoleType	CodeableConcept
-E	telecom	0	*	-	-		ContactPoint
-E	address	0	1	-	-		Address
-E	physicalType	0	1	s	x	http://hl7.org/fhir/ValueSet/location-physical-type	CodeableConcept
-E	position	0	1	-	-		Location.position
-E	managingOrganization	0	1	s	-		Reference(Organization)
-E	partOf	0	1	-	-		Reference(Location)
-E	hoursOfOperation	0	*	-	-		Location.hoursOfOperation
-E	availabilityExceptions	0	1	-	-		string
-E	endpoint	0	*	-	-		Reference(Endpoint)
-T	Location.hoursOfOperation	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	daysOfWeek	0	*	-	r	http://hl7.org/fhir/ValueSet/days-of-week	code
-E	allDay	0	1	-	-		boolean
-E	openingTime	0	1	-	-		time
-E	closingTime	0	1	-	-		time
-T	Location.position	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	longitude	1	1	-	-		decimal
-E	latitude	1	1	-	-		decimal
-E	altitude	0	1	-	-		decimal
-T	MarketingStatus	c	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	country	1	1	s	-		CodeableConcept
-E	jurisdiction	0	1	s	-		CodeableConcept
-E	status	1	1	s	-		CodeableConcept
-E	dateRange	1	1	s	-		Period
-E	restoreDate	0	1	s	-		dateTime
-T	Measure	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	url	0	1	s	-		uri
-E	identifier	0	*	s	-		Identifier
-E	version	0	1	s	-		string
-E	name	0	1	s	-		string
-E	title	0	1	s	-		string
-E	subtitle	0	1	-	-		string
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	experimental	0	1	s	-		boolean
-E	subject	0	1	c	e	http://hl7.org/fhir/ValueSet/subject-type	CodeableConcept Reference(Group)
-E	date	0	1	s	-		dateTime
-E	publisher	0	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-E	description	0	1	s	-		markdown
-E	useContext	0	*	s	-		UsageContext
-E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept
-E	purpose	0	1	-	-		markdown
-E	usage	0	1	-	-		string
-E	copyright	0	1	-	-		markdown
-E	approvalDate	0	1	-	-		date
-E	lastReviewDate	0	1	-	-		date
-E	effectivePeriod	0	1	s	-		Period
-E	topic	0	*	-	x	http://hl7.org/fhir/ValueSet/definition-topic	CodeableConcept
-E	author	0	*	-	-		ContactDetail
-E	editor	0	*	-	-		ContactDetail
-E	reviewer	0	*	-	-		ContactDetail
-E	endorser	0	*	-	-		ContactDetail
-E	relatedArtifact	0	*	-	-		RelatedArtifact
-E	library	0	*	-	-		canonical(Library)
-E	disclaimer	0	1	s	-		markdown
-E	scoring	0	1	s	e	http://hl7.org/fhir/ValueSet/measure-scoring	CodeableConcept
-E	compositeScoring	0	1	s	e	http://hl7.org/fhir/ValueSet/composite-measure-scoring	CodeableConcept
-E	type	0	*	s	e	http://hl7.org/fhir/ValueSet/measure-type	CodeableConcept
-E	riskAdjustment	0	1	s	-		string
-E	rateAggregation	0	1	s	-		string
-E	rationale	0	1	s	-		markdown
-E	clinicalRecommendationStatement	0	1	s	-		markdown
-E	improvementNotation	0	1	s	r	http://hl7.org/fhir/ValueSet/measure-improvement-notation	CodeableConcept
-E	definition	0	*	s	-		markdown
-E	guidance	0	1	s	-		markdown
-E	group	0	*	-	-		Measure.group
-E	supplementalData	0	*	-	-		Measure.supplementalData
-T	Measure.group	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	0	1	-	-		CodeableConcept
-E	description	0	1	-	-		string
-E	population	0	*	-	-		Measure.group.population
-E	stratifier	0	*	-	-		Measure.group.stratifier
-T	Measure.group.population	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	0	1	-	e	http://hl7.org/fhir/ValueSet/measure-population	CodeableConcept
-E	description	0	1	-	-		string
-E	criteria	1	1	-	-		Expression
-T	Measure.group.stratifier	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	0	1	-	-		CodeableConcept
-E	description	0	1	-	-		string
-E	criteria	0	1	-	-		Expression
-E	component	0	*	-	-		Measure.group.stratifier.component
-T	Measure.group.stratifier.component	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	0	1	-	-		CodeableConcept
-E	description	0	1	-	-		string
-E	criteria	1	1	-	-		Expression
-T	Measure.supplementalData	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	0	1	-	-		CodeableConcept
-E	usage	0	*	-	e	http://hl7.org/fhir/ValueSet/measure-data-usage	CodeableConcept
-E	description	0	1	-	-		string
-E	criteria	1	1	-	-		Expression
-T	MeasureReport	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/measure-report-status	code
-E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/measure-report-type	code
-E	measure	1	1	s	-		canonical(Measure)
-E	subject	0	1	s	-		Reference(Patient,Practitioner,PractitionerRole,Location,Device,RelatedPerson,Group)
-E	date	0	1	s	-		dateTime
-E	reporter	0	1	s	-		Reference(Practitioner,PractitionerRole,Location,Organization)
-E	period	1	1	s	-		Period
-E	improvementNotation	0	1	sm	r	http://hl7.org/fhir/ValueSet/measure-improvement-notation	CodeableConcept
-E	group	0	*	-	-		MeasureReport.group
-E	evaluatedResource	0	*	-	-		Reference
-T	MeasureReport.group	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	0	1	s	-		CodeableConcept
-E	population	0	*	-	-		MeasureReport.group.population
-E	measureScore	0	1	s	-		Quantity
-E	stratifier	0	*	-	-		MeasureReport.group.stratifier
-T	MeasureReport.group.population	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	0	1	s	e	http://hl7.org/fhir/ValueSet/measure-population	CodeableConcept
-E	count	0	1	-	-		integer
-E	subjectResults	0	1	-	-		Reference(List)
-T	MeasureReport.group.stratifier	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	0	*	-	-		CodeableConcept
-E	stratum	0	*	-	-		MeasureReport.group.stratifier.stratum
-T	MeasureReport.group.stratifier.stratum	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	value	0	1	-	-		CodeableConcept
-E	component	0	*	-	-		MeasureReport.group.stratifier.stratum.component
-E	population	0	*	-	-		MeasureReport.group.stratifier.stratum.population
-E	measureScore	0	1	-	-		Quantity
-T	MeasureReport.group.stratifier.stratum.component	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	1	1	-	-		CodeableConcept
-E	value	1	1	-	-		CodeableConcept
-T	MeasureReport.group.stratifier.stratum.population	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	0	1	-	e	http://hl7.org/fhir/ValueSet/measure-population	CodeableConcept
-E	count	0	1	-	-		integer
-E	subjectResults	0	1	-	-		Reference(List)
-T	Media	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	basedOn	0	*	s	-		Reference(ServiceRequest,CarePlan)
-E	partOf	0	*	s	-		Reference
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/event-status	code
-E	type	0	1	s	e	http://hl7.org/fhir/ValueSet/media-type	CodeableConcept
-E	modality	0	1	s	x	http://hl7.org/fhir/ValueSet/media-modality	CodeableConcept
-E	view	0	1	s	x	http://hl7.org/fhir/ValueSet/media-view	CodeableConcept
-E	subject	0	1	s	-		Reference(Patient,Practitioner,PractitionerRole,Group,Device,Specimen,Location)
-E	encounter	0	1	s	-		Reference(Encounter)
-E	created	0	1	cs	-		dateTime Period
-E	issued	0	1	s	-		instant
-E	operator	0	1	s	-		Reference(Practitioner,PractitionerRole,Organization,CareTeam,Patient,Device,RelatedPerson)
-E	reasonCode	0	*	s	x	http://hl7.org/fhir/ValueSet/procedure-reason	CodeableConcept
-E	bodySite	0	1	s	x	http://hl7.org/fhir/ValueSet/body-site	CodeableConcept
-E	deviceName	0	1	s	-		string
-E	device	0	1	s	-		Reference(Device,DeviceMetric,Device)
-E	height	0	1	s	-		positiveInt
-E	width	0	1	s	-		positiveInt
-E	frames	0	1	s	-		positiveInt
-E	duration	0	1	s	-		decimal
-E	content	1	1	s	-		Attachment
-E	note	0	*	-	-		Annotation
-T	Medication	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	code	0	1	s	x	http://hl7.org/fhir/ValueSet/medication-codes	CodeableConcept
-E	status	0	1	sm	r	http://hl7.org/fhir/ValueSet/medication-status	code
-E	manufacturer	0	1	s	-		Reference(Organization)
-E	form	0	1	-	x	http://hl7.org/fhir/ValueSet/medication-form-codes	CodeableConcept
-E	amount	0	1	s	-		Ratio
-E	ingredient	0	*	-	-		Medication.ingredient
-E	batch	0	1	-	-		Medication.batch
-T	Medication.batch	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	lotNumber	0	1	-	-		string
-E	expirationDate	0	1	-	-		dateTime
-T	Medication.ingredient	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	item	1	1	c	-		CodeableConcept Reference(Substance,Medication)
-E	isActive	0	1	-	-		boolean
-E	strength	0	1	-	-		Ratio
-T	MedicationAdministration	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	-	-		Identifier
-E	instantiates	0	*	s	-		uri
-E	partOf	0	*	s	-		Reference(MedicationAdministration,Procedure)
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/medication-admin-status	code
-E	statusReason	0	*	-	x	http://hl7.org/fhir/ValueSet/reason-medication-not-given-codes	CodeableConcept
-E	category	0	1	-	p	http://hl7.org/fhir/ValueSet/medication-admin-category	CodeableConcept
-E	medication	1	1	cs	x	http://hl7.org/fhir/ValueSet/medication-codes	CodeableConcept Reference(Medication)
-E	subject	1	1	s	-		Reference(Patient,Group)
-E	context	0	1	-	-		Reference(Encounter,EpisodeOfCare)
-E	supportingInformation	0	*	-	-		Reference
-E	effective	1	1	cs	-		dateTime Period
-E	performer	0	*	s	-		MedicationAdministration.performer
-E	reasonCode	0	*	-	x	http://hl7.org/fhir/ValueSet/reason-medication-given-codes	CodeableConcept
-E	reasonReference	0	*	-	-		Reference(Condition,Observation,DiagnosticReport)
-E	request	0	1	-	-		Reference(MedicationRequest)
-E	device	0	*	-	-		Reference(Device)
-E	note	0	*	-	-		Annotation
-E	dosage	0	1	-	-		MedicationAdministration.dosage
-E	eventHistory	0	*	-	-		Reference(Provenance)
-T	MedicationAdministration.dosage	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	text	0	1	-	-		string
-E	site	0	1	-	x	http://hl7.org/fhir/ValueSet/approach-site-codes	CodeableConcept
-E	route	0	1	-	x	http://hl7.org/fhir/ValueSet/route-codes	CodeableConcept
-E	method	0	1	-	x	http://hl7.org/fhir/ValueSet/administration-method-codes	CodeableConcept
-E	dose	0	1	-	-		Quantity
-E	rate	0	1	c	-		Ratio Quantity
-T	MedicationAdministration.performer	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	function	0	1	-	x	http://hl7.org/fhir/ValueSet/med-admin-perform-function	CodeableConcept
-E	actor	1	1	s	-		Reference(Practitioner,PractitionerRole,Patient,RelatedPerson,Device)
-T	MedicationDispense	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	-	-		Identifier
-E	partOf	0	*	-	-		Reference(Procedure)
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/medicationdispense-status	code
-E	statusReason	0	1	c	x	http://hl7.org/fhir/ValueSet/medicationdispense-status-reason	CodeableConcept Reference(DetectedIssue)
-E	category	0	1	-	p	http://hl7.org/fhir/ValueSet/medicationdispense-category	CodeableConcept
-E	medication	1	1	cs	x	http://hl7.org/fhir/ValueSet/medication-codes	CodeableConcept Reference(Medication)
-E	subject	0	1	s	-		Reference(Patient,Group)
-E	context	0	1	-	-		Reference(Encounter,EpisodeOfCare)
-E	supportingInformation	0	*	-	-		Reference
-E	performer	0	*	-	-		MedicationDispense.performer
-E	location	0	1	-	-		Reference(Location)
-E	authorizingPrescription	0	*	-	-		Reference(MedicationRequest)
-E	type	0	1	-	x	http://terminology.hl7.org/ValueSet/v3-ActPharmacySupplyType	CodeableConcept
-E	quantity	0	1	-	-		Quantity
-E	daysSupply	0	1	-	-		Quantity
-E	whenPrepared	0	1	s	-		dateTime
-E	whenHandedOver	0	1	-	-		dateTime
-E	destination	0	1	-	-		Reference(Location)
-E	receiver	0	*	-	-		Reference(Patient,Practitioner)
-E	note	0	*	-	-		Annotation
-E	dosageInstruction	0	*	-	-		Dosage
-E	substitution	0	1	-	-		MedicationDispense.substitution
-E	detectedIssue	0	*	-	-		Reference(DetectedIssue)
-E	eventHistory	0	*	-	-		Reference(Provenance)
-T	MedicationDispense.performer	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	function	0	1	-	x	http://hl7.org/fhir/ValueSet/medicationdispense-performer-function	CodeableConcept
-E	actor	1	1	-	-		Reference(Practitioner,PractitionerRole,Organization,Patient,Device,RelatedPerson)
-T	MedicationDispense.substitution	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	wasSubstituted	1	1	-	-		boolean
-E	type	0	1	-	x	http://terminology.hl7.org/ValueSet/v3-ActSubstanceAdminSubstitutionCode	CodeableConcept
-E	reason	0	*	-	x	http://terminology.hl7.org/ValueSet/v3-SubstanceAdminSubstitutionReason	CodeableConcept
-E	responsibleParty	0	*	-	-		Reference(Practitioner,PractitionerRole)
-T	MedicationKnowledge	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	code	0	1	s	x	http://hl7.org/fhir/ValueSet/medication-codes	CodeableConcept
-E	status	0	1	sm	r	http://hl7.org/fhir/ValueSet/medicationknowledge-status	code
-E	manufacturer	0	1	s	-		Reference(Organization)
-E	doseForm	0	1	-	x	http://hl7.org/fhir/ValueSet/medication-form-codes	CodeableConcept
-E	amount	0	1	s	-		Quantity
-E	synonym	0	*	s	-		string
-E	relatedMedicationKnowledge	0	*	-	-		MedicationKnowledge.relatedMedicationKnowledge
-E	associatedMedication	0	*	-	-		Reference(Medication)
-E	productType	0	*	-	-		CodeableConcept
-E	monograph	0	*	-	-		MedicationKnowledge.monograph
-E	ingredient	0	*	-	-		MedicationKnowledge.ingredient
-E	preparationInstruction	0	1	-	-		markdown
-E	intendedRoute	0	*	-	x	http://hl7.org/fhir/ValueSet/route-codes	CodeableConcept
-E	cost	0	*	-	-		MedicationKnowledge.cost
-E	monitoringProgram	0	*	-	-		MedicationKnowledge.monitoringProgram
-E	administrationGuidelines	0	*	-	-		MedicationKnowledge.administrationGuidelines
-E	medicineClassification	0	*	-	-		MedicationKnowledge.medicineClassification
-E	packaging	0	1	-	-		MedicationKnowledge.packaging
-E	drugCharacteristic	0	*	-	-		MedicationKnowledge.drugCharacteristic
-E	contraindication	0	*	-	-		Reference(DetectedIssue)
-E	regulatory	0	*	-	-		MedicationKnowledge.regulatory
-E	kinetics	0	*	-	-		MedicationKnowledge.kinetics
-T	MedicationKnowledge.administrationGuidelines	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	dosage	0	*	-	-		MedicationKnowledge.administrationGuidelines.dosage
-E	indication	0	1	c	-		CodeableConcept Reference(ObservationDefinition)
-E	patientCharacteristics	0	*	-	-		MedicationKnowledge.administrationGuidelines.patientCharacteristics
-T	MedicationKnowledge.administrationGuidelines.dosage	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	-	-		CodeableConcept
-E	dosage	1	*	-	-		Dosage
-T	MedicationKnowledge.administrationGuidelines.patientCharacteristics	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	characteristic	1	1	c	-		CodeableConcept Quantity
-E	value	0	*	-	-		string
-T	MedicationKnowledge.cost	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	-	-		CodeableConcept
-E	source	0	1	-	-		string
-E	cost	1	1	-	-		Money
-T	MedicationKnowledge.drugCharacteristic	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	0	1	-	x	http://hl7.org/fhir/ValueSet/medicationknowledge-characteristic	CodeableConcept
-E	value	0	1	c	-		CodeableConcept string Quantity base64Binary
-T	MedicationKnowledge.ingredient	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	item	1	1	c	-		CodeableConcept Reference(Substance)
-E	isActive	0	1	-	-		boolean
-E	strength	0	1	-	-		Ratio
-T	MedicationKnowledge.kinetics	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	areaUnderCurve	0	*	-	-		Quantity
-E	lethalDose50	0	*	-	-		Quantity
-E	halfLifePeriod	0	1	-	-		Duration
-T	MedicationKnowledge.medicineClassification	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	-	-		CodeableConcept
-E	classification	0	*	-	-		CodeableConcept
-T	MedicationKnowledge.monitoringProgram	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	0	1	-	-		CodeableConcept
-E	name	0	1	-	-		string
-T	MedicationKnowledge.monograph	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	0	1	-	-		CodeableConcept
-E	source	0	1	-	-		Reference(DocumentReference,Media)
-T	MedicationKnowledge.packaging	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	0	1	-	x	http://hl7.org/fhir/ValueSet/medicationknowledge-package-type	CodeableConcept
-E	quantity	0	1	-	-		Quantity
-T	MedicationKnowledge.regulatory	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	regulatoryAuthority	1	1	-	-		Reference(Organization)
-E	substitution	0	*	-	-		MedicationKnowledge.regulatory.substitution
-E	schedule	0	*	-	-		MedicationKnowledge.regulatory.schedule
-E	maxDispense	0	1	-	-		MedicationKnowledge.regulatory.maxDispense
-T	MedicationKnowledge.regulatory.maxDispense	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	quantity	1	1	-	-		Quantity
-E	period	0	1	-	-		Duration
-T	MedicationKnowledge.regulatory.schedule	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	schedule	1	1	-	-		CodeableConcept
-T	MedicationKnowledge.regulatory.substitution	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	-	-		CodeableConcept
-E	allowed	1	1	-	-		boolean
-T	MedicationKnowledge.relatedMedicationKnowledge	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	-	-		CodeableConcept
-E	reference	1	*	-	-		Reference(MedicationKnowledge)
-T	MedicationRequest	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	-	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/medicationrequest-status	code
-E	statusReason	0	1	-	x	http://hl7.org/fhir/ValueSet/medicationrequest-status-reason	CodeableConcept
-E	intent	1	1	sm	r	http://hl7.org/fhir/ValueSet/medicationrequest-intent	code
-E	category	0	*	-	x	http://hl7.org/fhir/ValueSet/medicationrequest-category	CodeableConcept
-E	priority	0	1	s	r	http://hl7.org/fhir/ValueSet/request-priority	code
-E	doNotPerform	0	1	sm	-		boolean
-E	reported	0	1	cs	-		boolean Reference(Patient,Practitioner,PractitionerRole,RelatedPerson,Organization)
-E	medication	1	1	cs	x	http://hl7.org/fhir/ValueSet/medication-codes	CodeableConcept Reference(Medication)
-E	subject	1	1	s	-		Reference(Patient,Group)
-E	encounter	0	1	-	-		Reference(Encounter)
-E	supportingInformation	0	*	-	-		Reference
-E	authoredOn	0	1	s	-		dateTime
-E	requester	0	1	s	-		Reference(Practitioner,PractitionerRole,Organization,Patient,RelatedPerson,Device)
-E	performer	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization,Patient,Device,RelatedPerson,CareTeam)
-E	performerType	0	1	s	x	http://hl7.org/fhir/ValueSet/performer-role	CodeableConcept
-E	recorder	0	1	-	-		Reference(Practitioner,PractitionerRole)
-E	reasonCode	0	*	-	x	http://hl7.org/fhir/ValueSet/condition-code	CodeableConcept
-E	reasonReference	0	*	-	-		Reference(Condition,Observation)
-E	instantiatesCanonical	0	*	s	-		canonical
-E	instantiatesUri	0	*	s	-		uri
-E	basedOn	0	*	s	-		Reference(CarePlan,MedicationRequest,ServiceRequest,ImmunizationRecommendation)
-E	groupIdentifier	0	1	s	-		Identifier
-E	courseOfTherapyType	0	1	-	x	http://hl7.org/fhir/ValueSet/medicationrequest-course-of-therapy	CodeableConcept
-E	insurance	0	*	-	-		Reference(Coverage,ClaimResponse)
-E	note	0	*	-	-		Annotation
-E	dosageInstruction	0	*	-	-		Dosage
-E	dispenseRequest	0	1	-	-		MedicationRequest.dispenseRequest
-E	substitution	0	1	-	-		MedicationRequest.substitution
-E	priorPrescription	0	1	-	-		Reference(MedicationRequest)
-E	detectedIssue	0	*	-	-		Reference(DetectedIssue)
-E	eventHistory	0	*	-	-		Reference(Provenance)
-T	MedicationRequest.dispenseRequest	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	initialFill	0	1	-	-		MedicationRequest.dispenseRequest.initialFill
-E	dispenseInterval	0	1	-	-		Duration
-E	validityPeriod	0	1	-	-		Period
-E	numberOfRepeatsAllowed	0	1	-	-		unsignedInt
-E	quantity	0	1	-	-		Quantity
-E	expectedSupplyDuration	0	1	-	-		Duration
-E	performer	0	1	-	-		Reference(Organization)
-T	MedicationRequest.dispenseRequest.initialFill	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	quantity	0	1	-	-		Quantity
-E	duration	0	1	-	-		Duration
-T	MedicationRequest.substitution	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	allowed	1	1	c	x	http://terminology.hl7.org/ValueSet/v3-ActSubstanceAdminSubstitutionCode	boolean CodeableConcept
-E	reason	0	1	-	x	http://terminology.hl7.org/ValueSet/v3-SubstanceAdminSubstitutionReason	CodeableConcept
-T	MedicationStatement	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	basedOn	0	*	s	-		Reference(MedicationRequest,CarePlan,ServiceRequest)
-E	partOf	0	*	s	-		Reference(MedicationAdministration,MedicationDispense,MedicationStatement,Procedure,Observation)
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/medication-statement-status	code
-E	statusReason	0	*	-	x	http://hl7.org/fhir/ValueSet/reason-medication-status-codes	CodeableConcept
-E	category	0	1	s	p	http://hl7.org/fhir/ValueSet/medication-statement-category	CodeableConcept
-E	medication	1	1	cs	x	http://hl7.org/fhir/ValueSet/medication-codes	CodeableConcept Reference(Medication)
-E	subject	1	1	s	-		Reference(Patient,Group)
-E	context	0	1	s	-		Reference(Encounter,EpisodeOfCare)
-E	effective	0	1	cs	-		dateTime Period
-E	dateAsserted	0	1	s	-		dateTime
-E	informationSource	0	1	-	-		Reference(Patient,Practitioner,PractitionerRole,RelatedPerson,Organization)
-E	derivedFrom	0	*	-	-		Reference
-E	reasonCode	0	*	-	x	http://hl7.org/fhir/ValueSet/condition-code	CodeableConcept
-E	reasonReference	0	*	-	-		Reference(Condition,Observation,DiagnosticReport)
-E	note	0	*	-	-		Annotation
-E	dosage	0	*	-	-		Dosage
-T	MedicinalProduct	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	type	0	1	s	-		CodeableConcept
-E	domain	0	1	s	-		Coding
-E	combinedPharmaceuticalDoseForm	0	1	s	-		CodeableConcept
-E	legalStatusOfSupply	0	1	s	-		CodeableConcept
-E	additionalMonitoringIndicator	0	1	s	-		CodeableConcept
-E	specialMeasures	0	*	s	-		string
-E	paediatricUseIndicator	0	1	s	-		CodeableConcept
-E	productClassification	0	*	s	-		CodeableConcept
-E	marketingStatus	0	*	s	-		MarketingStatus
-E	pharmaceuticalProduct	0	*	s	-		Reference(MedicinalProductPharmaceutical)
-E	packagedMedicinalProduct	0	*	s	-		Reference(MedicinalProductPackaged)
-E	attachedDocument	0	*	s	-		Reference(DocumentReference)
-E	masterFile	0	*	s	-		Reference(DocumentReference)
-E	contact	0	*	s	-		Reference(Organization,PractitionerRole)
-E	clinicalTrial	0	*	s	-		Reference(ResearchStudy)
-E	name	1	*	s	-		MedicinalProduct.name
-E	crossReference	0	*	s	-		Identifier
-E	manufacturingBusinessOperation	0	*	s	-		MedicinalProduct.manufacturingBusinessOperation
-E	specialDesignation	0	*	s	-		MedicinalProduct.specialDesignation
-T	MedicinalProduct.manufacturingBusinessOperation	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	operationType	0	1	s	-		CodeableConcept
-E	authorisationReferenceNumber	0	1	s	-		Identifier
-E	effectiveDate	0	1	s	-		dateTime
-E	confidentialityIndicator	0	1	s	-		CodeableConcept
-E	manufacturer	0	*	s	-		Reference(Organization)
-E	regulator	0	1	s	-		Reference(Organization)
-T	MedicinalProduct.name	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	productName	1	1	s	-		string
-E	namePart	0	*	s	-		MedicinalProduct.name.namePart
-E	countryLanguage	0	*	s	-		MedicinalProduct.name.countryLanguage
-T	MedicinalProduct.name.countryLanguage	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	country	1	1	s	-		CodeableConcept
-E	jurisdiction	0	1	s	-		CodeableConcept
-E	language	1	1	s	-		CodeableConcept
-T	MedicinalProduct.name.namePart	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	part	1	1	s	-		string
-E	type	1	1	s	-		Coding
-T	MedicinalProduct.specialDesignation	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	type	0	1	s	-		CodeableConcept
-E	intendedUse	0	1	s	-		CodeableConcept
-E	indication	0	1	cs	-		CodeableConcept Reference(MedicinalProductIndication)
-E	status	0	1	s	-		CodeableConcept
-E	date	0	1	s	-		dateTime
-E	species	0	1	s	-		CodeableConcept
-T	MedicinalProductAuthorization	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	subject	0	1	s	-		Reference(MedicinalProduct,MedicinalProductPackaged)
-E	country	0	*	s	-		CodeableConcept
-E	jurisdiction	0	*	s	-		CodeableConcept
-E	status	0	1	s	-		CodeableConcept
-E	statusDate	0	1	s	-		dateTime
-E	restoreDate	0	1	s	-		dateTime
-E	validityPeriod	0	1	s	-		Period
-E	dataExclusivityPeriod	0	1	s	-		Period
-E	dateOfFirstAuthorization	0	1	s	-		dateTime
-E	internationalBirthDate	0	1	s	-		dateTime
-E	legalBasis	0	1	s	-		CodeableConcept
-E	jurisdictionalAuthorization	0	*	s	-		MedicinalProductAuthorization.jurisdictionalAuthorization
-E	holder	0	1	s	-		Reference(Organization)
-E	regulator	0	1	s	-		Reference(Organization)
-E	procedure	0	1	s	-		MedicinalProductAuthorization.procedure
-T	MedicinalProductAuthorization.jurisdictionalAuthorization	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	country	0	1	s	-		CodeableConcept
-E	jurisdiction	0	*	s	-		CodeableConcept
-E	legalStatusOfSupply	0	1	s	-		CodeableConcept
-E	validityPeriod	0	1	s	-		Period
-T	MedicinalProductAuthorization.procedure	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	identifier	0	1	s	-		Identifier
-E	type	1	1	s	-		CodeableConcept
-E	date	0	1	cs	-		Period dateTime
-E	application	0	*	s	-		MedicinalProductAuthorization.procedure
-T	MedicinalProductContraindication	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	subject	0	*	s	-		Reference(MedicinalProduct,Medication)
-E	disease	0	1	s	-		CodeableConcept
-E	diseaseStatus	0	1	s	-		CodeableConcept
-E	comorbidity	0	*	s	-		CodeableConcept
-E	therapeuticIndication	0	*	s	-		Reference(MedicinalProductIndication)
-E	otherTherapy	0	*	s	-		MedicinalProductContraindication.otherTherapy
-E	population	0	*	s	-		Population
-T	MedicinalProductContraindication.otherTherapy	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	therapyRelationshipType	1	1	s	-		CodeableConcept
-E	medication	1	1	cs	-		CodeableConcept Reference(MedicinalProduct,Medication,Substance,SubstanceSpecification)
-T	MedicinalProductIndication	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	subject	0	*	s	-		Reference(MedicinalProduct,Medication)
-E	diseaseSymptomProcedure	0	1	s	-		CodeableConcept
-E	diseaseStatus	0	1	s	-		CodeableConcept
-E	comorbidity	0	*	s	-		CodeableConcept
-E	intendedEffect	0	1	s	-		CodeableConcept
-E	duration	0	1	s	-		Quantity
-E	otherTherapy	0	*	s	-		MedicinalProductIndication.otherTherapy
-E	undesirableEffect	0	*	s	-		Reference(MedicinalProductUndesirableEffect)
-E	population	0	*	s	-		Population
-T	MedicinalProductIndication.otherTherapy	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	therapyRelationshipType	1	1	s	-		CodeableConcept
-E	medication	1	1	cs	-		CodeableConcept Reference(MedicinalProduct,Medication,Substance,SubstanceSpecification)
-T	MedicinalProductIngredient	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	1	s	-		Identifier
-E	role	1	1	s	-		CodeableConcept
-E	allergenicIndicator	0	1	s	-		boolean
-E	manufacturer	0	*	s	-		Reference(Organization)
-E	specifiedSubstance	0	*	s	-		MedicinalProductIngredient.specifiedSubstance
-E	substance	0	1	s	-		MedicinalProductIngredient.substance
-T	MedicinalProductIngredient.specifiedSubstance	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	1	1	s	-		CodeableConcept
-E	group	1	1	s	-		CodeableConcept
-E	confidentiality	0	1	s	-		CodeableConcept
-E	strength	0	*	s	-		MedicinalProductIngredient.specifiedSubstance.strength
-T	MedicinalProductIngredient.specifiedSubstance.strength	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	presentation	1	1	s	-		Ratio
-E	presentationLowLimit	0	1	sm	-		Ratio
-E	concentration	0	1	s	-		Ratio
-E	concentrationLowLimit	0	1	sm	-		Ratio
-E	measurementPoint	0	1	s	-		string
-E	country	0	*	s	-		CodeableConcept
-E	referenceStrength	0	*	s	-		MedicinalProductIngredient.specifiedSubstance.strength.referenceStrength
-T	MedicinalProductIngredient.specifiedSubstance.strength.referenceStrength	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	substance	0	1	s	-		CodeableConcept
-E	strength	1	1	s	-		Ratio
-E	strengthLowLimit	0	1	s	-		Ratio
-E	measurementPoint	0	1	s	-		string
-E	country	0	*	s	-		CodeableConcept
-T	MedicinalProductIngredient.substance	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	1	1	s	-		CodeableConcept
-E	strength	0	*	s	-		MedicinalProductIngredient.specifiedSubstance.strength
-T	MedicinalProductInteraction	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	subject	0	*	s	-		Reference(MedicinalProduct,Medication,Substance)
-E	description	0	1	s	-		string
-E	interactant	0	*	s	-		MedicinalProductInteraction.interactant
-E	type	0	1	s	-		CodeableConcept
-E	effect	0	1	s	-		CodeableConcept
-E	incidence	0	1	s	-		CodeableConcept
-E	management	0	1	s	-		CodeableConcept
-T	MedicinalProductInteraction.interactant	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	item	1	1	cs	-		Reference(MedicinalProduct,Medication,Substance,ObservationDefinition) CodeableConcept
-T	MedicinalProductManufactured	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	manufacturedDoseForm	1	1	s	-		CodeableConcept
-E	unitOfPresentation	0	1	s	-		CodeableConcept
-E	quantity	1	1	s	-		Quantity
-E	manufacturer	0	*	s	-		Reference(Organization)
-E	ingredient	0	*	s	-		Reference(MedicinalProductIngredient)
-E	physicalCharacteristics	0	1	s	-		ProdCharacteristic
-E	otherCharacteristics	0	*	s	-		CodeableConcept
-T	MedicinalProductPackaged	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	subject	0	*	s	-		Reference(MedicinalProduct)
-E	description	0	1	s	-		string
-E	legalStatusOfSupply	0	1	s	-		CodeableConcept
-E	marketingStatus	0	*	s	-		MarketingStatus
-E	marketingAuthorization	0	1	s	-		Reference(MedicinalProductAuthorization)
-E	manufacturer	0	*	s	-		Reference(Organization)
-E	batchIdentifier	0	*	s	-		MedicinalProductPackaged.batchIdentifier
-E	packageItem	1	*	s	-		MedicinalProductPackaged.packageItem
-T	MedicinalProductPackaged.batchIdentifier	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	outerPackaging	1	1	s	-		Identifier
-E	immediatePackaging	0	1	s	-		Identifier
-T	MedicinalProductPackaged.packageItem	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	type	1	1	s	-		CodeableConcept
-E	quantity	1	1	s	-		Quantity
-E	material	0	*	s	-		CodeableConcept
-E	alternateMaterial	0	*	s	-		CodeableConcept
-E	device	0	*	s	-		Reference(DeviceDefinition)
-E	manufacturedItem	0	*	s	-		Reference(MedicinalProductManufactured)
-E	packageItem	0	*	s	-		MedicinalProductPackaged.packageItem
-E	physicalCharacteristics	0	1	s	-		ProdCharacteristic
-E	otherCharacteristics	0	*	s	-		CodeableConcept
-E	shelfLifeStorage	0	*	s	-		ProductShelfLife
-E	manufacturer	0	*	s	-		Reference(Organization)
-T	MedicinalProductPharmaceutical	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	administrableDoseForm	1	1	s	-		CodeableConcept
-E	unitOfPresentation	0	1	s	-		CodeableConcept
-E	ingredient	0	*	s	-		Reference(MedicinalProductIngredient)
-E	device	0	*	s	-		Reference(DeviceDefinition)
-E	characteristics	0	*	s	-		MedicinalProductPharmaceutical.characteristics
-E	routeOfAdministration	1	*	s	-		MedicinalProductPharmaceutical.routeOfAdministration
-T	MedicinalProductPharmaceutical.characteristics	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	1	1	s	-		CodeableConcept
-E	status	0	1	s	-		CodeableConcept
-T	MedicinalProductPharmaceutical.routeOfAdministration	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	1	1	s	-		CodeableConcept
-E	firstDose	0	1	s	-		Quantity
-E	maxSingleDose	0	1	s	-		Quantity
-E	maxDosePerDay	0	1	s	-		Quantity
-E	maxDosePerTreatmentPeriod	0	1	s	-		Ratio
-E	maxTreatmentPeriod	0	1	s	-		Duration
-E	targetSpecies	0	*	s	-		MedicinalProductPharmaceutical.routeOfAdministration.targetSpecies
-T	MedicinalProductPharmaceutical.routeOfAdministration.targetSpecies	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	1	1	s	-		CodeableConcept
-E	withdrawalPeriod	0	*	s	-		MedicinalProductPharmaceutical.routeOfAdministration.targetSpecies.withdrawalPeriod
-T	MedicinalProductPharmaceutical.routeOfAdministration.targetSpecies.withdrawalPeriod	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	tissue	1	1	s	-		CodeableConcept
-E	value	1	1	s	-		Quantity
-E	supportingInformation	0	1	s	-		string
-T	MedicinalProductUndesirableEffect	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	subject	0	*	s	-		Reference(MedicinalProduct,Medication)
-E	symptomConditionEffect	0	1	s	-		CodeableConcept
-E	classification	0	1	s	-		CodeableConcept
-E	frequencyOfOccurrence	0	1	s	-		CodeableConcept
-E	population	0	*	s	-		Population
-T	MessageDefinition	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	url	0	1	s	-		uri
-E	identifier	0	*	s	-		Identifier
-E	version	0	1	s	-		string
-E	name	0	1	s	-		string
-E	title	0	1	s	-		string
-E	replaces	0	*	s	-		canonical(MessageDefinition)
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	experimental	0	1	s	-		boolean
-E	date	1	1	s	-		dateTime
-E	publisher	0	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-E	description	0	1	s	-		markdown
-E	useContext	0	*	s	-		UsageContext
-E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept
-E	purpose	0	1	s	-		markdown
-E	copyright	0	1	-	-		markdown
-E	base	0	1	s	-		canonical(MessageDefinition)
-E	parent	0	*	s	-		canonical(ActivityDefinition,PlanDefinition)
-E	event	1	1	cs	x	http://hl7.org/fhir/ValueSet/message-events	Coding uri
-E	category	0	1	s	r	http://hl7.org/fhir/ValueSet/message-significance-category	code
-E	focus	0	*	s	-		MessageDefinition.focus
-E	responseRequired	0	1	-	r	http://hl7.org/fhir/ValueSet/messageheader-response-request	code
-E	allowedResponse	0	*	-	-		MessageDefinition.allowedResponse
-E	graph	0	*	-	-		canonical(GraphDefinition)
-T	MessageDefinition.allowedResponse	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	message	1	1	-	-		canonical(MessageDefinition)
-E	situation	0	1	-	-		markdown
-T	MessageDefinition.focus	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	1	1	s	r	http://hl7.org/fhir/ValueSet/resource-types	code
-E	profile	0	1	-	-		canonical(StructureDefinition)
-E	min	1	1	s	-		unsignedInt
-E	max	0	1	-	-		string
-T	MessageHeader	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	event	1	1	cs	x	http://hl7.org/fhir/ValueSet/message-events	Coding uri
-E	destination	0	*	s	-		MessageHeader.destination
-E	sender	0	1	s	-		Reference(Practitioner,PractitionerRole,Organization)
-E	enterer	0	1	s	-		Reference(Practitioner,PractitionerRole)
-E	author	0	1	s	-		Reference(Practitioner,PractitionerRole)
-E	source	1	1	s	-		MessageHeader.source
-E	responsible	0	1	s	-		Reference(Practitioner,PractitionerRole,Organization)
-E	reason	0	1	s	x	http://hl7.org/fhir/ValueSet/message-reason-encounter	CodeableConcept
-E	response	0	1	s	-		MessageHeader.response
-E	focus	0	*	s	-		Reference
-E	definition	0	1	s	-		canonical(MessageDefinition)
-T	MessageHeader.destination	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	name	0	1	s	-		string
-E	target	0	1	s	-		Reference(Device)
-E	endpoint	1	1	s	-		url
-E	receiver	0	1	s	-		Reference(Practitioner,PractitionerRole,Organization)
-T	MessageHeader.response	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	identifier	1	1	s	-		id
-E	code	1	1	s	r	http://hl7.org/fhir/ValueSet/response-code	code
-E	details	0	1	s	-		Reference(OperationOutcome)
-T	MessageHeader.source	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	name	0	1	s	-		string
-E	software	0	1	s	-		string
-E	version	0	1	s	-		string
-E	contact	0	1	s	-		ContactPoint
-E	endpoint	1	1	s	-		url
-T	Meta	c	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	versionId	0	1	s	-		id
-E	lastUpdated	0	1	s	-		instant
-E	source	0	1	s	-		uri
-E	profile	0	*	s	-		canonical(StructureDefinition)
-E	security	0	*	s	e	http://hl7.org/fhir/ValueSet/security-labels	Coding
-E	tag	0	*	s	x	http://hl7.org/fhir/ValueSet/common-tags	Coding
-T	MolecularSequence	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	type	0	1	s	r	http://hl7.org/fhir/ValueSet/sequence-type	code
-E	coordinateSystem	1	1	s	-		integer
-E	patient	0	1	s	-		Reference(Patient)
-E	specimen	0	1	s	-		Reference(Specimen)
-E	device	0	1	s	-		Reference(Device)
-E	performer	0	1	s	-		Reference(Organization)
-E	quantity	0	1	s	-		Quantity
-E	referenceSeq	0	1	s	-		MolecularSequence.referenceSeq
-E	variant	0	*	s	-		MolecularSequence.variant
-E	observedSeq	0	1	s	-		string
-E	quality	0	*	s	-		MolecularSequence.quality
-E	readCoverage	0	1	s	-		integer
-E	repository	0	*	s	-		MolecularSequence.repository
-E	pointer	0	*	s	-		Reference(MolecularSequence)
-E	structureVariant	0	*	s	-		MolecularSequence.structureVariant
-T	MolecularSequence.quality	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/quality-type	code
-E	standardSequence	0	1	s	x	http://hl7.org/fhir/ValueSet/sequence-quality-standardSequence	CodeableConcept
-E	start	0	1	s	-		integer
-E	end	0	1	s	-		integer
-E	score	0	1	s	-		Quantity
-E	method	0	1	s	x	http://hl7.org/fhir/ValueSet/sequence-quality-method	CodeableConcept
-E	truthTP	0	1	s	-		decimal
-E	queryTP	0	1	s	-		decimal
-E	truthFN	0	1	s	-		decimal
-E	queryFP	0	1	s	-		decimal
-E	gtFP	0	1	s	-		decimal
-E	precision	0	1	s	-		decimal
-E	recall	0	1	s	-		decimal
-E	fScore	0	1	s	-		decimal
-E	roc	0	1	s	-		MolecularSequence.quality.roc
-T	MolecularSequence.quality.roc	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	score	0	*	s	-		integer
-E	numTP	0	*	s	-		integer
-E	numFP	0	*	s	-		integer
-E	numFN	0	*	s	-		integer
-E	precision	0	*	s	-		decimal
-E	sensitivity	0	*	s	-		decimal
-E	fMeasure	0	*	s	-		decimal
-T	MolecularSequence.referenceSeq	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	chromosome	0	1	s	x	http://hl7.org/fhir/ValueSet/chromosome-human	CodeableConcept
-E	genomeBuild	0	1	s	-		string
-E	orientation	0	1	s	r	http://hl7.org/fhir/ValueSet/orientation-type	code
-E	referenceSeqId	0	1	s	x	http://hl7.org/fhir/ValueSet/sequence-referenceSeq	CodeableConcept
-E	referenceSeqPointer	0	1	s	-		Reference(MolecularSequence)
-E	referenceSeqString	0	1	s	-		string
-E	strand	0	1	s	r	http://hl7.org/fhir/ValueSet/strand-type	code
-E	windowStart	0	1	s	-		integer
-E	windowEnd	0	1	s	-		integer
-T	MolecularSequence.repository	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/repository-type	code
-E	url	0	1	s	-		uri
-E	name	0	1	s	-		string
-E	datasetId	0	1	s	-		string
-E	variantsetId	0	1	s	-		string
-E	readsetId	0	1	s	-		string
-T	MolecularSequence.structureVariant	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	variantType	0	1	s	r	http://loinc.org/vs/LL379-9	CodeableConcept
-E	exact	0	1	s	-		boolean
-E	length	0	1	s	-		integer
-E	outer	0	1	s	-		MolecularSequence.structureVariant.outer
-E	inner	0	1	s	-		MolecularSequence.structureVariant.inner
-T	MolecularSequence.structureVariant.inner	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	start	0	1	s	-		integer
-E	end	0	1	s	-		integer
-T	MolecularSequence.structureVariant.outer	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	start	0	1	s	-		integer
-E	end	0	1	s	-		integer
-T	MolecularSequence.variant	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	start	0	1	s	-		integer
-E	end	0	1	s	-		integer
-E	observedAllele	0	1	s	-		string
-E	referenceAllele	0	1	s	-		string
-E	cigar	0	1	s	-		string
-E	variantPointer	0	1	s	-		Reference(Observation)
-T	Money	c	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	value	0	1	s	-		decimal
-E	currency	0	1	s	r	http://hl7.org/fhir/ValueSet/currencies	code
-T	NamingSystem	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	name	1	1	s	-		string
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	kind	1	1	s	r	http://hl7.org/fhir/ValueSet/namingsystem-type	code
-E	date	1	1	s	-		dateTime
-E	publisher	0	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-E	responsible	0	1	-	-		string
-E	type	0	1	-	e	http://hl7.org/fhir/ValueSet/identifier-type	CodeableConcept
-E	description	0	1	-	-		markdown
-E	useContext	0	*	s	-		UsageContext
-E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept
-E	usage	0	1	-	-		string
-E	uniqueId	1	*	s	-		NamingSystem.uniqueId
-T	NamingSystem.uniqueId	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/namingsystem-identifier-type	code
-E	value	1	1	s	-		string
-E	preferred	0	1	-	-		boolean
-E	comment	0	1	-	-		string
-E	period	0	1	-	-		Period
-T	Narrative	c	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	status	1	1	-	r	http://hl7.org/fhir/ValueSet/narrative-status	code
-E	div	1	1	-	-		xhtml
-T	NutritionOrder	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	-	-		Identifier
-E	instantiatesCanonical	0	*	s	-		canonical(ActivityDefinition,PlanDefinition)
-E	instantiatesUri	0	*	s	-		uri
-E	instantiates	0	*	-	-		uri
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/request-status	code
-E	intent	1	1	sm	r	http://hl7.org/fhir/ValueSet/request-intent	code
-E	patient	1	1	s	-		Reference(Patient)
-E	encounter	0	1	-	-		Reference(Encounter)
-E	dateTime	1	1	s	-		dateTime
-E	orderer	0	1	s	-		Reference(Practitioner,PractitionerRole)
-E	allergyIntolerance	0	*	-	-		Reference(AllergyIntolerance)
-E	foodPreferenceModifier	0	*	-	x	http://hl7.org/fhir/ValueSet/encounter-diet	CodeableConcept
-E	excludeFoodModifier	0	*	-	x	http://hl7.org/fhir/ValueSet/food-type	CodeableConcept
-E	oralDiet	0	1	-	-		NutritionOrder.oralDiet
-E	supplement	0	*	-	-		NutritionOrder.supplement
-E	enteralFormula	0	1	-	-		NutritionOrder.enteralFormula
-E	note	0	*	-	-		Annotation
-T	NutritionOrder.enteralFormula	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	baseFormulaType	0	1	s	x	http://hl7.org/fhir/ValueSet/entformula-type	CodeableConcept
-E	baseFormulaProductName	0	1	-	-		string
-E	additiveType	0	1	-	x	http://hl7.org/fhir/ValueSet/entformula-additive	CodeableConcept
-E	additiveProductName	0	1	-	-		string
-E	caloricDensity	0	1	-	-		Quantity
-E	routeofAdministration	0	1	-	e	http://hl7.org/fhir/ValueSet/enteral-route	CodeableConcept
-E	administration	0	*	-	-		NutritionOrder.enteralFormula.administration
-E	maxVolumeToDeliver	0	1	-	-		Quantity
-E	administrationInstruction	0	1	s	-		string
-T	NutritionOrder.enteralFormula.administration	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	schedule	0	1	-	-		Timing
-E	quantity	0	1	-	-		Quantity
-E	rate	0	1	c	-		Quantity Ratio
-T	NutritionOrder.oralDiet	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	0	*	s	x	http://hl7.org/fhir/ValueSet/diet-type	CodeableConcept
-E	schedule	0	*	-	-		Timing
-E	nutrient	0	*	-	-		NutritionOrder.oralDiet.nutrient
-E	texture	0	*	-	-		NutritionOrder.oralDiet.texture
-E	fluidConsistencyType	0	*	-	x	http://hl7.org/fhir/ValueSet/consistency-type	CodeableConcept
-E	instruction	0	1	s	-		string
-T	NutritionOrder.oralDiet.nutrient	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	modifier	0	1	-	x	http://hl7.org/fhir/ValueSet/nutrient-code	CodeableConcept
-E	amount	0	1	-	-		Quantity
-T	NutritionOrder.oralDiet.texture	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	modifier	0	1	-	x	http://hl7.org/fhir/ValueSet/texture-code	CodeableConcept
-E	foodType	0	1	-	x	http://hl7.org/fhir/ValueSet/modified-foodtype	CodeableConcept
-T	NutritionOrder.supplement	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	0	1	s	x	http://hl7.org/fhir/ValueSet/supplement-type	CodeableConcept
-E	productName	0	1	-	-		string
-E	schedule	0	*	-	-		Timing
-E	quantity	0	1	-	-		Quantity
-E	instruction	0	1	s	-		string
-T	Observation	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	basedOn	0	*	s	-		Reference(CarePlan,DeviceRequest,ImmunizationRecommendation,MedicationRequest,NutritionOrder,ServiceRequest)
-E	partOf	0	*	s	-		Reference(MedicationAdministration,MedicationDispense,MedicationStatement,Procedure,Immunization,ImagingStudy)
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/observation-status	code
-E	category	0	*	-	p	http://hl7.org/fhir/ValueSet/observation-category	CodeableConcept
-E	code	1	1	s	x	http://hl7.org/fhir/ValueSet/observation-codes	CodeableConcept
-E	subject	0	1	s	-		Reference(Patient,Group,Device,Location)
-E	focus	0	*	s	-		Reference
-E	encounter	0	1	s	-		Reference(Encounter)
-E	effective	0	1	cs	-		dateTime Period Timing instant
-E	issued	0	1	s	-		instant
-E	performer	0	*	s	-		Reference(Practitioner,PractitionerRole,Organization,CareTeam,Patient,RelatedPerson)
-E	value	0	1	cs	-		Quantity CodeableConcept string boolean integer Range Ratio SampledData time dateTime Period
-E	dataAbsentReason	0	1	-	e	http://hl7.org/fhir/ValueSet/data-absent-reason	CodeableConcept
-E	interpretation	0	*	-	e	http://hl7.org/fhir/ValueSet/observation-interpretation	CodeableConcept
-E	note	0	*	-	-		Annotation
-E	bodySite	0	1	-	x	http://hl7.org/fhir/ValueSet/body-site	CodeableConcept
-E	method	0	1	-	x	http://hl7.org/fhir/ValueSet/observation-methods	CodeableConcept
-E	specimen	0	1	-	-		Reference(Specimen)
-E	device	0	1	-	-		Reference(Device,DeviceMetric)
-E	referenceRange	0	*	-	-		Observation.referenceRange
-E	hasMember	0	*	s	-		Reference(Observation,QuestionnaireResponse,MolecularSequence)
-E	derivedFrom	0	*	s	-		Reference(DocumentReference,ImagingStudy,Media,QuestionnaireResponse,Observation,MolecularSequence)
-E	component	0	*	s	-		Observation.component
-T	Observation.component	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	1	1	s	x	http://hl7.org/fhir/ValueSet/observation-codes	CodeableConcept
-E	value	0	1	cs	-		Quantity CodeableConcept string boolean integer Range Ratio SampledData time dateTime Period
-E	dataAbsentReason	0	1	-	e	http://hl7.org/fhir/ValueSet/data-absent-reason	CodeableConcept
-E	interpretation	0	*	-	e	http://hl7.org/fhir/ValueSet/observation-interpretation	CodeableConcept
-E	referenceRange	0	*	-	-		Observation.referenceRange
-T	Observation.referenceRange	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	low	0	1	-	-		Quantity
-E	high	0	1	-	-		Quantity
-E	type	0	1	-	p	http://hl7.org/fhir/ValueSet/referencerange-meaning	CodeableConcept
-E	appliesTo	0	*	-	x	http://hl7.org/fhir/ValueSet/referencerange-appliesto	CodeableConcept
-E	age	0	1	-	-		Range
-E	text	0	1	-	-		string
-T	ObservationDefinition	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	category	0	*	s	x	http://hl7.org/fhir/ValueSet/observation-category	CodeableConcept
-E	code	1	1	s	x	http://hl7.org/fhir/ValueSet/observation-codes	CodeableConcept
-E	identifier	0	*	s	-		Identifier
-E	permittedDataType	0	*	-	r	http://hl7.org/fhir/ValueSet/permitted-data-type	code
-E	multipleResultsAllowed	0	1	-	-		boolean
-E	method	0	1	-	x	http://hl7.org/fhir/ValueSet/observation-methods	CodeableConcept
-E	preferredReportName	0	1	-	-		string
-E	quantitativeDetails	0	1	-	-		ObservationDefinition.quantitativeDetails
-E	qualifiedInterval	0	*	-	-		ObservationDefinition.qualifiedInterval
-E	validCodedValueSet	0	1	-	-		Reference(ValueSet)
-E	normalCodedValueSet	0	1	-	-		Reference(ValueSet)
-E	abnormalCodedValueSet	0	1	-	-		Reference(ValueSet)
-E	criticalCodedValueSet	0	1	-	-		Reference(ValueSet)
-T	ObservationDefinition.qualifiedInterval	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	category	0	1	-	r	http://hl7.org/fhir/ValueSet/observation-range-category	code
-E	range	0	1	-	-		Range
-E	context	0	1	-	e	http://hl7.org/fhir/ValueSet/referencerange-meaning	CodeableConcept
-E	appliesTo	0	*	-	x	http://hl7.org/fhir/ValueSet/referencerange-appliesto	CodeableConcept
-E	gender	0	1	-	r	http://hl7.org/fhir/ValueSet/administrative-gender	code
-E	age	0	1	-	-		Range
-E	gestationalAge	0	1	-	-		Range
-E	condition	0	1	-	-		string
-T	ObservationDefinition.quantitativeDetails	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	customaryUnit	0	1	-	e	http://hl7.org/fhir/ValueSet/ucum-units	CodeableConcept
-E	unit	0	1	-	e	http://hl7.org/fhir/ValueSet/ucum-units	CodeableConcept
-E	conversionFactor	0	1	-	-		decimal
-E	decimalPrecision	0	1	-	-		integer
-T	OperationDefinition	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	url	0	1	s	-		uri
-E	version	0	1	s	-		string
-E	name	1	1	s	-		string
-E	title	0	1	s	-		string
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	kind	1	1	s	r	http://hl7.org/fhir/ValueSet/operation-kind	code
-E	experimental	0	1	s	-		boolean
-E	date	0	1	s	-		dateTime
-E	publisher	0	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-E	description	0	1	-	-		markdown
-E	useContext	0	*	s	-		UsageContext
-E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept
-E	purpose	0	1	-	-		markdown
-E	affectsState	0	1	s	-		boolean
-E	code	1	1	s	-		code
-E	comment	0	1	-	-		markdown
-E	base	0	1	s	-		canonical(OperationDefinition)
-E	resource	0	*	s	r	http://hl7.org/fhir/ValueSet/resource-types	code
-E	system	1	1	s	-		boolean
-E	type	1	1	s	-		boolean
-E	instance	1	1	s	-		boolean
-E	inputProfile	0	1	-	-		canonical(StructureDefinition)
-E	outputProfile	0	1	-	-		canonical(StructureDefinition)
-E	parameter	0	*	-	-		OperationDefinition.parameter
-E	overload	0	*	-	-		OperationDefinition.overload
-T	OperationDefinition.overload	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	parameterName	0	*	-	-		string
-E	comment	0	1	-	-		string
-T	OperationDefinition.parameter	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	name	1	1	-	-		code
-E	use	1	1	-	r	http://hl7.org/fhir/ValueSet/operation-parameter-use	code
-E	min	1	1	-	-		integer
-E	max	1	1	-	-		string
-E	documentation	0	1	-	-		string
-E	type	0	1	-	r	http://hl7.org/fhir/ValueSet/all-types	code
-E	targetProfile	0	*	-	-		canonical(StructureDefinition)
-E	searchType	0	1	-	r	http://hl7.org/fhir/ValueSet/search-param-type	code
+R"BEVAN(E	date	0	1	s	-		dateTime	
+E	participant	0	*	-	-		Invoice.participant	
+E	issuer	0	1	-	-		Reference(Organization)	
+E	account	0	1	-	-		Reference(Account)	
+E	lineItem	0	*	-	-		Invoice.lineItem	
+E	totalPriceComponent	0	*	-	-		Invoice.lineItem.priceComponent	
+E	totalNet	0	1	s	-		Money	
+E	totalGross	0	1	s	-		Money	
+E	paymentTerms	0	1	-	-		markdown	
+E	note	0	*	-	-		Annotation	
+T	Invoice.lineItem	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	sequence	0	1	-	-		positiveInt	
+E	chargeItem	1	1	c	-		Reference(ChargeItem) CodeableConcept	
+E	priceComponent	0	*	-	-		Invoice.lineItem.priceComponent	
+T	Invoice.lineItem.priceComponent	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	-	r	http://hl7.org/fhir/ValueSet/invoice-priceComponentType	code	
+E	code	0	1	-	-		CodeableConcept	
+E	factor	0	1	-	-		decimal	
+E	amount	0	1	-	-		Money	
+T	Invoice.participant	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	role	0	1	-	-		CodeableConcept	
+E	actor	1	1	-	-		Reference(Practitioner,Organization,Patient,PractitionerRole,Device,RelatedPerson)	
+T	Library	r	0	DomainResource	-		52,53,54,55,56,103
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	url	0	1	s	-		uri	
+E	identifier	0	*	s	-		Identifier	
+E	version	0	1	s	-		string	
+E	name	0	1	s	-		string	
+E	title	0	1	s	-		string	
+E	subtitle	0	1	-	-		string	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	experimental	0	1	s	-		boolean	
+E	type	1	1	s	e	http://hl7.org/fhir/ValueSet/library-type	CodeableConcept	
+E	subject	0	1	c	e	http://hl7.org/fhir/ValueSet/subject-type	CodeableConcept Reference(Group)	
+E	date	0	1	s	-		dateTime	
+E	publisher	0	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+E	description	0	1	s	-		markdown	
+E	useContext	0	*	s	-		UsageContext	
+E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept	
+E	purpose	0	1	-	-		markdown	
+E	usage	0	1	-	-		string	
+E	copyright	0	1	-	-		markdown	
+E	approvalDate	0	1	-	-		date	
+E	lastReviewDate	0	1	-	-		date	
+E	effectivePeriod	0	1	s	-		Period	
+E	topic	0	*	-	x	http://hl7.org/fhir/ValueSet/definition-topic	CodeableConcept	
+E	author	0	*	-	-		ContactDetail	
+E	editor	0	*	-	-		ContactDetail	
+E	reviewer	0	*	-	-		ContactDetail	
+E	endorser	0	*	-	-		ContactDetail	
+E	relatedArtifact	0	*	-	-		RelatedArtifact	
+E	parameter	0	*	-	-		ParameterDefinition	
+E	dataRequirement	0	*	-	-		DataRequirement	
+E	content	0	*	s	-		Attachment	
+T	Linkage	r	0	DomainResource	-		52,53,54,55,56,104
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	active	0	1	s	-		boolean	
+E	author	0	1	s	-		Reference(Practitioner,PractitionerRole,Organization)	
+E	item	1	*	s	-		Linkage.item	
+T	Linkage.item	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/linkage-type	code	
+E	resource	1	1	s	-		Reference	
+T	List	r	0	DomainResource	-		52,53,54,55,56,105,106,107
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	-	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/list-status	code	
+E	mode	1	1	sm	r	http://hl7.org/fhir/ValueSet/list-mode	code	
+E	title	0	1	s	-		string	
+E	code	0	1	s	x	http://hl7.org/fhir/ValueSet/list-example-codes	CodeableConcept	
+E	subject	0	1	s	-		Reference(Patient,Group,Device,Location)	
+E	encounter	0	1	-	-		Reference(Encounter)	
+E	date	0	1	s	-		dateTime	
+E	source	0	1	s	-		Reference(Practitioner,PractitionerRole,Patient,Device)	
+E	orderedBy	0	1	-	p	http://hl7.org/fhir/ValueSet/list-order	CodeableConcept	
+E	note	0	*	-	-		Annotation	
+E	entry	0	*	-	-		List.entry	
+E	emptyReason	0	1	-	p	http://hl7.org/fhir/ValueSet/list-empty-reason	CodeableConcept	
+T	List.entry	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	flag	0	1	-	x	http://hl7.org/fhir/ValueSet/list-item-flag	CodeableConcept	
+E	deleted	0	1	m	-		boolean	
+E	date	0	1	-	-		dateTime	
+E	item	1	1	-	-		Reference	
+T	Location	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	status	0	1	sm	r	http://hl7.org/fhir/ValueSet/location-status	code	
+E	operationalStatus	0	1	s	p	http://terminology.hl7.org/ValueSet/v2-0116	Coding	
+E	name	0	1	s	-		string	
+E	alias	0	*	-	-		string	
+E	description	0	1	s	-		string	
+E	mode	0	1	s	r	http://hl7.org/fhir/ValueSet/location-mode	code	
+E	type	0	*	s	e	http://terminology.hl7.org/ValueSet/v3-ServiceDeliveryLocationRoleType	CodeableConcept	
+E	telecom	0	*	-	-		ContactPoint	
+E	address	0	1	-	-		Address	
+E	physicalType	0	1	s	x	http://hl7.org/fhir/ValueSet/location-physical-type	CodeableConcept	
+E	position	0	1	-	-		Location.position	
+E	managingOrganization	0	1	s	-		Reference(Organization)	
+E	partOf	0	1	-	-		Reference(Location)	
+E	hoursOfOperation	0	*	-	-		Location.hoursOfOperation	
+E	availabilityExceptions	0	1	-	-		string	
+E	endpoint	0	*	-	-		Reference(Endpoint)	
+T	Location.hoursOfOperation	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	daysOfWeek	0	*	-	r	http://hl7.org/fhir/ValueSet/days-of-week	code	
+E	allDay	0	1	-	-		boolean	
+E	openingTime	0	1	-	-		time	
+E	closingTime	0	1	-	-		time	
+T	Location.position	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	longitude	1	1	-	-		decimal	
+E	latitude	1	1	-	-		decimal	
+E	altitude	0	1	-	-		decimal	
+T	MarketingStatus	c	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	country	1	1	s	-		CodeableConcept	
+E	jurisdiction	0	1	s	-		CodeableConcept	
+E	status	1	1	s	-		CodeableConcept	
+E	dateRange	1	1	s	-		Period	
+E	restoreDate	0	1	s	-		dateTime	
+T	Measure	r	0	DomainResource	-		52,53,54,55,56,111,112
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	url	0	1	s	-		uri	
+E	identifier	0	*	s	-		Identifier	
+E	version	0	1	s	-		string	
+E	name	0	1	s	-		string	
+E	title	0	1	s	-		string	
+E	subtitle	0	1	-	-		string	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	experimental	0	1	s	-		boolean	
+E	subject	0	1	c	e	http://hl7.org/fhir/ValueSet/subject-type	CodeableConcept Reference(Group)	
+E	date	0	1	s	-		dateTime	
+E	publisher	0	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+E	description	0	1	s	-		markdown	
+E	useContext	0	*	s	-		UsageContext	
+E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept	
+E	purpose	0	1	-	-		markdown	
+E	usage	0	1	-	-		string	
+E	copyright	0	1	-	-		markdown	
+E	approvalDate	0	1	-	-		date	
+E	lastReviewDate	0	1	-	-		date	
+E	effectivePeriod	0	1	s	-		Period	
+E	topic	0	*	-	x	http://hl7.org/fhir/ValueSet/definition-topic	CodeableConcept	
+E	author	0	*	-	-		ContactDetail	
+E	editor	0	*	-	-		ContactDetail	
+E	reviewer	0	*	-	-		ContactDetail	
+E	endorser	0	*	-	-		ContactDetail	
+E	relatedArtifact	0	*	-	-		RelatedArtifact	
+E	library	0	*	-	-		canonical(Library)	
+E	disclaimer	0	1	s	-		markdown	
+E	scoring	0	1	s	e	http://hl7.org/fhir/ValueSet/measure-scoring	CodeableConcept	
+E	compositeScoring	0	1	s	e	http://hl7.org/fhir/ValueSet/composite-measure-scoring	CodeableConcept	
+E	type	0	*	s	e	http://hl7.org/fhir/ValueSet/measure-type	CodeableConcept	
+E	riskAdjustment	0	1	s	-		string	
+E	rateAggregation	0	1	s	-		string	
+E	rationale	0	1	s	-		markdown	
+E	clinicalRecommendationStatement	0	1	s	-		markdown	
+E	improvementNotation	0	1	s	r	http://hl7.org/fhir/ValueSet/measure-improvement-notation	CodeableConcept	
+E	definition	0	*	s	-		markdown	
+E	guidance	0	1	s	-		markdown	
+E	group	0	*	-	-		Measure.group	
+E	supplementalData	0	*	-	-		Measure.supplementalData	
+T	Measure.group	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	0	1	-	-		CodeableConcept	
+E	description	0	1	-	-		string	
+E	population	0	*	-	-		Measure.group.population	
+E	stratifier	0	*	-	-		Measure.group.stratifier	
+T	Measure.group.population	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	0	1	-	e	http://hl7.org/fhir/ValueSet/measure-population	CodeableConcept	
+E	description	0	1	-	-		string	
+E	criteria	1	1	-	-		Expression	
+T	Measure.group.stratifier	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	0	1	-	-		CodeableConcept	
+E	description	0	1	-	-		string	
+E	criteria	0	1	-	-		Expression	
+E	component	0	*	-	-		Measure.group.stratifier.component	
+T	Measure.group.stratifier.component	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	0	1	-	-		CodeableConcept	
+E	description	0	1	-	-		string	
+E	criteria	1	1	-	-		Expression	
+T	Measure.supplementalData	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	0	1	-	-		CodeableConcept	
+E	usage	0	*	-	e	http://hl7.org/fhir/ValueSet/measure-data-usage	CodeableConcept	
+E	description	0	1	-	-		string	
+E	criteria	1	1	-	-		Expression	
+T	MeasureReport	r	0	DomainResource	-		52,53,54,55,56,113,114
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/measure-report-status	code	
+E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/measure-report-type	code	
+E	measure	1	1	s	-		canonical(Measure)	
+E	subject	0	1	s	-		Reference(Patient,Practitioner,PractitionerRole,Location,Device,RelatedPerson,Group)	
+E	date	0	1	s	-		dateTime	
+E	reporter	0	1	s	-		Reference(Practitioner,PractitionerRole,Location,Organization)	
+E	period	1	1	s	-		Period	
+E	improvementNotation	0	1	sm	r	http://hl7.org/fhir/ValueSet/measure-improvement-notation	CodeableConcept	
+E	group	0	*	-	-		MeasureReport.group	
+E	evaluatedResource	0	*	-	-		Reference	
+T	MeasureReport.group	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	0	1	s	-		CodeableConcept	
+E	population	0	*	-	-		MeasureReport.group.population	
+E	measureScore	0	1	s	-		Quantity	
+E	stratifier	0	*	-	-		MeasureReport.group.stratifier	
+T	MeasureReport.group.population	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	0	1	s	e	http://hl7.org/fhir/ValueSet/measure-population	CodeableConcept	
+E	count	0	1	-	-		integer	
+E	subjectResults	0	1	-	-		Reference(List)	
+T	MeasureReport.group.stratifier	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	0	*	-	-		CodeableConcept	
+E	stratum	0	*	-	-		MeasureReport.group.stratifier.stratum	
+T	MeasureReport.group.stratifier.stratum	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	value	0	1	-	-		CodeableConcept	
+E	component	0	*	-	-		MeasureReport.group.stratifier.stratum.component	
+E	population	0	*	-	-		MeasureReport.group.stratifier.stratum.population	
+E	measureScore	0	1	-	-		Quantity	
+T	MeasureReport.group.stratifier.stratum.component	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	1	1	-	-		CodeableConcept	
+E	value	1	1	-	-		CodeableConcept	
+T	MeasureReport.group.stratifier.stratum.population	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	0	1	-	e	http://hl7.org/fhir/ValueSet/measure-population	CodeableConcept	
+E	count	0	1	-	-		integer	
+E	subjectResults	0	1	-	-		Reference(List)	
+T	Media	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	basedOn	0	*	s	-		Reference(ServiceRequest,CarePlan)	
+E	partOf	0	*	s	-		Reference	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/event-status	code	
+E	type	0	1	s	e	http://hl7.org/fhir/ValueSet/media-type	CodeableConcept	
+E	modality	0	1	s	x	http://hl7.org/fhir/ValueSet/media-modality	CodeableConcept	
+E	view	0	1	s	x	http://hl7.org/fhir/ValueSet/media-view	CodeableConcept	
+E	subject	0	1	s	-		Reference(Patient,Practitioner,PractitionerRole,Group,Device,Specimen,Location)	
+E	encounter	0	1	s	-		Reference(Encounter)	
+E	created	0	1	cs	-		dateTime Period	
+E	issued	0	1	s	-		instant	
+E	operator	0	1	s	-		Reference(Practitioner,PractitionerRole,Organization,CareTeam,Patient,Device,RelatedPerson)	
+E	reasonCode	0	*	s	x	http://hl7.org/fhir/ValueSet/procedure-reason	CodeableConcept	
+E	bodySite	0	1	s	x	http://hl7.org/fhir/ValueSet/body-site	CodeableConcept	
+E	deviceName	0	1	s	-		string	
+E	device	0	1	s	-		Reference(Device,DeviceMetric,Device)	
+E	height	0	1	s	-		positiveInt	
+E	width	0	1	s	-		positiveInt	
+E	frames	0	1	s	-		positiveInt	
+E	duration	0	1	s	-		decimal	
+E	content	1	1	s	-		Attachment	
+E	note	0	*	-	-		Annotation	
+T	Medication	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	code	0	1	s	x	http://hl7.org/fhir/ValueSet/medication-codes	CodeableConcept	
+E	status	0	1	sm	r	http://hl7.org/fhir/ValueSet/medication-status	code	
+E	manufacturer	0	1	s	-		Reference(Organization)	
+E	form	0	1	-	x	http://hl7.org/fhir/ValueSet/medication-form-codes	CodeableConcept	
+E	amount	0	1	s	-		Ratio	
+E	ingredient	0	*	-	-		Medication.ingredient	
+E	batch	0	1	-	-		Medication.batch	
+T	Medication.batch	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	lotNumber	0	1	-	-		string	
+E	expirationDate	0	1	-	-		dateTime	
+T	Medication.ingredient	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	item	1	1	c	-		CodeableConcept Reference(Substance,Medication)	
+E	isActive	0	1	-	-		boolean	
+E	strength	0	1	-	-		Ratio	
+T	MedicationAdministration	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	-	-		Identifier	
+E	instantiates	0	*	s	-		uri	
+E	partOf	0	*	s	-		Reference(MedicationAdministration,Procedure)	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/medication-admin-status	code	
+E	statusReason	0	*	-	x	http://hl7.org/fhir/ValueSet/reason-medication-not-given-codes	CodeableConcept	
+E	category	0	1	-	p	http://hl7.org/fhir/ValueSet/medication-admin-category	CodeableConcept	
+E	medication	1	1	cs	x	http://hl7.org/fhir/ValueSet/medication-codes	CodeableConcept Reference(Medication)	
+E	subject	1	1	s	-		Reference(Patient,Group)	
+E	context	0	1	-	-		Reference(Encounter,EpisodeOfCare)	
+E	supportingInformation	0	*	-	-		Reference	
+E	effective	1	1	cs	-		dateTime Period	
+E	performer	0	*	s	-		MedicationAdministration.performer	
+E	reasonCode	0	*	-	x	http://hl7.org/fhir/ValueSet/reason-medication-given-codes	CodeableConcept	
+E	reasonReference	0	*	-	-		Reference(Condition,Observation,DiagnosticReport)	
+E	request	0	1	-	-		Reference(MedicationRequest)	
+E	device	0	*	-	-		Reference(Device)	
+E	note	0	*	-	-		Annotation	
+E	dosage	0	1	-	-		MedicationAdministration.dosage	
+E	eventHistory	0	*	-	-		Reference(Provenance)	
+T	MedicationAdministration.dosage	b	0	BackboneElement	-		108
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	text	0	1	-	-		string	
+E	site	0	1	-	x	http://hl7.org/fhir/ValueSet/approach-site-codes	CodeableConcept	
+E	route	0	1	-	x	http://hl7.org/fhir/ValueSet/route-codes	CodeableConcept	
+E	method	0	1	-	x	http://hl7.org/fhir/ValueSet/administration-method-codes	CodeableConcept	
+E	dose	0	1	-	-		Quantity	198
+E	rate	0	1	c	-		Ratio Quantity	198
+T	MedicationAdministration.performer	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	function	0	1	-	x	http://hl7.org/fhir/ValueSet/med-admin-perform-function	CodeableConcept	
+E	actor	1	1	s	-		Reference(Practitioner,PractitionerRole,Patient,RelatedPerson,Device)	
+T	MedicationDispense	r	0	DomainResource	-		52,53,54,55,56,110
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	-	-		Identifier	
+E	partOf	0	*	-	-		Reference(Procedure)	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/medicationdispense-status	code	
+E	statusReason	0	1	c	x	http://hl7.org/fhir/ValueSet/medicationdispense-status-reason	CodeableConcept Reference(DetectedIssue)	
+E	category	0	1	-	p	http://hl7.org/fhir/ValueSet/medicationdispense-category	CodeableConcept	
+E	medication	1	1	cs	x	http://hl7.org/fhir/ValueSet/medication-codes	CodeableConcept Reference(Medication)	
+E	subject	0	1	s	-		Reference(Patient,Group)	
+E	context	0	1	-	-		Reference(Encounter,EpisodeOfCare)	
+E	supportingInformation	0	*	-	-		Reference	
+E	performer	0	*	-	-		MedicationDispense.performer	
+E	location	0	1	-	-		Reference(Location)	
+E	authorizingPrescription	0	*	-	-		Reference(MedicationRequest)	
+E	type	0	1	-	x	http://terminology.hl7.org/ValueSet/v3-ActPharmacySupplyType	CodeableConcept	
+E	quantity	0	1	-	-		Quantity	198
+E	daysSupply	0	1	-	-		Quantity	198
+E	whenPrepared	0	1	s	-		dateTime	
+E	whenHandedOver	0	1	-	-		dateTime	
+E	destination	0	1	-	-		Reference(Location)	
+E	receiver	0	*	-	-		Reference(Patient,Practitioner)	
+E	note	0	*	-	-		Annotation	
+E	dosageInstruction	0	*	-	-		Dosage	
+E	substitution	0	1	-	-		MedicationDispense.substitution	
+E	detectedIssue	0	*	-	-		Reference(DetectedIssue)	
+E	eventHistory	0	*	-	-		Reference(Provenance)	
+T	MedicationDispense.performer	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	function	0	1	-	x	http://hl7.org/fhir/ValueSet/medicationdispense-performer-function	CodeableConcept	
+E	actor	1	1	-	-		Reference(Practitioner,PractitionerRole,Organization,Patient,Device,RelatedPerson)	
+T	MedicationDispense.substitution	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	wasSubstituted	1	1	-	-		boolean	
+E	type	0	1	-	x	http://terminology.hl7.org/ValueSet/v3-ActSubstanceAdminSubstitutionCode	CodeableConcept	
+E	reason	0	*	-	x	http://terminology.hl7.org/ValueSet/v3-SubstanceAdminSubstitutionReason	CodeableConcept	
+E	responsibleParty	0	*	-	-		Reference(Practitioner,PractitionerRole)	
+T	MedicationKnowledge	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	code	0	1	s	x	http://hl7.org/fhir/ValueSet/medication-codes	CodeableConcept	
+E	status	0	1	sm	r	http://hl7.org/fhir/ValueSet/medicationknowledge-status	code	
+E	manufacturer	0	1	s	-		Reference(Organization)	
+E	doseForm	0	1	-	x	http://hl7.org/fhir/ValueSet/medication-form-codes	CodeableConcept	
+E	amount	0	1	s	-		Quantity	198
+E	synonym	0	*	s	-		string	
+E	relatedMedicationKnowledge	0	*	-	-		MedicationKnowledge.relatedMedicationKnowledge	
+E	associatedMedication	0	*	-	-		Reference(Medication)	
+E	productType	0	*	-	-		CodeableConcept	
+E	monograph	0	*	-	-		MedicationKnowledge.monograph	
+E	ingredient	0	*	-	-		MedicationKnowledge.ingredient	
+E	preparationInstruction	0	1	-	-		markdown	
+E	intendedRoute	0	*	-	x	http://hl7.org/fhir/ValueSet/route-codes	CodeableConcept	
+E	cost	0	*	-	-		MedicationKnowledge.cost	
+E	monitoringProgram	0	*	-	-		MedicationKnowledge.monitoringProgram	
+E	administrationGuidelines	0	*	-	-		MedicationKnowledge.administrationGuidelines	
+E	medicineClassification	0	*	-	-		MedicationKnowledge.medicineClassification	
+E	packaging	0	1	-	-		MedicationKnowledge.packaging	
+E	drugCharacteristic	0	*	-	-		MedicationKnowledge.drugCharacteristic	
+E	contraindication	0	*	-	-		Reference(DetectedIssue)	
+E	regulatory	0	*	-	-		MedicationKnowledge.regulatory	
+E	kinetics	0	*	-	-		MedicationKnowledge.kinetics	
+T	MedicationKnowledge.administrationGuidelines	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	dosage	0	*	-	-		MedicationKnowledge.administrationGuidelines.dosage	
+E	indication	0	1	c	-		CodeableConcept Reference(ObservationDefinition)	
+E	patientCharacteristics	0	*	-	-		MedicationKnowledge.administrationGuidelines.patientCharacteristics	
+T	MedicationKnowledge.administrationGuidelines.dosage	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	-	-		CodeableConcept	
+E	dosage	1	*	-	-		Dosage	
+T	MedicationKnowledge.administrationGuidelines.patientCharacteristics	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	characteristic	1	1	c	-		CodeableConcept Quantity	198
+E	value	0	*	-	-		string	
+T	MedicationKnowledge.cost	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	-	-		CodeableConcept	
+E	source	0	1	-	-		string	
+E	cost	1	1	-	-		Money	
+T	MedicationKnowledge.drugCharacteristic	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	0	1	-	x	http://hl7.org/fhir/ValueSet/medicationknowledge-characteristic	CodeableConcept	
+E	value	0	1	c	-		CodeableConcept string Quantity base64Binary	198
+T	MedicationKnowledge.ingredient	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	item	1	1	c	-		CodeableConcept Reference(Substance)	
+E	isActive	0	1	-	-		boolean	
+E	strength	0	1	-	-		Ratio	
+T	MedicationKnowledge.kinetics	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	areaUnderCurve	0	*	-	-		Quantity	198
+E	lethalDose50	0	*	-	-		Quantity	198
+E	halfLifePeriod	0	1	-	-		Duration	
+T	MedicationKnowledge.medicineClassification	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	-	-		CodeableConcept	
+E	classification	0	*	-	-		CodeableConcept	
+T	MedicationKnowledge.monitoringProgram	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	0	1	-	-		CodeableConcept	
+E	name	0	1	-	-		string	
+T	MedicationKnowledge.monograph	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	0	1	-	-		CodeableConcept	
+E	source	0	1	-	-		Reference(DocumentReference,Media)	
+T	MedicationKnowledge.packaging	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	0	1	-	x	http://hl7.org/fhir/ValueSet/medicationknowledge-package-type	CodeableConcept	
+E	quantity	0	1	-	-		Quantity	198
+T	MedicationKnowledge.regulatory	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	regulatoryAuthority	1	1	-	-		Reference(Organization)	
+E	substitution	0	*	-	-		MedicationKnowledge.regulatory.substitution	
+E	schedule	0	*	-	-		MedicationKnowledge.regulatory.schedule	
+E	maxDispense	0	1	-	-		MedicationKnowledge.regulatory.maxDispense	
+T	MedicationKnowledge.regulatory.maxDispense	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	quantity	1	1	-	-		Quantity	198
+E	period	0	1	-	-		Duration	
+T	MedicationKnowledge.regulatory.schedule	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	schedule	1	1	-	-		CodeableConcept	
+T	MedicationKnowledge.regulatory.substitution	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	-	-		CodeableConcept	
+E	allowed	1	1	-	-		boolean	
+T	MedicationKnowledge.relatedMedicationKnowledge	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	-	-		CodeableConcept	
+E	reference	1	*	-	-		Reference(MedicationKnowledge)	
+T	MedicationRequest	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	-	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/medicationrequest-status	code	
+E	statusReason	0	1	-	x	http://hl7.org/fhir/ValueSet/medicationrequest-status-reason	CodeableConcept	
+E	intent	1	1	sm	r	http://hl7.org/fhir/ValueSet/medicationrequest-intent	code	
+E	category	0	*	-	x	http://hl7.org/fhir/ValueSet/medicationrequest-category	CodeableConcept	
+E	priority	0	1	s	r	http://hl7.org/fhir/ValueSet/request-priority	code	
+E	doNotPerform	0	1	sm	-		boolean	
+E	reported	0	1	cs	-		boolean Reference(Patient,Practitioner,PractitionerRole,RelatedPerson,Organization)	
+E	medication	1	1	cs	x	http://hl7.org/fhir/ValueSet/medication-codes	CodeableConcept Reference(Medication)	
+E	subject	1	1	s	-		Reference(Patient,Group)	
+E	encounter	0	1	-	-		Reference(Encounter)	
+E	supportingInformation	0	*	-	-		Reference	
+E	authoredOn	0	1	s	-		dateTime	
+E	requester	0	1	s	-		Reference(Practitioner,PractitionerRole,Organization,Patient,RelatedPerson,Device)	
+E	performer	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization,Patient,Device,RelatedPerson,CareTeam)	
+E	performerType	0	1	s	x	http://hl7.org/fhir/ValueSet/performer-role	CodeableConcept	
+E	recorder	0	1	-	-		Reference(Practitioner,PractitionerRole)	
+E	reasonCode	0	*	-	x	http://hl7.org/fhir/ValueSet/condition-code	CodeableConcept	
+E	reasonReference	0	*	-	-		Reference(Condition,Observation)	
+E	instantiatesCanonical	0	*	s	-		canonical	
+E	instantiatesUri	0	*	s	-		uri	
+E	basedOn	0	*	s	-		Reference(CarePlan,MedicationRequest,ServiceRequest,ImmunizationRecommendation)	
+E	groupIdentifier	0	1	s	-		Identifier	
+E	courseOfTherapyType	0	1	-	x	http://hl7.org/fhir/ValueSet/medicationrequest-course-of-therapy	CodeableConcept	
+E	insurance	0	*	-	-		Reference(Coverage,ClaimResponse)	
+E	note	0	*	-	-		Annotation	
+E	dosageInstruction	0	*	-	-		Dosage	
+E	dispenseRequest	0	1	-	-		MedicationRequest.dispenseRequest	
+E	substitution	0	1	-	-		MedicationRequest.substitution	
+E	priorPrescription	0	1	-	-		Reference(MedicationRequest)	
+E	detectedIssue	0	*	-	-		Reference(DetectedIssue)	
+E	eventHistory	0	*	-	-		Reference(Provenance)	
+T	MedicationRequest.dispenseRequest	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	initialFill	0	1	-	-		MedicationRequest.dispenseRequest.initialFill	
+E	dispenseInterval	0	1	-	-		Duration	
+E	validityPeriod	0	1	-	-		Period	
+E	numberOfRepeatsAllowed	0	1	-	-		unsignedInt	
+E	quantity	0	1	-	-		Quantity	198
+E	expectedSupplyDuration	0	1	-	-		Duration	
+E	performer	0	1	-	-		Reference(Organization)	
+T	MedicationRequest.dispenseRequest.initialFill	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	quantity	0	1	-	-		Quantity	198
+E	duration	0	1	-	-		Duration	
+T	MedicationRequest.substitution	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	allowed	1	1	c	x	http://terminology.hl7.org/ValueSet/v3-ActSubstanceAdminSubstitutionCode	boolean CodeableConcept	
+E	reason	0	1	-	x	http://terminology.hl7.org/ValueSet/v3-SubstanceAdminSubstitutionReason	CodeableConcept	
+T	MedicationStatement	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	basedOn	0	*	s	-		Reference(MedicationRequest,CarePlan,ServiceRequest)	
+E	partOf	0	*	s	-		Reference(MedicationAdministration,MedicationDispense,MedicationStatement,Procedure,Observation)	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/medication-statement-status	code	
+E	statusReason	0	*	-	x	http://hl7.org/fhir/ValueSet/reason-medication-status-codes	CodeableConcept	
+E	category	0	1	s	p	http://hl7.org/fhir/ValueSet/medication-statement-category	CodeableConcept	
+E	medication	1	1	cs	x	http://hl7.org/fhir/ValueSet/medication-codes	CodeableConcept Reference(Medication)	
+E	subject	1	1	s	-		Reference(Patient,Group)	
+E	context	0	1	s	-		Reference(Encounter,EpisodeOfCare)	
+E	effective	0	1	cs	-		dateTime Period	
+E	dateAsserted	0	1	s	-		dateTime	
+E	informationSource	0	1	-	-		Reference(Patient,Practitioner,PractitionerRole,RelatedPerson,Organization)	
+E	derivedFrom	0	*	-	-		Reference	
+E	reasonCode	0	*	-	x	http://hl7.org/fhir/ValueSet/condition-code	CodeableConcept	
+E	reasonReference	0	*	-	-		Reference(Condition,Observation,DiagnosticReport)	
+E	note	0	*	-	-		Annotation	
+E	dosage	0	*	-	-		Dosage	
+T	MedicinalProduct	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	type	0	1	s	-		CodeableConcept	
+E	domain	0	1	s	-		Coding	
+E	combinedPharmaceuticalDoseForm	0	1	s	-		CodeableConcept	
+E	legalStatusOfSupply	0	1	s	-		CodeableConcept	
+E	additionalMonitoringIndicator	0	1	s	-		CodeableConcept	
+E	specialMeasures	0	*	s	-		string	
+E	paediatricUseIndicator	0	1	s	-		CodeableConcept	
+E	productClassification	0	*	s	-		CodeableConcept	
+E	marketingStatus	0	*	s	-		MarketingStatus	
+E	pharmaceuticalProduct	0	*	s	-		Reference(MedicinalProductPharmaceutical)	
+E	packagedMedicinalProduct	0	*	s	-		Reference(MedicinalProductPackaged)	
+E	attachedDocument	0	*	s	-		Reference(DocumentReference)	
+E	masterFile	0	*	s	-		Reference(DocumentReference)	
+E	contact	0	*	s	-		Reference(Organization,PractitionerRole)	
+E	clinicalTrial	0	*	s	-		Reference(ResearchStudy)	
+E	name	1	*	s	-		MedicinalProduct.name	
+E	crossReference	0	*	s	-		Identifier	
+E	manufacturingBusinessOperation	0	*	s	-		MedicinalProduct.manufacturingBusinessOperation	
+E	specialDesignation	0	*	s	-		MedicinalProduct.specialDesignation	
+T	MedicinalProduct.manufacturingBusinessOperation	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	operationType	0	1	s	-		CodeableConcept	
+E	authorisationReferenceNumber	0	1	s	-		Identifier	
+E	effectiveDate	0	1	s	-		dateTime	
+E	confidentialityIndicator	0	1	s	-		CodeableConcept	
+E	manufacturer	0	*	s	-		Reference(Organization)	
+E	regulator	0	1	s	-		Reference(Organization)	
+T	MedicinalProduct.name	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	productName	1	1	s	-		string	
+E	namePart	0	*	s	-		MedicinalProduct.name.namePart	
+E	countryLanguage	0	*	s	-		MedicinalProduct.name.countryLanguage	
+T	MedicinalProduct.name.countryLanguage	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	country	1	1	s	-		CodeableConcept	
+E	jurisdiction	0	1	s	-		CodeableConcept	
+E	language	1	1	s	-		CodeableConcept	
+T	MedicinalProduct.name.namePart	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	part	1	1	s	-		string	
+E	type	1	1	s	-		Coding	
+T	MedicinalProduct.specialDesignation	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	type	0	1	s	-		CodeableConcept	
+E	intendedUse	0	1	s	-		CodeableConcept	
+E	indication	0	1	cs	-		CodeableConcept Reference(MedicinalProductIndication)	
+E	status	0	1	s	-		CodeableConcept	
+E	date	0	1	s	-		dateTime	
+E	species	0	1	s	-		CodeableConcept	
+T	MedicinalProductAuthorization	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	subject	0	1	s	-		Reference(MedicinalProduct,MedicinalProductPackaged)	
+E	country	0	*	s	-		CodeableConcept	
+E	jurisdiction	0	*	s	-		CodeableConcept	
+E	status	0	1	s	-		CodeableConcept	
+E	statusDate	0	1	s	-		dateTime	
+E	restoreDate	0	1	s	-		dateTime	
+E	validityPeriod	0	1	s	-		Period	
+E	dataExclusivityPeriod	0	1	s	-		Period	
+E	dateOfFirstAuthorization	0	1	s	-		dateTime	
+E	internationalBirthDate	0	1	s	-		dateTime	
+E	legalBasis	0	1	s	-		CodeableConcept	
+E	jurisdictionalAuthorization	0	*	s	-		MedicinalProductAuthorization.jurisdictionalAuthorization	
+E	holder	0	1	s	-		Reference(Organization)	
+E	regulator	0	1	s	-		Reference(Organization)	
+E	procedure	0	1	s	-		MedicinalProductAuthorization.procedure	
+T	MedicinalProductAuthorization.jurisdictionalAuthorization	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	country	0	1	s	-		CodeableConcept	
+E	jurisdiction	0	*	s	-		CodeableConcept	
+E	legalStatusOfSupply	0	1	s	-		CodeableConcept	
+E	validityPeriod	0	1	s	-		Period	
+T	MedicinalProductAuthorization.procedure	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	identifier	0	1	s	-		Identifier	
+E	type	1	1	s	-		CodeableConcept	
+E	date	0	1	cs	-		Period dateTime	
+E	application	0	*	s	-		MedicinalProductAuthorization.procedure	
+T	MedicinalProductContraindication	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	subject	0	*	s	-		Reference(MedicinalProduct,Medication)	
+E	disease	0	1	s	-		CodeableConcept	
+E	diseaseStatus	0	1	s	-		CodeableConcept	
+E	comorbidity	0	*	s	-		CodeableConcept	
+E	therapeuticIndication	0	*	s	-		Reference(MedicinalProductIndication)	
+E	otherTherapy	0	*	s	-		MedicinalProductContraindication.otherTherapy	
+E	population	0	*	s	-		Population	
+T	MedicinalProductContraindication.otherTherapy	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	therapyRelationshipType	1	1	s	-		CodeableConcept	
+E	medication	1	1	cs	-		CodeableConcept Reference(MedicinalProduct,Medication,Substance,SubstanceSpecification)	
+T	MedicinalProductIndication	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	subject	0	*	s	-		Reference(MedicinalProduct,Medication)	
+E	diseaseSymptomProcedure	0	1	s	-		CodeableConcept	
+E	diseaseStatus	0	1	s	-		CodeableConcept	
+E	comorbidity	0	*	s	-		CodeableConcept	
+E	intendedEffect	0	1	s	-		CodeableConcept	
+E	duration	0	1	s	-		Quantity	
+E	otherTherapy	0	*	s	-		MedicinalProductIndication.otherTherapy	
+E	undesirableEffect	0	*	s	-		Reference(MedicinalProductUndesirableEffect)	
+E	population	0	*	s	-		Population	
+T	MedicinalProductIndication.otherTherapy	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	therapyRelationshipType	1	1	s	-		CodeableConcept	
+E	medication	1	1	cs	-		CodeableConcept Reference(MedicinalProduct,Medication,Substance,SubstanceSpecification)	
+T	MedicinalProductIngredient	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	1	s	-		Identifier	
+E	role	1	1	s	-		CodeableConcept	
+E	allergenicIndicator	0	1	s	-		boolean	
+E	manufacturer	0	*	s	-		Reference(Organization)	
+E	specifiedSubstance	0	*	s	-		MedicinalProductIngredient.specifiedSubstance	
+E	substance	0	1	s	-		MedicinalProductIngredient.substance	
+T	MedicinalProductIngredient.specifiedSubstance	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	1	1	s	-		CodeableConcept	
+E	group	1	1	s	-		CodeableConcept	
+E	confidentiality	0	1	s	-		CodeableConcept	
+E	strength	0	*	s	-		MedicinalProductIngredient.specifiedSubstance.strength	
+T	MedicinalProductIngredient.specifiedSubstance.strength	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	presentation	1	1	s	-		Ratio	
+E	presentationLowLimit	0	1	sm	-		Ratio	
+E	concentration	0	1	s	-		Ratio	
+E	concentrationLowLimit	0	1	sm	-		Ratio	
+E	measurementPoint	0	1	s	-		string	
+E	country	0	*	s	-		CodeableConcept	
+E	referenceStrength	0	*	s	-		MedicinalProductIngredient.specifiedSubstance.strength.referenceStrength	
+T	MedicinalProductIngredient.specifiedSubstance.strength.referenceStrength	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	substance	0	1	s	-		CodeableConcept	
+E	strength	1	1	s	-		Ratio	
+E	strengthLowLimit	0	1	s	-		Ratio	
+E	measurementPoint	0	1	s	-		string	
+E	country	0	*	s	-		CodeableConcept	
+T	MedicinalProductIngredient.substance	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	1	1	s	-		CodeableConcept	
+E	strength	0	*	s	-		MedicinalProductIngredient.specifiedSubstance.strength	
+T	MedicinalProductInteraction	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	subject	0	*	s	-		Reference(MedicinalProduct,Medication,Substance)	
+E	description	0	1	s	-		string	
+E	interactant	0	*	s	-		MedicinalProductInteraction.interactant	
+E	type	0	1	s	-		CodeableConcept	
+E	effect	0	1	s	-		CodeableConcept	
+E	incidence	0	1	s	-		CodeableConcept	
+E	management	0	1	s	-		CodeableConcept	
+T	MedicinalProductInteraction.interactant	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	item	1	1	cs	-		Reference(MedicinalProduct,Medication,Substance,ObservationDefinition) CodeableConcept	
+T	MedicinalProductManufactured	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	manufacturedDoseForm	1	1	s	-		CodeableConcept	
+E	unitOfPresentation	0	1	s	-		CodeableConcept	
+E	quantity	1	1	s	-		Quantity	
+E	manufacturer	0	*	s	-		Reference(Organization)	
+E	ingredient	0	*	s	-		Reference(MedicinalProductIngredient)	
+E	physicalCharacteristics	0	1	s	-		ProdCharacteristic	
+E	otherCharacteristics	0	*	s	-		CodeableConcept	
+T	MedicinalProductPackaged	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	subject	0	*	s	-		Reference(MedicinalProduct)	
+E	description	0	1	s	-		string	
+E	legalStatusOfSupply	0	1	s	-		CodeableConcept	
+E	marketingStatus	0	*	s	-		MarketingStatus	
+E	marketingAuthorization	0	1	s	-		Reference(MedicinalProductAuthorization)	
+E	manufacturer	0	*	s	-		Reference(Organization)	
+E	batchIdentifier	0	*	s	-		MedicinalProductPackaged.batchIdentifier	
+E	packageItem	1	*	s	-		MedicinalProductPackaged.packageItem	
+T	MedicinalProductPackaged.batchIdentifier	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	outerPackaging	1	1	s	-		Identifier	
+E	immediatePackaging	0	1	s	-		Identifier	
+T	MedicinalProductPackaged.packageItem	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	type	1	1	s	-		CodeableConcept	
+E	quantity	1	1	s	-		Quantity	
+E	material	0	*	s	-		CodeableConcept	
+E	alternateMaterial	0	*	s	-		CodeableConcept	
+E	device	0	*	s	-		Reference(DeviceDefinition)	
+E	manufacturedItem	0	*	s	-		Reference(MedicinalProductManufactured)	
+E	packageItem	0	*	s	-		MedicinalProductPackaged.packageItem	
+E	physicalCharacteristics	0	1	s	-		ProdCharacteristic	
+E	otherCharacteristics	0	*	s	-		CodeableConcept	
+E	shelfLifeStorage	0	*	s	-		ProductShelfLife	
+E	manufacturer	0	*	s	-		Reference(Organization)	
+T	MedicinalProductPharmaceutical	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	administrableDoseForm	1	1	s	-		CodeableConcept	
+E	unitOfPresentation	0	1	s	-		CodeableConcept	
+E	ingredient	0	*	s	-		Reference(MedicinalProductIngredient)	
+E	device	0	*	s	-		Reference(DeviceDefinition)	
+E	characteristics	0	*	s	-		MedicinalProductPharmaceutical.characteristics	
+E	routeOfAdministration	1	*	s	-		MedicinalProductPharmaceutical.routeOfAdministration	
+T	MedicinalProductPharmaceutical.characteristics	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	1	1	s	-		CodeableConcept	
+E	status	0	1	s	-		CodeableConcept	
+T	MedicinalProductPharmaceutical.routeOfAdministration	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	1	1	s	-		CodeableConcept	
+E	firstDose	0	1	s	-		Quantity	
+E	maxSingleDose	0	1	s	-		Quantity	
+E	maxDosePerDay	0	1	s	-		Quantity	
+E	maxDosePerTreatmentPeriod	0	1	s	-		Ratio	
+E	maxTreatmentPeriod	0	1	s	-		Duration	
+E	targetSpecies	0	*	s	-		MedicinalProductPharmaceutical.routeOfAdministration.targetSpecies	
+T	MedicinalProductPharmaceutical.routeOfAdministration.targetSpecies	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	1	1	s	-		CodeableConcept	
+E	withdrawalPeriod	0	*	s	-		MedicinalProductPharmaceutical.routeOfAdministration.targetSpecies.withdrawalPeriod	
+T	MedicinalProductPharmaceutical.routeOfAdministration.targetSpecies.withdrawalPeriod	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	tissue	1	1	s	-		CodeableConcept	
+E	value	1	1	s	-		Quantity	
+E	supportingInformation	0	1	s	-		string	
+T	MedicinalProductUndesirableEffect	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	subject	0	*	s	-		Reference(MedicinalProduct,Medication)	
+E	symptomConditionEffect	0	1	s	-		CodeableConcept	
+E	classification	0	1	s	-		CodeableConcept	
+E	frequencyOfOccurrence	0	1	s	-		CodeableConcept	
+E	population	0	*	s	-		Population	
+T	MessageDefinition	r	0	DomainResource	-		52,53,54,55,56,115
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	url	0	1	s	-		uri	
+E	identifier	0	*	s	-		Identifier	
+E	version	0	1	s	-		string	
+E	name	0	1	s	-		string	
+E	title	0	1	s	-		string	
+E	replaces	0	*	s	-		canonical(MessageDefinition)	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	experimental	0	1	s	-		boolean	
+E	date	1	1	s	-		dateTime	
+E	publisher	0	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+E	description	0	1	s	-		markdown	
+E	useContext	0	*	s	-		UsageContext	
+E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept	
+E	purpose	0	1	s	-		markdown	
+E	copyright	0	1	-	-		markdown	
+E	base	0	1	s	-		canonical(MessageDefinition)	
+E	parent	0	*	s	-		canonical(ActivityDefinition,PlanDefinition)	
+E	event	1	1	cs	x	http://hl7.org/fhir/ValueSet/message-events	Coding uri	
+E	category	0	1	s	r	http://hl7.org/fhir/ValueSet/message-significance-category	code	
+E	focus	0	*	s	-		MessageDefinition.focus	
+E	responseRequired	0	1	-	r	http://hl7.org/fhir/ValueSet/messageheader-response-request	code	
+E	allowedResponse	0	*	-	-		MessageDefinition.allowedResponse	
+E	graph	0	*	-	-		canonical(GraphDefinition)	
+T	MessageDefinition.allowedResponse	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	message	1	1	-	-		canonical(MessageDefinition)	
+E	situation	0	1	-	-		markdown	
+T	MessageDefinition.focus	b	0	BackboneElement	-		109
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	1	1	s	r	http://hl7.org/fhir/ValueSet/resource-types	code	
+E	profile	0	1	-	-		canonical(StructureDefinition)	
+E	min	1	1	s	-		unsignedInt	
+E	max	0	1	-	-		string	
+T	MessageHeader	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	event	1	1	cs	x	http://hl7.org/fhir/ValueSet/message-events	Coding uri	
+E	destination	0	*	s	-		MessageHeader.destination	
+E	sender	0	1	s	-		Reference(Practitioner,PractitionerRole,Organization)	
+E	enterer	0	1	s	-		Reference(Practitioner,PractitionerRole)	
+E	author	0	1	s	-		Reference(Practitioner,PractitionerRole)	
+E	source	1	1	s	-		MessageHeader.source	
+E	responsible	0	1	s	-		Reference(Practitioner,PractitionerRole,Organization)	
+E	reason	0	1	s	x	http://hl7.org/fhir/ValueSet/message-reason-encounter	CodeableConcept	
+E	response	0	1	s	-		MessageHeader.response	
+E	focus	0	*	s	-		Reference	
+E	definition	0	1	s	-		canonical(MessageDefinition)	
+T	MessageHeader.destination	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	name	0	1	s	-		string	
+E	target	0	1	s	-		Reference(Device)	
+E	endpoint	1	1	s	-		url	
+E	receiver	0	1	s	-		Reference(Practitioner,PractitionerRole,Organization)	
+T	MessageHeader.response	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	identifier	1	1	s	-		id	
+E	code	1	1	s	r	http://hl7.org/fhir/ValueSet/response-code	code	
+E	details	0	1	s	-		Reference(OperationOutcome)	
+T	MessageHeader.source	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	name	0	1	s	-		string	
+E	software	0	1	s	-		string	
+E	version	0	1	s	-		string	
+E	contact	0	1	s	-		ContactPoint	
+E	endpoint	1	1	s	-		url	
+T	Meta	c	0	Element	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	versionId	0	1	s	-		id	
+E	lastUpdated	0	1	s	-		instant	
+E	source	0	1	s	-		uri	
+E	profile	0	*	s	-		canonical(StructureDefinition)	
+E	security	0	*	s	e	http://hl7.org/fhir/ValueSet/security-labels	Coding	
+E	tag	0	*	s	x	http://hl7.org/fhir/ValueSet/common-tags	Coding	
+T	MolecularSequence	r	0	DomainResource	-		52,53,54,55,56,116
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	type	0	1	s	r	http://hl7.org/fhir/ValueSet/sequence-type	code	
+E	coordinateSystem	1	1	s	-		integer	
+E	patient	0	1	s	-		Reference(Patient)	
+E	specimen	0	1	s	-		Reference(Specimen)	
+E	device	0	1	s	-		Reference(Device)	
+E	performer	0	1	s	-		Reference(Organization)	
+E	quantity	0	1	s	-		Quantity	
+E	referenceSeq	0	1	s	-		MolecularSequence.referenceSeq	
+E	variant	0	*	s	-		MolecularSequence.variant	
+E	observedSeq	0	1	s	-		string	
+E	quality	0	*	s	-		MolecularSequence.quality	
+E	readCoverage	0	1	s	-		integer	
+E	repository	0	*	s	-		MolecularSequence.repository	
+E	pointer	0	*	s	-		Reference(MolecularSequence)	
+E	structureVariant	0	*	s	-		MolecularSequence.structureVariant	
+T	MolecularSequence.quality	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/quality-type	code	
+E	standardSequence	0	1	s	x	http://hl7.org/fhir/ValueSet/sequence-quality-standardSequence	CodeableConcept	
+E	start	0	1	s	-		integer	
+E	end	0	1	s	-		integer	
+E	score	0	1	s	-		Quantity	
+E	method	0	1	s	x	http://hl7.org/fhir/ValueSet/sequence-quality-method	CodeableConcept	
+E	truthTP	0	1	s	-		decimal	
+E	queryTP	0	1	s	-		decimal	
+E	truthFN	0	1	s	-		decimal	
+E	queryFP	0	1	s	-		decimal	
+E	gtFP	0	1	s	-		decimal	
+E	precision	0	1	s	-		decimal	
+E	recall	0	1	s	-		decimal	
+E	fScore	0	1	s	-		decimal	
+E	roc	0	1	s	-		MolecularSequence.quality.roc	
+T	MolecularSequence.quality.roc	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	score	0	*	s	-		integer	
+E	numTP	0	*	s	-		integer	
+E	numFP	0	*	s	-		integer	
+E	numFN	0	*	s	-		integer	
+E	precision	0	*	s	-		decimal	
+E	sensitivity	0	*	s	-		decimal	
+E	fMeasure	0	*	s	-		decimal	
+T	MolecularSequence.referenceSeq	b	0	BackboneElement	-		117,118
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	chromosome	0	1	s	x	http://hl7.org/fhir/ValueSet/chromosome-human	CodeableConcept	
+E	genomeBuild	0	1	s	-		string	
+E	orientation	0	1	s	r	http://hl7.org/fhir/ValueSet/orientation-type	code	
+E	referenceSeqId	0	1	s	x	http://hl7.org/fhir/ValueSet/sequence-referenceSeq	CodeableConcept	
+E	referenceSeqPointer	0	1	s	-		Reference(MolecularSequence)	
+E	referenceSeqString	0	1	s	-		string	
+E	strand	0	1	s	r	http://hl7.org/fhir/ValueSet/strand-type	code	
+E	windowStart	0	1	s	-		integer	
+E	windowEnd	0	1	s	-		integer	
+T	MolecularSequence.repository	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/repository-type	code	
+E	url	0	1	s	-		uri	
+E	name	0	1	s	-		string	
+E	datasetId	0	1	s	-		string	
+E	variantsetId	0	1	s	-		string	
+E	readsetId	0	1	s	-		string	
+T	MolecularSequence.structureVariant	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	variantType	0	1	s	r	http://loinc.org/vs/LL379-9	CodeableConcept	
+E	exact	0	1	s	-		boolean	
+E	length	0	1	s	-		integer	
+E	outer	0	1	s	-		MolecularSequence.structureVariant.outer	
+E	inner	0	1	s	-		MolecularSequence.structureVariant.inner	
+T	MolecularSequence.structureVariant.inner	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	start	0	1	s	-		integer	
+E	end	0	1	s	-		integer	
+T	MolecularSequence.structureVariant.outer	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	start	0	1	s	-		integer	
+E	end	0	1	s	-		integer	
+T	MolecularSequence.variant	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	start	0	1	s	-		integer	
+E	end	0	1	s	-		integer	
+E	observedAllele	0	1	s	-		string	
+E	referenceAllele	0	1	s	-		string	
+E	cigar	0	1	s	-		string	
+E	variantPointer	0	1	s	-		Reference(Observation)	
+T	Money	c	0	Element	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	value	0	1	s	-		decimal	
+E	currency	0	1	s	r	http://hl7.org/fhir/ValueSet/currencies	code	
+T	NamingSystem	r	0	DomainResource	-		52,53,54,55,56,120,121,122
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	name	1	1	s	-		string	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	kind	1	1	s	r	http://hl7.org/fhir/ValueSet/namingsystem-type	code	
+E	date	1	1	s	-		dateTime	
+E	publisher	0	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+E	responsible	0	1	-	-		string	
+E	type	0	1	-	e	http://hl7.org/fhir/ValueSet/identifier-type	CodeableConcept	
+E	description	0	1	-	-		markdown	
+E	useContext	0	*	s	-		UsageContext	
+E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept	
+E	usage	0	1	-	-		string	
+E	uniqueId	1	*	s	-		NamingSystem.uniqueId	
+T	NamingSystem.uniqueId	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/namingsystem-identifier-type	code	
+E	value	1	1	s	-		string	
+E	preferred	0	1	-	-		boolean	
+E	comment	0	1	-	-		string	
+E	period	0	1	-	-		Period	
+T	Narrative	c	0	Element	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	status	1	1	-	r	http://hl7.org/fhir/ValueSet/narrative-status	code	
+E	div	1	1	-	-		xhtml	231,232
+T	NutritionOrder	r	0	DomainResource	-		52,53,54,55,56,119
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	-	-		Identifier	
+E	instantiatesCanonical	0	*	s	-		canonical(ActivityDefinition,PlanDefinition)	
+E	instantiatesUri	0	*	s	-		uri	
+E	instantiates	0	*	-	-		uri	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/request-status	code	
+E	intent	1	1	sm	r	http://hl7.org/fhir/ValueSet/request-intent	code	
+E	patient	1	1	s	-		Reference(Patient)	
+E	encounter	0	1	-	-		Reference(Encounter)	
+E	dateTime	1	1	s	-		dateTime	
+E	orderer	0	1	s	-		Reference(Practitioner,PractitionerRole)	
+E	allergyIntolerance	0	*	-	-		Reference(AllergyIntolerance)	
+E	foodPreferenceModifier	0	*	-	x	http://hl7.org/fhir/ValueSet/encounter-diet	CodeableConcept	
+E	excludeFoodModifier	0	*	-	x	http://hl7.org/fhir/ValueSet/food-type	CodeableConcept	
+E	oralDiet	0	1	-	-		NutritionOrder.oralDiet	
+E	supplement	0	*	-	-		NutritionOrder.supplement	
+E	enteralFormula	0	1	-	-		NutritionOrder.enteralFormula	
+E	note	0	*	-	-		Annotation	
+T	NutritionOrder.enteralFormula	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	baseFormulaType	0	1	s	x	http://hl7.org/fhir/ValueSet/entformula-type	CodeableConcept	
+E	baseFormulaProductName	0	1	-	-		string	
+E	additiveType	0	1	-	x	http://hl7.org/fhir/ValueSet/entformula-additive	CodeableConcept	
+E	additiveProductName	0	1	-	-		string	
+E	caloricDensity	0	1	-	-		Quantity	198
+E	routeofAdministration	0	1	-	e	http://hl7.org/fhir/ValueSet/enteral-route	CodeableConcept	
+E	administration	0	*	-	-		NutritionOrder.enteralFormula.administration	
+E	maxVolumeToDeliver	0	1	-	-		Quantity	198
+E	administrationInstruction	0	1	s	-		string	
+T	NutritionOrder.enteralFormula.administration	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	schedule	0	1	-	-		Timing	
+E	quantity	0	1	-	-		Quantity	198
+E	rate	0	1	c	-		Quantity Ratio	198
+T	NutritionOrder.oralDiet	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	0	*	s	x	http://hl7.org/fhir/ValueSet/diet-type	CodeableConcept	
+E	schedule	0	*	-	-		Timing	
+E	nutrient	0	*	-	-		NutritionOrder.oralDiet.nutrient	
+E	texture	0	*	-	-		NutritionOrder.oralDiet.texture	
+E	fluidConsistencyType	0	*	-	x	http://hl7.org/fhir/ValueSet/consistency-type	CodeableConcept	
+E	instruction	0	1	s	-		string	
+T	NutritionOrder.oralDiet.nutrient	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	modifier	0	1	-	x	http://hl7.org/fhir/ValueSet/nutrient-code	CodeableConcept	
+E	amount	0	1	-	-		Quantity	198
+T	NutritionOrder.oralDiet.texture	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	modifier	0	1	-	x	http://hl7.org/fhir/ValueSet/texture-code	CodeableConcept	
+E	foodType	0	1	-	x	http://hl7.org/fhir/ValueSet/modified-foodtype	CodeableConcept	
+T	NutritionOrder.supplement	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	0	1	s	x	http://hl7.org/fhir/ValueSet/supplement-type	CodeableConcept	
+E	productName	0	1	-	-		string	
+E	schedule	0	*	-	-		Timing	
+E	quantity	0	1	-	-		Quantity	198
+E	instruction	0	1	s	-		string	
 )BEVAN"
-R"BEVAN(E	binding	0	1	-	-		OperationDefinition.parameter.binding
-E	referencedFrom	0	*	-	-		OperationDefinition.parameter.referencedFrom
-E	part	0	*	-	-		OperationDefinition.parameter
-T	OperationDefinition.parameter.binding	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	strength	1	1	-	r	http://hl7.org/fhir/ValueSet/binding-strength	code
-E	valueSet	1	1	-	-		canonical(ValueSet)
-T	OperationDefinition.parameter.referencedFrom	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	source	1	1	-	-		string
-E	sourceId	0	1	-	-		string
-T	OperationOutcome	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	issue	1	*	s	-		OperationOutcome.issue
-T	OperationOutcome.issue	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	severity	1	1	s	r	http://hl7.org/fhir/ValueSet/issue-severity	code
-E	code	1	1	s	r	http://hl7.org/fhir/ValueSet/issue-type	code
-E	details	0	1	s	x	http://hl7.org/fhir/ValueSet/operation-outcome	CodeableConcept
-E	diagnostics	0	1	s	-		string
-E	location	0	*	s	-		string
-E	expression	0	*	s	-		string
-T	Organization	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	active	0	1	sm	-		boolean
-E	type	0	*	s	x	http://hl7.org/fhir/ValueSet/organization-type	CodeableConcept
-E	name	0	1	s	-		string
-E	alias	0	*	-	-		string
-E	telecom	0	*	-	-		ContactPoint
-E	address	0	*	-	-		Address
-E	partOf	0	1	s	-		Reference(Organization)
-E	contact	0	*	-	-		Organization.contact
-E	endpoint	0	*	-	-		Reference(Endpoint)
-T	Organization.contact	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	purpose	0	1	-	e	http://hl7.org/fhir/ValueSet/contactentity-type	CodeableConcept
-E	name	0	1	-	-		HumanName
-E	telecom	0	*	-	-		ContactPoint
-E	address	0	1	-	-		Address
-T	OrganizationAffiliation	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	active	0	1	s	-		boolean
-E	period	0	1	s	-		Period
-E	organization	0	1	s	-		Reference(Organization)
-E	participatingOrganization	0	1	s	-		Reference(Organization)
-E	network	0	*	s	-		Reference(Organization)
-E	code	0	*	s	x	http://hl7.org/fhir/ValueSet/organization-role	CodeableConcept
-E	specialty	0	*	s	p	http://hl7.org/fhir/ValueSet/c80-practice-codes	CodeableConcept
-E	location	0	*	s	-		Reference(Location)
-E	healthcareService	0	*	-	-		Reference(HealthcareService)
-E	telecom	0	*	s	-		ContactPoint
-E	endpoint	0	*	-	-		Reference(Endpoint)
-T	ParameterDefinition	c	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	name	0	1	s	-		code
-E	use	1	1	s	r	http://hl7.org/fhir/ValueSet/operation-parameter-use	code
-E	min	0	1	s	-		integer
-E	max	0	1	s	-		string
-E	documentation	0	1	s	-		string
-E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/all-types	code
-E	profile	0	1	s	-		canonical(StructureDefinition)
-T	Parameters	r	0	Resource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	parameter	0	*	s	-		Parameters.parameter
-T	Parameters.parameter	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	name	1	1	s	-		string
-E	value	0	1	cs	-		base64Binary boolean canonical code date dateTime decimal id instant integer markdown oid positiveInt string time unsignedInt uri url uuid Address Age Annotation Attachment CodeableConcept Coding ContactPoint Count Distance Duration HumanName Identifier Money Period Quantity Range Ratio Reference SampledData Signature Timing ContactDetail Contributor DataRequirement Expression ParameterDefinition RelatedArtifact TriggerDefinition UsageContext Dosage Meta
-E	resource	0	1	s	-		Resource
-E	part	0	*	s	-		Parameters.parameter
-T	Patient	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	active	0	1	sm	-		boolean
-E	name	0	*	s	-		HumanName
-E	telecom	0	*	s	-		ContactPoint
-E	gender	0	1	s	r	http://hl7.org/fhir/ValueSet/administrative-gender	code
-E	birthDate	0	1	s	-		date
-E	deceased	0	1	csm	-		boolean dateTime
-E	address	0	*	s	-		Address
-E	maritalStatus	0	1	-	e	http://hl7.org/fhir/ValueSet/marital-status	CodeableConcept
-E	multipleBirth	0	1	c	-		boolean integer
-E	photo	0	*	-	-		Attachment
-E	contact	0	*	-	-		Patient.contact
-E	communication	0	*	-	-		Patient.communication
-E	generalPractitioner	0	*	-	-		Reference(Organization,Practitioner,PractitionerRole)
-E	managingOrganization	0	1	s	-		Reference(Organization)
-E	link	0	*	sm	-		Patient.link
-T	Patient.communication	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	language	1	1	-	p	http://hl7.org/fhir/ValueSet/languages	CodeableConcept
-E	preferred	0	1	-	-		boolean
-T	Patient.contact	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	relationship	0	*	-	e	http://hl7.org/fhir/ValueSet/patient-contactrelationship	CodeableConcept
-E	name	0	1	-	-		HumanName
-E	telecom	0	*	-	-		ContactPoint
-E	address	0	1	-	-		Address
-E	gender	0	1	-	r	http://hl7.org/fhir/ValueSet/administrative-gender	code
-E	organization	0	1	-	-		Reference(Organization)
-E	period	0	1	-	-		Period
-T	Patient.link	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	other	1	1	s	-		Reference(Patient,RelatedPerson)
-E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/link-type	code
-T	PaymentNotice	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	-	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/fm-status	code
-E	request	0	1	-	-		Reference
-E	response	0	1	-	-		Reference
-E	created	1	1	s	-		dateTime
-E	provider	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization)
-E	payment	1	1	s	-		Reference(PaymentReconciliation)
-E	paymentDate	0	1	-	-		date
-E	payee	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization)
-E	recipient	1	1	s	-		Reference(Organization)
-E	amount	1	1	s	-		Money
-E	paymentStatus	0	1	-	x	http://hl7.org/fhir/ValueSet/payment-status	CodeableConcept
-T	PaymentReconciliation	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	-	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/fm-status	code
-E	period	0	1	s	-		Period
-E	created	1	1	s	-		dateTime
-E	paymentIssuer	0	1	s	-		Reference(Organization)
-E	request	0	1	-	-		Reference(Task)
-E	requestor	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization)
-E	outcome	0	1	-	r	http://hl7.org/fhir/ValueSet/remittance-outcome	code
-E	disposition	0	1	-	-		string
-E	paymentDate	1	1	s	-		date
-E	paymentAmount	1	1	s	-		Money
-E	paymentIdentifier	0	1	-	-		Identifier
-E	detail	0	*	-	-		PaymentReconciliation.detail
-E	formCode	0	1	-	x	http://hl7.org/fhir/ValueSet/forms	CodeableConcept
-E	processNote	0	*	-	-		PaymentReconciliation.processNote
-T	PaymentReconciliation.detail	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	identifier	0	1	-	-		Identifier
-E	predecessor	0	1	-	-		Identifier
-E	type	1	1	-	x	http://hl7.org/fhir/ValueSet/payment-type	CodeableConcept
-E	request	0	1	-	-		Reference
-E	submitter	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization)
-E	response	0	1	-	-		Reference
-E	date	0	1	-	-		date
-E	responsible	0	1	-	-		Reference(PractitionerRole)
-E	payee	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization)
-E	amount	0	1	-	-		Money
-T	PaymentReconciliation.processNote	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	0	1	-	r	http://hl7.org/fhir/ValueSet/note-type	code
-E	text	0	1	-	-		string
-T	Period	c	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	start	0	1	s	-		dateTime
-E	end	0	1	s	-		dateTime
-T	Person	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	-	-		Identifier
-E	name	0	*	s	-		HumanName
-E	telecom	0	*	s	-		ContactPoint
-E	gender	0	1	s	r	http://hl7.org/fhir/ValueSet/administrative-gender	code
-E	birthDate	0	1	s	-		date
-E	address	0	*	-	-		Address
-E	photo	0	1	-	-		Attachment
-E	managingOrganization	0	1	s	-		Reference(Organization)
-E	active	0	1	sm	-		boolean
-E	link	0	*	-	-		Person.link
-T	Person.link	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	target	1	1	-	-		Reference(Patient,Practitioner,RelatedPerson,Person)
-E	assurance	0	1	-	r	http://hl7.org/fhir/ValueSet/identity-assuranceLevel	code
-T	PlanDefinition	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	url	0	1	s	-		uri
-E	identifier	0	*	s	-		Identifier
-E	version	0	1	s	-		string
-E	name	0	1	s	-		string
-E	title	0	1	s	-		string
-E	subtitle	0	1	-	-		string
-E	type	0	1	s	e	http://hl7.org/fhir/ValueSet/plan-definition-type	CodeableConcept
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	experimental	0	1	s	-		boolean
-E	subject	0	1	c	e	http://hl7.org/fhir/ValueSet/subject-type	CodeableConcept Reference(Group)
-E	date	0	1	s	-		dateTime
-E	publisher	0	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-E	description	0	1	s	-		markdown
-E	useContext	0	*	s	-		UsageContext
-E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept
-E	purpose	0	1	-	-		markdown
-E	usage	0	1	-	-		string
-E	copyright	0	1	-	-		markdown
-E	approvalDate	0	1	-	-		date
-E	lastReviewDate	0	1	-	-		date
-E	effectivePeriod	0	1	s	-		Period
-E	topic	0	*	-	x	http://hl7.org/fhir/ValueSet/definition-topic	CodeableConcept
-E	author	0	*	-	-		ContactDetail
-E	editor	0	*	-	-		ContactDetail
-E	reviewer	0	*	-	-		ContactDetail
-E	endorser	0	*	-	-		ContactDetail
-E	relatedArtifact	0	*	-	-		RelatedArtifact
-E	library	0	*	-	-		canonical(Library)
-E	goal	0	*	-	-		PlanDefinition.goal
-E	action	0	*	-	-		PlanDefinition.action
-T	PlanDefinition.action	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	prefix	0	1	-	-		string
-E	title	0	1	-	-		string
-E	description	0	1	-	-		string
-E	textEquivalent	0	1	-	-		string
-E	priority	0	1	-	r	http://hl7.org/fhir/ValueSet/request-priority	code
-E	code	0	*	-	-		CodeableConcept
-E	reason	0	*	-	-		CodeableConcept
-E	documentation	0	*	-	-		RelatedArtifact
-E	goalId	0	*	-	-		id
-E	subject	0	1	c	e	http://hl7.org/fhir/ValueSet/subject-type	CodeableConcept Reference(Group)
-E	trigger	0	*	-	-		TriggerDefinition
-E	condition	0	*	-	-		PlanDefinition.action.condition
-E	input	0	*	-	-		DataRequirement
-E	output	0	*	-	-		DataRequirement
-E	relatedAction	0	*	-	-		PlanDefinition.action.relatedAction
-E	timing	0	1	c	-		dateTime Age Period Duration Range Timing
-E	participant	0	*	-	-		PlanDefinition.action.participant
-E	type	0	1	-	e	http://hl7.org/fhir/ValueSet/action-type	CodeableConcept
-E	groupingBehavior	0	1	-	r	http://hl7.org/fhir/ValueSet/action-grouping-behavior	code
-E	selectionBehavior	0	1	-	r	http://hl7.org/fhir/ValueSet/action-selection-behavior	code
-E	requiredBehavior	0	1	-	r	http://hl7.org/fhir/ValueSet/action-required-behavior	code
-E	precheckBehavior	0	1	-	r	http://hl7.org/fhir/ValueSet/action-precheck-behavior	code
-E	cardinalityBehavior	0	1	-	r	http://hl7.org/fhir/ValueSet/action-cardinality-behavior	code
-E	definition	0	1	c	-		canonical(ActivityDefinition,PlanDefinition,Questionnaire) uri
-E	transform	0	1	-	-		canonical(StructureMap)
-E	dynamicValue	0	*	-	-		PlanDefinition.action.dynamicValue
-E	action	0	*	-	-		PlanDefinition.action
-T	PlanDefinition.action.condition	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	kind	1	1	-	r	http://hl7.org/fhir/ValueSet/action-condition-kind	code
-E	expression	0	1	-	-		Expression
-T	PlanDefinition.action.dynamicValue	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	path	0	1	-	-		string
-E	expression	0	1	-	-		Expression
-T	PlanDefinition.action.participant	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	-	r	http://hl7.org/fhir/ValueSet/action-participant-type	code
-E	role	0	1	-	x	http://hl7.org/fhir/ValueSet/action-participant-role	CodeableConcept
-T	PlanDefinition.action.relatedAction	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	actionId	1	1	-	-		id
-E	relationship	1	1	-	r	http://hl7.org/fhir/ValueSet/action-relationship-type	code
-E	offset	0	1	c	-		Duration Range
-T	PlanDefinition.goal	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	category	0	1	-	x	http://hl7.org/fhir/ValueSet/goal-category	CodeableConcept
-E	description	1	1	-	x	http://hl7.org/fhir/ValueSet/clinical-findings	CodeableConcept
-E	priority	0	1	-	p	http://hl7.org/fhir/ValueSet/goal-priority	CodeableConcept
-E	start	0	1	-	x	http://hl7.org/fhir/ValueSet/goal-start-event	CodeableConcept
-E	addresses	0	*	-	x	http://hl7.org/fhir/ValueSet/condition-code	CodeableConcept
-E	documentation	0	*	-	-		RelatedArtifact
-E	target	0	*	-	-		PlanDefinition.goal.target
-T	PlanDefinition.goal.target	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	measure	0	1	-	x	http://hl7.org/fhir/ValueSet/observation-codes	CodeableConcept
-E	detail	0	1	c	-		Quantity Range CodeableConcept
-E	due	0	1	-	-		Duration
-T	Population	c	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	age	0	1	cs	-		Range CodeableConcept
-E	gender	0	1	s	-		CodeableConcept
-E	race	0	1	s	-		CodeableConcept
-E	physiologicalCondition	0	1	s	-		CodeableConcept
-T	Practitioner	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	active	0	1	s	-		boolean
-E	name	0	*	s	-		HumanName
-E	telecom	0	*	s	-		ContactPoint
-E	address	0	*	s	-		Address
-E	gender	0	1	s	r	http://hl7.org/fhir/ValueSet/administrative-gender	code
-E	birthDate	0	1	s	-		date
-E	photo	0	*	-	-		Attachment
-E	qualification	0	*	-	-		Practitioner.qualification
-E	communication	0	*	-	p	http://hl7.org/fhir/ValueSet/languages	CodeableConcept
-T	Practitioner.qualification	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	identifier	0	*	-	-		Identifier
-E	code	1	1	-	x	http://terminology.hl7.org/ValueSet/v2-2.7-0360	CodeableConcept
-E	period	0	1	-	-		Period
-E	issuer	0	1	-	-		Reference(Organization)
-T	PractitionerRole	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	active	0	1	s	-		boolean
-E	period	0	1	s	-		Period
-E	practitioner	0	1	s	-		Reference(Practitioner)
-E	organization	0	1	s	-		Reference(Organization)
-E	code	0	*	s	x	http://hl7.org/fhir/ValueSet/practitioner-role	CodeableConcept
-E	specialty	0	*	s	p	http://hl7.org/fhir/ValueSet/c80-practice-codes	CodeableConcept
-E	location	0	*	s	-		Reference(Location)
-E	healthcareService	0	*	-	-		Reference(HealthcareService)
-E	telecom	0	*	s	-		ContactPoint
-E	availableTime	0	*	-	-		PractitionerRole.availableTime
-E	notAvailable	0	*	-	-		PractitionerRole.notAvailable
-E	availabilityExceptions	0	1	-	-		string
-E	endpoint	0	*	-	-		Reference(Endpoint)
-T	PractitionerRole.availableTime	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	daysOfWeek	0	*	-	r	http://hl7.org/fhir/ValueSet/days-of-week	code
-E	allDay	0	1	-	-		boolean
-E	availableStartTime	0	1	-	-		time
-E	availableEndTime	0	1	-	-		time
-T	PractitionerRole.notAvailable	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	description	1	1	-	-		string
-E	during	0	1	-	-		Period
-T	Procedure	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	instantiatesCanonical	0	*	s	-		canonical(PlanDefinition,ActivityDefinition,Measure,OperationDefinition,Questionnaire)
-E	instantiatesUri	0	*	s	-		uri
-E	basedOn	0	*	s	-		Reference(CarePlan,ServiceRequest)
-E	partOf	0	*	s	-		Reference(Procedure,Observation,MedicationAdministration)
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/event-status	code
-E	statusReason	0	1	s	x	http://hl7.org/fhir/ValueSet/procedure-not-performed-reason	CodeableConcept
-E	category	0	1	s	x	http://hl7.org/fhir/ValueSet/procedure-category	CodeableConcept
-E	code	0	1	s	x	http://hl7.org/fhir/ValueSet/procedure-code	CodeableConcept
-E	subject	1	1	s	-		Reference(Patient,Group)
-E	encounter	0	1	s	-		Reference(Encounter)
-E	performed	0	1	cs	-		dateTime Period string Age Range
-E	recorder	0	1	s	-		Reference(Patient,RelatedPerson,Practitioner,PractitionerRole)
-E	asserter	0	1	s	-		Reference(Patient,RelatedPerson,Practitioner,PractitionerRole)
-E	performer	0	*	s	-		Procedure.performer
-E	location	0	1	s	-		Reference(Location)
-E	reasonCode	0	*	s	x	http://hl7.org/fhir/ValueSet/procedure-reason	CodeableConcept
-E	reasonReference	0	*	s	-		Reference(Condition,Observation,Procedure,DiagnosticReport,DocumentReference)
-E	bodySite	0	*	s	x	http://hl7.org/fhir/ValueSet/body-site	CodeableConcept
-E	outcome	0	1	s	x	http://hl7.org/fhir/ValueSet/procedure-outcome	CodeableConcept
-E	report	0	*	-	-		Reference(DiagnosticReport,DocumentReference,Composition)
-E	complication	0	*	-	x	http://hl7.org/fhir/ValueSet/condition-code	CodeableConcept
-E	complicationDetail	0	*	-	-		Reference(Condition)
-E	followUp	0	*	-	x	http://hl7.org/fhir/ValueSet/procedure-followup	CodeableConcept
-E	note	0	*	-	-		Annotation
-E	focalDevice	0	*	-	-		Procedure.focalDevice
-E	usedReference	0	*	-	-		Reference(Device,Medication,Substance)
-E	usedCode	0	*	-	x	http://hl7.org/fhir/ValueSet/device-kind	CodeableConcept
-T	Procedure.focalDevice	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	action	0	1	-	p	http://hl7.org/fhir/ValueSet/device-action	CodeableConcept
-E	manipulated	1	1	-	-		Reference(Device)
-T	Procedure.performer	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	function	0	1	s	x	http://hl7.org/fhir/ValueSet/performer-role	CodeableConcept
-E	actor	1	1	s	-		Reference(Practitioner,PractitionerRole,Organization,Patient,RelatedPerson,Device)
-E	onBehalfOf	0	1	-	-		Reference(Organization)
-T	ProdCharacteristic	c	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	height	0	1	s	-		Quantity
-E	width	0	1	s	-		Quantity
-E	depth	0	1	s	-		Quantity
-E	weight	0	1	s	-		Quantity
-E	nominalVolume	0	1	s	-		Quantity
-E	externalDiameter	0	1	s	-		Quantity
-E	shape	0	1	s	-		string
-E	color	0	*	s	-		string
-E	imprint	0	*	s	-		string
-E	image	0	*	s	-		Attachment
-E	scoring	0	1	s	-		CodeableConcept
-T	ProductShelfLife	c	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	identifier	0	1	s	-		Identifier
-E	type	1	1	s	-		CodeableConcept
-E	period	1	1	s	-		Quantity
-E	specialPrecautionsForStorage	0	*	s	-		CodeableConcept
-T	Provenance	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	target	1	*	s	-		Reference
-E	occurred	0	1	c	-		Period dateTime
-E	recorded	1	1	s	-		instant
-E	policy	0	*	-	-		uri
-E	location	0	1	-	-		Reference(Location)
-E	reason	0	*	-	e	http://terminology.hl7.org/ValueSet/v3-PurposeOfUse	CodeableConcept
-E	activity	0	1	-	e	http://hl7.org/fhir/ValueSet/provenance-activity-type	CodeableConcept
-E	agent	1	*	-	-		Provenance.agent
-E	entity	0	*	-	-		Provenance.entity
-E	signature	0	*	-	-		Signature
-T	Provenance.agent	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	0	1	s	e	http://hl7.org/fhir/ValueSet/provenance-agent-type	CodeableConcept
-E	role	0	*	-	x	http://hl7.org/fhir/ValueSet/security-role-type	CodeableConcept
-E	who	1	1	s	-		Reference(Practitioner,PractitionerRole,RelatedPerson,Patient,Device,Organization)
-E	onBehalfOf	0	1	-	-		Reference(Practitioner,PractitionerRole,RelatedPerson,Patient,Device,Organization)
-T	Provenance.entity	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	role	1	1	s	r	http://hl7.org/fhir/ValueSet/provenance-entity-role	code
-E	what	1	1	s	-		Reference
-E	agent	0	*	-	-		Provenance.agent
-T	Quantity	c	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	value	0	1	s	-		decimal
-E	comparator	0	1	sm	r	http://hl7.org/fhir/ValueSet/quantity-comparator	code
-E	unit	0	1	s	-		string
-E	system	0	1	s	-		uri
-E	code	0	1	s	-		code
-T	Questionnaire	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	url	0	1	s	-		uri
-E	identifier	0	*	s	-		Identifier
-E	version	0	1	s	-		string
-E	name	0	1	s	-		string
-E	title	0	1	s	-		string
-E	derivedFrom	0	*	-	-		canonical(Questionnaire)
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	experimental	0	1	s	-		boolean
-E	subjectType	0	*	s	r	http://hl7.org/fhir/ValueSet/resource-types	code
-E	date	0	1	s	-		dateTime
-E	publisher	0	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-E	description	0	1	-	-		markdown
-E	useContext	0	*	s	-		UsageContext
-E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept
-E	purpose	0	1	-	-		markdown
-E	copyright	0	1	-	-		markdown
-E	approvalDate	0	1	-	-		date
-E	lastReviewDate	0	1	-	-		date
-E	effectivePeriod	0	1	s	-		Period
-E	code	0	*	s	x	http://hl7.org/fhir/ValueSet/questionnaire-questions	Coding
-E	item	0	*	-	-		Questionnaire.item
-T	Questionnaire.item	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	linkId	1	1	-	-		string
-E	definition	0	1	-	-		uri
-E	code	0	*	-	x	http://hl7.org/fhir/ValueSet/questionnaire-questions	Coding
-E	prefix	0	1	-	-		string
-E	text	0	1	-	-		string
-E	type	1	1	-	r	http://hl7.org/fhir/ValueSet/item-type	code
-E	enableWhen	0	*	m	-		Questionnaire.item.enableWhen
-E	enableBehavior	0	1	-	r	http://hl7.org/fhir/ValueSet/questionnaire-enable-behavior	code
-E	required	0	1	-	-		boolean
-E	repeats	0	1	-	-		boolean
-E	readOnly	0	1	-	-		boolean
-E	maxLength	0	1	-	-		integer
-E	answerValueSet	0	1	-	-		canonical(ValueSet)
-E	answerOption	0	*	-	-		Questionnaire.item.answerOption
-E	initial	0	*	-	-		Questionnaire.item.initial
-E	item	0	*	-	-		Questionnaire.item
-T	Questionnaire.item.answerOption	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	value	1	1	c	x	http://hl7.org/fhir/ValueSet/questionnaire-answers	integer date time string Coding Reference
-E	initialSelected	0	1	-	-		boolean
-T	Questionnaire.item.enableWhen	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	question	1	1	-	-		string
-E	operator	1	1	-	r	http://hl7.org/fhir/ValueSet/questionnaire-enable-operator	code
-E	answer	1	1	c	x	http://hl7.org/fhir/ValueSet/questionnaire-answers	boolean decimal integer date dateTime time string Coding Quantity Reference
-T	Questionnaire.item.initial	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	value	1	1	c	x	http://hl7.org/fhir/ValueSet/questionnaire-answers	boolean decimal integer date dateTime time string uri Attachment Coding Quantity Reference
-T	QuestionnaireResponse	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	1	s	-		Identifier
-E	basedOn	0	*	s	-		Reference(CarePlan,ServiceRequest)
-E	partOf	0	*	s	-		Reference(Observation,Procedure)
-E	questionnaire	0	1	s	-		canonical(Questionnaire)
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/questionnaire-answers-status	code
-E	subject	0	1	s	-		Reference
-E	encounter	0	1	s	-		Reference(Encounter)
-E	authored	0	1	s	-		dateTime
-E	author	0	1	s	-		Reference(Device,Practitioner,PractitionerRole,Patient,RelatedPerson,Organization)
-E	source	0	1	s	-		Reference(Patient,Practitioner,PractitionerRole,RelatedPerson)
-E	item	0	*	-	-		QuestionnaireResponse.item
-T	QuestionnaireResponse.item	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	linkId	1	1	-	-		string
-E	definition	0	1	-	-		uri
-E	text	0	1	-	-		string
-E	answer	0	*	-	-		QuestionnaireResponse.item.answer
-E	item	0	*	-	-		QuestionnaireResponse.item
-T	QuestionnaireResponse.item.answer	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	value	0	1	c	x	http://hl7.org/fhir/ValueSet/questionnaire-answers	boolean decimal integer date dateTime time string uri Attachment Coding Quantity Reference
-E	item	0	*	-	-		QuestionnaireResponse.item
-T	Range	c	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	low	0	1	s	-		Quantity
-E	high	0	1	s	-		Quantity
-T	Ratio	c	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	numerator	0	1	s	-		Quantity
-E	denominator	0	1	s	-		Quantity
-T	Reference	c	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	reference	0	1	s	-		string
-E	type	0	1	s	e	http://hl7.org/fhir/ValueSet/resource-types	uri
-E	identifier	0	1	s	-		Identifier
-E	display	0	1	s	-		string
-T	RelatedArtifact	c	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/related-artifact-type	code
-E	label	0	1	s	-		string
-E	display	0	1	s	-		string
-E	citation	0	1	s	-		markdown
-E	url	0	1	s	-		url
-E	document	0	1	s	-		Attachment
-E	resource	0	1	s	-		canonical
-T	RelatedPerson	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	active	0	1	sm	-		boolean
-E	patient	1	1	s	-		Reference(Patient)
-E	relationship	0	*	s	p	http://hl7.org/fhir/ValueSet/relatedperson-relationshiptype	CodeableConcept
-E	name	0	*	s	-		HumanName
-E	telecom	0	*	s	-		ContactPoint
-E	gender	0	1	s	r	http://hl7.org/fhir/ValueSet/administrative-gender	code
-E	birthDate	0	1	s	-		date
-E	address	0	*	s	-		Address
-E	photo	0	*	-	-		Attachment
-E	period	0	1	-	-		Period
-E	communication	0	*	-	-		RelatedPerson.communication
-T	RelatedPerson.communication	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	language	1	1	-	p	http://hl7.org/fhir/ValueSet/languages	CodeableConcept
-E	preferred	0	1	-	-		boolean
-T	RequestGroup	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	instantiatesCanonical	0	*	s	-		canonical
-E	instantiatesUri	0	*	s	-		uri
-E	basedOn	0	*	-	-		Reference
-E	replaces	0	*	-	-		Reference
-E	groupIdentifier	0	1	s	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/request-status	code
-E	intent	1	1	sm	r	http://hl7.org/fhir/ValueSet/request-intent	code
-E	priority	0	1	s	r	http://hl7.org/fhir/ValueSet/request-priority	code
-E	code	0	1	s	-		CodeableConcept
-E	subject	0	1	-	-		Reference(Patient,Group)
-E	encounter	0	1	-	-		Reference(Encounter)
-E	authoredOn	0	1	-	-		dateTime
-E	author	0	1	-	-		Reference(Device,Practitioner,PractitionerRole)
-E	reasonCode	0	*	-	-		CodeableConcept
-E	reasonReference	0	*	-	-		Reference(Condition,Observation,DiagnosticReport,DocumentReference)
-E	note	0	*	-	-		Annotation
-E	action	0	*	-	-		RequestGroup.action
-T	RequestGroup.action	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	prefix	0	1	-	-		string
-E	title	0	1	-	-		string
-E	description	0	1	s	-		string
-E	textEquivalent	0	1	s	-		string
-E	priority	0	1	-	r	http://hl7.org/fhir/ValueSet/request-priority	code
-E	code	0	*	-	-		CodeableConcept
-E	documentation	0	*	-	-		RelatedArtifact
-E	condition	0	*	-	-		RequestGroup.action.condition
-E	relatedAction	0	*	-	-		RequestGroup.action.relatedAction
-E	timing	0	1	c	-		dateTime Age Period Duration Range Timing
-E	participant	0	*	-	-		Reference(Patient,Practitioner,PractitionerRole,RelatedPerson,Device)
-E	type	0	1	-	e	http://hl7.org/fhir/ValueSet/action-type	CodeableConcept
-E	groupingBehavior	0	1	-	r	http://hl7.org/fhir/ValueSet/action-grouping-behavior	code
-E	selectionBehavior	0	1	-	r	http://hl7.org/fhir/ValueSet/action-selection-behavior	code
-E	requiredBehavior	0	1	-	r	http://hl7.org/fhir/ValueSet/action-required-behavior	code
-E	precheckBehavior	0	1	-	r	http://hl7.org/fhir/ValueSet/action-precheck-behavior	code
-E	cardinalityBehavior	0	1	-	r	http://hl7.org/fhir/ValueSet/action-cardinality-behavior	code
-E	resource	0	1	-	-		Reference
-E	action	0	*	-	-		RequestGroup.action
-T	RequestGroup.action.condition	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	kind	1	1	-	r	http://hl7.org/fhir/ValueSet/action-condition-kind	code
-E	expression	0	1	-	-		Expression
-T	RequestGroup.action.relatedAction	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	actionId	1	1	-	-		id
-E	relationship	1	1	-	r	http://hl7.org/fhir/ValueSet/action-relationship-type	code
-E	offset	0	1	c	-		Duration Range
-T	ResearchDefinition	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	url	0	1	s	-		uri
-E	identifier	0	*	s	-		Identifier
-E	version	0	1	s	-		string
-E	name	0	1	s	-		string
-E	title	0	1	s	-		string
-E	shortTitle	0	1	-	-		string
-E	subtitle	0	1	-	-		string
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	experimental	0	1	s	-		boolean
-E	subject	0	1	c	e	http://hl7.org/fhir/ValueSet/subject-type	CodeableConcept Reference(Group)
-E	date	0	1	s	-		dateTime
-E	publisher	0	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-E	description	0	1	s	-		markdown
-E	comment	0	*	-	-		string
-E	useContext	0	*	s	-		UsageContext
-E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept
-E	purpose	0	1	-	-		markdown
-E	usage	0	1	-	-		string
-E	copyright	0	1	-	-		markdown
-E	approvalDate	0	1	-	-		date
-E	lastReviewDate	0	1	-	-		date
-E	effectivePeriod	0	1	s	-		Period
-E	topic	0	*	-	x	http://hl7.org/fhir/ValueSet/definition-topic	CodeableConcept
-E	author	0	*	-	-		ContactDetail
-E	editor	0	*	-	-		ContactDetail
-E	reviewer	0	*	-	-		ContactDetail
-E	endorser	0	*	-	-		ContactDetail
-E	relatedArtifact	0	*	-	-		RelatedArtifact
-E	library	0	*	-	-		canonical(Library)
-E	population	1	1	s	-		Reference(ResearchElementDefinition)
-E	exposure	0	1	s	-		Reference(ResearchElementDefinition)
-E	exposureAlternative	0	1	s	-		Reference(ResearchElementDefinition)
-E	outcome	0	1	s	-		Reference(ResearchElementDefinition)
-T	ResearchElementDefinition	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	url	0	1	s	-		uri
-E	identifier	0	*	s	-		Identifier
-E	version	0	1	s	-		string
-E	name	0	1	s	-		string
-E	title	0	1	s	-		string
-E	shortTitle	0	1	s	-		string
-E	subtitle	0	1	-	-		string
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	experimental	0	1	s	-		boolean
-E	subject	0	1	c	e	http://hl7.org/fhir/ValueSet/subject-type	CodeableConcept Reference(Group)
-E	date	0	1	s	-		dateTime
-E	publisher	0	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-E	description	0	1	s	-		markdown
-E	comment	0	*	-	-		string
-E	useContext	0	*	s	-		UsageContext
-E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept
-E	purpose	0	1	-	-		markdown
-E	usage	0	1	-	-		string
-E	copyright	0	1	-	-		markdown
-E	approvalDate	0	1	-	-		date
-E	lastReviewDate	0	1	-	-		date
-E	effectivePeriod	0	1	s	-		Period
-E	topic	0	*	-	x	http://hl7.org/fhir/ValueSet/definition-topic	CodeableConcept
-E	author	0	*	-	-		ContactDetail
-E	editor	0	*	-	-		ContactDetail
-E	reviewer	0	*	-	-		ContactDetail
-E	endorser	0	*	-	-		ContactDetail
-E	relatedArtifact	0	*	-	-		RelatedArtifact
-E	library	0	*	-	-		canonical(Library)
-E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/research-element-type	code
-E	variableType	0	1	-	r	http://hl7.org/fhir/ValueSet/variable-type	code
-E	characteristic	1	*	s	-		ResearchElementDefinition.characteristic
-T	ResearchElementDefinition.characteristic	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	definition	1	1	cs	-		CodeableConcept canonical(ValueSet) Expression DataRequirement
-E	usageContext	0	*	-	-		UsageContext
-E	exclude	0	1	-	-		boolean
-E	unitOfMeasure	0	1	-	r	http://hl7.org/fhir/ValueSet/ucum-units	CodeableConcept
-E	studyEffectiveDescription	0	1	-	-		string
-E	studyEffective	0	1	c	-		dateTime Period Duration Timing
-E	studyEffectiveTimeFromStart	0	1	-	-		Duration
-E	studyEffectiveGroupMeasure	0	1	-	r	http://hl7.org/fhir/ValueSet/group-measure	code
-E	participantEffectiveDescription	0	1	-	-		string
-E	participantEffective	0	1	c	-		dateTime Period Duration Timing
-E	participantEffectiveTimeFromStart	0	1	-	-		Duration
-E	participantEffectiveGroupMeasure	0	1	-	r	http://hl7.org/fhir/ValueSet/group-measure	code
-T	ResearchStudy	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	title	0	1	s	-		string
-E	protocol	0	*	s	-		Reference(PlanDefinition)
-E	partOf	0	*	s	-		Reference(ResearchStudy)
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/research-study-status	code
-E	primaryPurposeType	0	1	s	e	http://hl7.org/fhir/ValueSet/research-study-prim-purp-type	CodeableConcept
-E	phase	0	1	s	x	http://hl7.org/fhir/ValueSet/research-study-phase	CodeableConcept
-E	category	0	*	s	x		CodeableConcept
-E	focus	0	*	s	x		CodeableConcept
-E	condition	0	*	s	x	http://hl7.org/fhir/ValueSet/condition-code	CodeableConcept
-E	contact	0	*	s	-		ContactDetail
-E	relatedArtifact	0	*	-	-		RelatedArtifact
-E	keyword	0	*	s	x		CodeableConcept
-E	location	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept
-E	description	0	1	-	-		markdown
-E	enrollment	0	*	s	-		Reference(Group)
-E	period	0	1	s	-		Period
-E	sponsor	0	1	s	-		Reference(Organization)
-E	principalInvestigator	0	1	s	-		Reference(Practitioner,PractitionerRole)
-E	site	0	*	s	-		Reference(Location)
-E	reasonStopped	0	1	s	x	http://hl7.org/fhir/ValueSet/research-study-reason-stopped	CodeableConcept
-E	note	0	*	-	-		Annotation
-E	arm	0	*	-	-		ResearchStudy.arm
-E	objective	0	*	-	-		ResearchStudy.objective
-T	ResearchStudy.arm	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	name	1	1	-	-		string
-E	type	0	1	-	-		CodeableConcept
-E	description	0	1	-	-		string
-T	ResearchStudy.objective	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	name	0	1	-	-		string
-E	type	0	1	-	p	http://hl7.org/fhir/ValueSet/research-study-objective-type	CodeableConcept
-T	ResearchSubject	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/research-subject-status	code
-E	period	0	1	s	-		Period
-E	study	1	1	s	-		Reference(ResearchStudy)
-E	individual	1	1	s	-		Reference(Patient)
-E	assignedArm	0	1	-	-		string
-E	actualArm	0	1	-	-		string
-E	consent	0	1	-	-		Reference(Consent)
-T	Resource	r	1		-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-T	RiskAssessment	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	basedOn	0	1	-	-		Reference
-E	parent	0	1	-	-		Reference
-E	status	1	1	s	r	http://hl7.org/fhir/ValueSet/observation-status	code
-E	method	0	1	s	x		CodeableConcept
-E	code	0	1	s	-		CodeableConcept
-E	subject	1	1	s	-		Reference(Patient,Group)
-E	encounter	0	1	s	-		Reference(Encounter)
-E	occurrence	0	1	cs	-		dateTime Period
-E	condition	0	1	s	-		Reference(Condition)
-E	performer	0	1	s	-		Reference(Practitioner,PractitionerRole,Device)
-E	reasonCode	0	*	-	-		CodeableConcept
-E	reasonReference	0	*	-	-		Reference(Condition,Observation,DiagnosticReport,DocumentReference)
-E	basis	0	*	-	-		Reference
-E	prediction	0	*	-	-		RiskAssessment.prediction
-E	mitigation	0	1	-	-		string
-E	note	0	*	-	-		Annotation
-T	RiskAssessment.prediction	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	outcome	0	1	-	x		CodeableConcept
-E	probability	0	1	c	-		decimal Range
-E	qualitativeRisk	0	1	-	x	http://hl7.org/fhir/ValueSet/risk-probability	CodeableConcept
-E	relativeRisk	0	1	-	-		decimal
-E	when	0	1	c	-		Period Range
-E	rationale	0	1	-	-		string
-T	RiskEvidenceSynthesis	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	url	0	1	s	-		uri
-E	identifier	0	*	s	-		Identifier
-E	version	0	1	s	-		string
-E	name	0	1	s	-		string
-E	title	0	1	s	-		string
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	date	0	1	s	-		dateTime
-E	publisher	0	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-E	description	0	1	s	-		markdown
-E	note	0	*	-	-		Annotation
-E	useContext	0	*	s	-		UsageContext
-E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept
-E	copyright	0	1	-	-		markdown
-E	approvalDate	0	1	-	-		date
-E	lastReviewDate	0	1	-	-		date
-E	effectivePeriod	0	1	s	-		Period
-E	topic	0	*	-	x	http://hl7.org/fhir/ValueSet/definition-topic	CodeableConcept
-E	author	0	*	-	-		ContactDetail
-E	editor	0	*	-	-		ContactDetail
-E	reviewer	0	*	-	-		ContactDetail
-E	endorser	0	*	-	-		ContactDetail
-E	relatedArtifact	0	*	-	-		RelatedArtifact
-E	synthesisType	0	1	-	e	http://hl7.org/fhir/ValueSet/synthesis-type	CodeableConcept
-E	studyType	0	1	-	e	http://hl7.org/fhir/ValueSet/study-type	CodeableConcept
-E	population	1	1	s	-		Reference(EvidenceVariable)
-E	exposure	0	1	s	-		Reference(EvidenceVariable)
-E	outcome	1	1	s	-		Reference(EvidenceVariable)
-E	sampleSize	0	1	-	-		RiskEvidenceSynthesis.sampleSize
-E	riskEstimate	0	1	s	-		RiskEvidenceSynthesis.riskEstimate
-E	certainty	0	*	-	-		RiskEvidenceSynthesis.certainty
-T	RiskEvidenceSynthesis.certainty	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	rating	0	*	-	e	http://hl7.org/fhir/ValueSet/evidence-quality	CodeableConcept
-E	note	0	*	-	-		Annotation
-E	certaintySubcomponent	0	*	-	-		RiskEvidenceSynthesis.certainty.certaintySubcomponent
-T	RiskEvidenceSynthesis.certainty.certaintySubcomponent	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	0	1	-	e	http://hl7.org/fhir/ValueSet/certainty-subcomponent-type	CodeableConcept
-E	rating	0	*	-	e	http://hl7.org/fhir/ValueSet/certainty-subcomponent-rating	CodeableConcept
-E	note	0	*	-	-		Annotation
-T	RiskEvidenceSynthesis.riskEstimate	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	description	0	1	-	-		string
-E	type	0	1	-	e	http://hl7.org/fhir/ValueSet/risk-estimate-type	CodeableConcept
-E	value	0	1	-	-		decimal
-E	unitOfMeasure	0	1	-	r	http://hl7.org/fhir/ValueSet/ucum-units	CodeableConcept
-E	denominatorCount	0	1	-	-		integer
-E	numeratorCount	0	1	-	-		integer
-E	precisionEstimate	0	*	-	-		RiskEvidenceSynthesis.riskEstimate.precisionEstimate
-T	RiskEvidenceSynthesis.riskEstimate.precisionEstimate	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	0	1	-	e	http://hl7.org/fhir/ValueSet/precision-estimate-type	CodeableConcept
-E	level	0	1	-	-		decimal
-E	from	0	1	-	-		decimal
-E	to	0	1	-	-		decimal
-T	RiskEvidenceSynthesis.sampleSize	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	description	0	1	-	-		string
-E	numberOfStudies	0	1	-	-		integer
-E	numberOfParticipants	0	1	-	-		integer
-T	SampledData	c	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	origin	1	1	s	-		Quantity
-E	period	1	1	s	-		decimal
-E	factor	0	1	s	-		decimal
-E	lowerLimit	0	1	s	-		decimal
-E	upperLimit	0	1	s	-		decimal
-E	dimensions	1	1	s	-		positiveInt
-E	data	0	1	-	-		string
-T	Schedule	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	active	0	1	sm	-		boolean
-E	serviceCategory	0	*	s	x	http://hl7.org/fhir/ValueSet/service-category	CodeableConcept
-E	serviceType	0	*	s	x	http://hl7.org/fhir/ValueSet/service-type	CodeableConcept
-E	specialty	0	*	s	p	http://hl7.org/fhir/ValueSet/c80-practice-codes	CodeableConcept
-E	actor	1	*	s	-		Reference(Patient,Practitioner,PractitionerRole,RelatedPerson,Device,HealthcareService,Location)
-E	planningHorizon	0	1	s	-		Period
-E	comment	0	1	-	-		string
-T	SearchParameter	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	url	1	1	s	-		uri
-E	version	0	1	s	-		string
-E	name	1	1	s	-		string
-E	derivedFrom	0	1	-	-		canonical(SearchParameter)
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	experimental	0	1	s	-		boolean
-E	date	0	1	s	-		dateTime
-E	publisher	0	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-E	description	1	1	s	-		markdown
-E	useContext	0	*	s	-		UsageContext
-E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept
-E	purpose	0	1	-	-		markdown
-E	code	1	1	s	-		code
-E	base	1	*	s	r	http://hl7.org/fhir/ValueSet/resource-types	code
-E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/search-param-type	code
-E	expression	0	1	-	-		string
-E	xpath	0	1	-	-		string
-E	xpathUsage	0	1	-	r	http://hl7.org/fhir/ValueSet/search-xpath-usage	code
-E	target	0	*	-	r	http://hl7.org/fhir/ValueSet/resource-types	code
-E	multipleOr	0	1	-	-		boolean
-E	multipleAnd	0	1	-	-		boolean
-E	comparator	0	*	-	r	http://hl7.org/fhir/ValueSet/search-comparator	code
-E	modifier	0	*	-	r	http://hl7.org/fhir/ValueSet/search-modifier-code	code
-E	chain	0	*	-	-		string
-E	component	0	*	-	-		SearchParameter.component
-T	SearchParameter.component	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	definition	1	1	-	-		canonical(SearchParameter)
-E	expression	1	1	-	-		string
-T	ServiceRequest	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	instantiatesCanonical	0	*	s	-		canonical(ActivityDefinition,PlanDefinition)
-E	instantiatesUri	0	*	s	-		uri
-E	basedOn	0	*	s	-		Reference(CarePlan,ServiceRequest,MedicationRequest)
-E	replaces	0	*	s	-		Reference(ServiceRequest)
-E	requisition	0	1	s	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/request-status	code
-E	intent	1	1	sm	r	http://hl7.org/fhir/ValueSet/request-intent	code
-E	category	0	*	s	x	http://hl7.org/fhir/ValueSet/servicerequest-category	CodeableConcept
-E	priority	0	1	s	r	http://hl7.org/fhir/ValueSet/request-priority	code
-E	doNotPerform	0	1	sm	-		boolean
-E	code	0	1	s	x	http://hl7.org/fhir/ValueSet/procedure-code	CodeableConcept
-E	orderDetail	0	*	s	x	http://hl7.org/fhir/ValueSet/servicerequest-orderdetail	CodeableConcept
-E	quantity	0	1	cs	-		Quantity Ratio Range
-E	subject	1	1	s	-		Reference(Patient,Group,Location,Device)
-E	encounter	0	1	s	-		Reference(Encounter)
-E	occurrence	0	1	cs	-		dateTime Period Timing
-E	asNeeded	0	1	cs	x	http://hl7.org/fhir/ValueSet/medication-as-needed-reason	boolean CodeableConcept
-E	authoredOn	0	1	s	-		dateTime
-E	requester	0	1	s	-		Reference(Practitioner,PractitionerRole,Organization,Patient,RelatedPerson,Device)
-E	performerType	0	1	s	x	http://hl7.org/fhir/ValueSet/participant-role	CodeableConcept
-E	performer	0	*	s	-		Reference(Practitioner,PractitionerRole,Organization,CareTeam,HealthcareService,Patient,Device,RelatedPerson)
-E	locationCode	0	*	s	x	http://terminology.hl7.org/ValueSet/v3-ServiceDeliveryLocationRoleType	CodeableConcept
-E	locationReference	0	*	s	-		Reference(Location)
-E	reasonCode	0	*	s	x	http://hl7.org/fhir/ValueSet/procedure-reason	CodeableConcept
-E	reasonReference	0	*	s	-		Reference(Condition,Observation,DiagnosticReport,DocumentReference)
-E	insurance	0	*	-	-		Reference(Coverage,ClaimResponse)
-E	supportingInfo	0	*	-	-		Reference
-E	specimen	0	*	s	-		Reference(Specimen)
-E	bodySite	0	*	s	x	http://hl7.org/fhir/ValueSet/body-site	CodeableConcept
-E	note	0	*	-	-		Annotation
-E	patientInstruction	0	1	s	-		string
-E	relevantHistory	0	*	-	-		Reference(Provenance)
-T	Signature	c	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	type	1	*	s	p	http://hl7.org/fhir/ValueSet/signature-type	Coding
-E	when	1	1	s	-		instant
-E	who	1	1	s	-		Reference(Practitioner,PractitionerRole,RelatedPerson,Patient,Device,Organization)
-E	onBehalfOf	0	1	s	-		Reference(Practitioner,PractitionerRole,RelatedPerson,Patient,Device,Organization)
-E	targetFormat	0	1	-	r	http://hl7.org/fhir/ValueSet/mimetypes	code
-E	sigFormat	0	1	-	r	http://hl7.org/fhir/ValueSet/mimetypes	code
-E	data	0	1	-	-		base64Binary
-T	Slot	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	serviceCategory	0	*	s	x	http://hl7.org/fhir/ValueSet/service-category	CodeableConcept
-E	serviceType	0	*	s	x	http://hl7.org/fhir/ValueSet/service-type	CodeableConcept
-E	specialty	0	*	s	p	http://hl7.org/fhir/ValueSet/c80-practice-codes	CodeableConcept
-E	appointmentType	0	1	s	p	http://terminology.hl7.org/ValueSet/v2-0276	CodeableConcept
-E	schedule	1	1	s	-		Reference(Schedule)
-E	status	1	1	s	r	http://hl7.org/fhir/ValueSet/slotstatus	code
-E	start	1	1	s	-		instant
-E	end	1	1	s	-		instant
-E	overbooked	0	1	-	-		boolean
-E	comment	0	1	-	-		string
-T	Specimen	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	accessionIdentifier	0	1	s	-		Identifier
-E	status	0	1	sm	r	http://hl7.org/fhir/ValueSet/specimen-status	code
-E	type	0	1	s	x	http://terminology.hl7.org/ValueSet/v2-0487	CodeableConcept
-E	subject	0	1	s	-		Reference(Patient,Group,Device,Substance,Location)
-E	receivedTime	0	1	s	-		dateTime
-E	parent	0	*	-	-		Reference(Specimen)
-E	request	0	*	-	-		Reference(ServiceRequest)
-E	collection	0	1	-	-		Specimen.collection
-E	processing	0	*	-	-		Specimen.processing
-E	container	0	*	-	-		Specimen.container
-E	condition	0	*	s	e	http://terminology.hl7.org/ValueSet/v2-0493	CodeableConcept
-E	note	0	*	-	-		Annotation
-T	Specimen.collection	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	collector	0	1	s	-		Reference(Practitioner,PractitionerRole)
-E	collected	0	1	cs	-		dateTime Period
-E	duration	0	1	s	-		Duration
-E	quantity	0	1	-	-		Quantity
-E	method	0	1	-	x	http://hl7.org/fhir/ValueSet/specimen-collection-method	CodeableConcept
-E	bodySite	0	1	-	x	http://hl7.org/fhir/ValueSet/body-site	CodeableConcept
-E	fastingStatus	0	1	cs	e	http://terminology.hl7.org/ValueSet/v2-0916	CodeableConcept Duration
-T	Specimen.container	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	description	0	1	-	-		string
-E	type	0	1	-	x	http://hl7.org/fhir/ValueSet/specimen-container-type	CodeableConcept
-E	capacity	0	1	-	-		Quantity
-E	specimenQuantity	0	1	-	-		Quantity
-E	additive	0	1	c	x	http://terminology.hl7.org/ValueSet/v2-0371	CodeableConcept Reference(Substance)
-T	Specimen.processing	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	description	0	1	-	-		string
-E	procedure	0	1	-	x	http://hl7.org/fhir/ValueSet/specimen-processing-procedure	CodeableConcept
-E	additive	0	*	-	-		Reference(Substance)
-E	time	0	1	c	-		dateTime Period
-T	SpecimenDefinition	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	1	s	-		Identifier
-E	typeCollected	0	1	s	x	http://terminology.hl7.org/ValueSet/v2-0487	CodeableConcept
-E	patientPreparation	0	*	s	x	http://hl7.org/fhir/ValueSet/prepare-patient-prior-specimen-collection	CodeableConcept
-E	timeAspect	0	1	s	-		string
-E	collection	0	*	s	x	http://hl7.org/fhir/ValueSet/specimen-collection	CodeableConcept
-E	typeTested	0	*	-	-		SpecimenDefinition.typeTested
-T	SpecimenDefinition.typeTested	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	isDerived	0	1	-	-		boolean
-E	type	0	1	-	x	http://terminology.hl7.org/ValueSet/v2-0487	CodeableConcept
-E	preference	1	1	-	r	http://hl7.org/fhir/ValueSet/specimen-contained-preference	code
-E	container	0	1	-	-		SpecimenDefinition.typeTested.container
-E	requirement	0	1	-	-		string
-E	retentionTime	0	1	-	-		Duration
-E	rejectionCriterion	0	*	-	x	http://hl7.org/fhir/ValueSet/rejection-criteria	CodeableConcept
-E	handling	0	*	-	-		SpecimenDefinition.typeTested.handling
-T	SpecimenDefinition.typeTested.container	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	material	0	1	-	x	http://hl7.org/fhir/ValueSet/container-material	CodeableConcept
-E	type	0	1	-	x	http://hl7.org/fhir/ValueSet/specimen-container-type	CodeableConcept
-E	cap	0	1	-	x	http://hl7.org/fhir/ValueSet/container-cap	CodeableConcept
-E	description	0	1	-	-		string
-E	capacity	0	1	-	-		Quantity
-E	minimumVolume	0	1	c	-		Quantity string
-E	additive	0	*	-	-		SpecimenDefinition.typeTested.container.additive
-E	preparation	0	1	-	-		string
-T	SpecimenDefinition.typeTested.container.additive	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	additive	1	1	c	x	http://terminology.hl7.org/ValueSet/v2-0371	CodeableConcept Reference(Substance)
-T	SpecimenDefinition.typeTested.handling	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	temperatureQualifier	0	1	-	x	http://hl7.org/fhir/ValueSet/handling-condition	CodeableConcept
-E	temperatureRange	0	1	-	-		Range
-E	maxDuration	0	1	-	-		Duration
-E	instruction	0	1	-	-		string
-T	StructureDefinition	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	url	1	1	s	-		uri
-E	identifier	0	*	s	-		Identifier
-E	version	0	1	s	-		string
-E	name	1	1	s	-		string
-E	title	0	1	s	-		string
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	experimental	0	1	s	-		boolean
-E	date	0	1	s	-		dateTime
-E	publisher	0	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-E	description	0	1	-	-		markdown
-E	useContext	0	*	s	-		UsageContext
-E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept
-E	purpose	0	1	-	-		markdown
-E	copyright	0	1	-	-		markdown
-E	keyword	0	*	s	e	http://hl7.org/fhir/ValueSet/definition-use	Coding
-E	fhirVersion	0	1	s	r	http://hl7.org/fhir/ValueSet/FHIR-version	code
-E	mapping	0	*	-	-		StructureDefinition.mapping
-E	kind	1	1	s	r	http://hl7.org/fhir/ValueSet/structure-definition-kind	code
-E	abstract	1	1	s	-		boolean
-E	context	0	*	s	-		StructureDefinition.context
-E	contextInvariant	0	*	s	-		string
-E	type	1	1	s	e	http://hl7.org/fhir/ValueSet/defined-types	uri
-E	baseDefinition	0	1	s	-		canonical(StructureDefinition)
-E	derivation	0	1	s	r	http://hl7.org/fhir/ValueSet/type-derivation-rule	code
-E	snapshot	0	1	-	-		StructureDefinition.snapshot
-E	differential	0	1	-	-		StructureDefinition.differential
-T	StructureDefinition.context	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/extension-context-type	code
-E	expression	1	1	s	-		string
-T	StructureDefinition.differential	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	element	1	*	-	-		ElementDefinition
-T	StructureDefinition.mapping	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	identity	1	1	-	-		id
-E	uri	0	1	-	-		uri
-E	name	0	1	-	-		string
-E	comment	0	1	-	-		string
-T	StructureDefinition.snapshot	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	element	1	*	-	-		ElementDefinition
-T	StructureMap	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	url	1	1	s	-		uri
-E	identifier	0	*	s	-		Identifier
-E	version	0	1	s	-		string
-E	name	1	1	s	-		string
-E	title	0	1	s	-		string
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	experimental	0	1	s	-		boolean
-E	date	0	1	s	-		dateTime
-E	publisher	0	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-E	description	0	1	-	-		markdown
-E	useContext	0	*	s	-		UsageContext
-E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept
-E	purpose	0	1	-	-		markdown
-E	copyright	0	1	-	-		markdown
-E	structure	0	*	s	-		StructureMap.structure
-E	import	0	*	s	-		canonical(StructureMap)
-E	group	1	*	s	-		StructureMap.group
-T	StructureMap.group	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	name	1	1	s	-		id
-E	extends	0	1	s	-		id
-E	typeMode	1	1	s	r	http://hl7.org/fhir/ValueSet/map-group-type-mode	code
-E	documentation	0	1	s	-		string
-E	input	1	*	s	-		StructureMap.group.input
-E	rule	1	*	s	-		StructureMap.group.rule
-T	StructureMap.group.input	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	name	1	1	s	-		id
-E	type	0	1	s	-		string
-E	mode	1	1	s	r	http://hl7.org/fhir/ValueSet/map-input-mode	code
-E	documentation	0	1	-	-		string
-T	StructureMap.group.rule	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	name	1	1	s	-		id
-E	source	1	*	s	-		StructureMap.group.rule.source
-E	target	0	*	s	-		StructureMap.group.rule.target
-E	rule	0	*	s	-		StructureMap.group.rule
-E	dependent	0	*	s	-		StructureMap.group.rule.dependent
-E	documentation	0	1	-	-		string
-T	StructureMap.group.rule.dependent	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	name	1	1	s	-		id
-E	variable	1	*	s	-		string
+R"BEVAN(T	Observation	r	0	DomainResource	-		52,53,54,55,56,124,125
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	basedOn	0	*	s	-		Reference(CarePlan,DeviceRequest,ImmunizationRecommendation,MedicationRequest,NutritionOrder,ServiceRequest)	
+E	partOf	0	*	s	-		Reference(MedicationAdministration,MedicationDispense,MedicationStatement,Procedure,Immunization,ImagingStudy)	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/observation-status	code	
+E	category	0	*	-	p	http://hl7.org/fhir/ValueSet/observation-category	CodeableConcept	
+E	code	1	1	s	x	http://hl7.org/fhir/ValueSet/observation-codes	CodeableConcept	
+E	subject	0	1	s	-		Reference(Patient,Group,Device,Location)	
+E	focus	0	*	s	-		Reference	
+E	encounter	0	1	s	-		Reference(Encounter)	
+E	effective	0	1	cs	-		dateTime Period Timing instant	
+E	issued	0	1	s	-		instant	
+E	performer	0	*	s	-		Reference(Practitioner,PractitionerRole,Organization,CareTeam,Patient,RelatedPerson)	
+E	value	0	1	cs	-		Quantity CodeableConcept string boolean integer Range Ratio SampledData time dateTime Period	
+E	dataAbsentReason	0	1	-	e	http://hl7.org/fhir/ValueSet/data-absent-reason	CodeableConcept	
+E	interpretation	0	*	-	e	http://hl7.org/fhir/ValueSet/observation-interpretation	CodeableConcept	
+E	note	0	*	-	-		Annotation	
+E	bodySite	0	1	-	x	http://hl7.org/fhir/ValueSet/body-site	CodeableConcept	
+E	method	0	1	-	x	http://hl7.org/fhir/ValueSet/observation-methods	CodeableConcept	
+E	specimen	0	1	-	-		Reference(Specimen)	
+E	device	0	1	-	-		Reference(Device,DeviceMetric)	
+E	referenceRange	0	*	-	-		Observation.referenceRange	
+E	hasMember	0	*	s	-		Reference(Observation,QuestionnaireResponse,MolecularSequence)	
+E	derivedFrom	0	*	s	-		Reference(DocumentReference,ImagingStudy,Media,QuestionnaireResponse,Observation,MolecularSequence)	
+E	component	0	*	s	-		Observation.component	
+T	Observation.component	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	1	1	s	x	http://hl7.org/fhir/ValueSet/observation-codes	CodeableConcept	
+E	value	0	1	cs	-		Quantity CodeableConcept string boolean integer Range Ratio SampledData time dateTime Period	
+E	dataAbsentReason	0	1	-	e	http://hl7.org/fhir/ValueSet/data-absent-reason	CodeableConcept	
+E	interpretation	0	*	-	e	http://hl7.org/fhir/ValueSet/observation-interpretation	CodeableConcept	
+E	referenceRange	0	*	-	-		Observation.referenceRange	
+T	Observation.referenceRange	b	0	BackboneElement	-		123
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	low	0	1	-	-		Quantity	198
+E	high	0	1	-	-		Quantity	198
+E	type	0	1	-	p	http://hl7.org/fhir/ValueSet/referencerange-meaning	CodeableConcept	
+E	appliesTo	0	*	-	x	http://hl7.org/fhir/ValueSet/referencerange-appliesto	CodeableConcept	
+E	age	0	1	-	-		Range	
+E	text	0	1	-	-		string	
+T	ObservationDefinition	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	category	0	*	s	x	http://hl7.org/fhir/ValueSet/observation-category	CodeableConcept	
+E	code	1	1	s	x	http://hl7.org/fhir/ValueSet/observation-codes	CodeableConcept	
+E	identifier	0	*	s	-		Identifier	
+E	permittedDataType	0	*	-	r	http://hl7.org/fhir/ValueSet/permitted-data-type	code	
+E	multipleResultsAllowed	0	1	-	-		boolean	
+E	method	0	1	-	x	http://hl7.org/fhir/ValueSet/observation-methods	CodeableConcept	
+E	preferredReportName	0	1	-	-		string	
+E	quantitativeDetails	0	1	-	-		ObservationDefinition.quantitativeDetails	
+E	qualifiedInterval	0	*	-	-		ObservationDefinition.qualifiedInterval	
+E	validCodedValueSet	0	1	-	-		Reference(ValueSet)	
+E	normalCodedValueSet	0	1	-	-		Reference(ValueSet)	
+E	abnormalCodedValueSet	0	1	-	-		Reference(ValueSet)	
+E	criticalCodedValueSet	0	1	-	-		Reference(ValueSet)	
+T	ObservationDefinition.qualifiedInterval	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	category	0	1	-	r	http://hl7.org/fhir/ValueSet/observation-range-category	code	
+E	range	0	1	-	-		Range	
+E	context	0	1	-	e	http://hl7.org/fhir/ValueSet/referencerange-meaning	CodeableConcept	
+E	appliesTo	0	*	-	x	http://hl7.org/fhir/ValueSet/referencerange-appliesto	CodeableConcept	
+E	gender	0	1	-	r	http://hl7.org/fhir/ValueSet/administrative-gender	code	
+E	age	0	1	-	-		Range	
+E	gestationalAge	0	1	-	-		Range	
+E	condition	0	1	-	-		string	
+T	ObservationDefinition.quantitativeDetails	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	customaryUnit	0	1	-	e	http://hl7.org/fhir/ValueSet/ucum-units	CodeableConcept	
+E	unit	0	1	-	e	http://hl7.org/fhir/ValueSet/ucum-units	CodeableConcept	
+E	conversionFactor	0	1	-	-		decimal	
+E	decimalPrecision	0	1	-	-		integer	
+T	OperationDefinition	r	0	DomainResource	-		52,53,54,55,56,126
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	url	0	1	s	-		uri	
+E	version	0	1	s	-		string	
+E	name	1	1	s	-		string	
+E	title	0	1	s	-		string	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	kind	1	1	s	r	http://hl7.org/fhir/ValueSet/operation-kind	code	
+E	experimental	0	1	s	-		boolean	
+E	date	0	1	s	-		dateTime	
+E	publisher	0	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+E	description	0	1	-	-		markdown	
+E	useContext	0	*	s	-		UsageContext	
+E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept	
+E	purpose	0	1	-	-		markdown	
+E	affectsState	0	1	s	-		boolean	
+E	code	1	1	s	-		code	
+E	comment	0	1	-	-		markdown	
+E	base	0	1	s	-		canonical(OperationDefinition)	
+E	resource	0	*	s	r	http://hl7.org/fhir/ValueSet/resource-types	code	
+E	system	1	1	s	-		boolean	
+E	type	1	1	s	-		boolean	
+E	instance	1	1	s	-		boolean	
+E	inputProfile	0	1	-	-		canonical(StructureDefinition)	
+E	outputProfile	0	1	-	-		canonical(StructureDefinition)	
+E	parameter	0	*	-	-		OperationDefinition.parameter	
+E	overload	0	*	-	-		OperationDefinition.overload	
+T	OperationDefinition.overload	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	parameterName	0	*	-	-		string	
+E	comment	0	1	-	-		string	
+T	OperationDefinition.parameter	b	0	BackboneElement	-		127,128,129
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	name	1	1	-	-		code	
+E	use	1	1	-	r	http://hl7.org/fhir/ValueSet/operation-parameter-use	code	
+E	min	1	1	-	-		integer	
+E	max	1	1	-	-		string	
+E	documentation	0	1	-	-		string	
+E	type	0	1	-	r	http://hl7.org/fhir/ValueSet/all-types	code	
+E	targetProfile	0	*	-	-		canonical(StructureDefinition)	
+E	searchType	0	1	-	r	http://hl7.org/fhir/ValueSet/search-param-type	code	
+E	binding	0	1	-	-		OperationDefinition.parameter.binding	
+E	referencedFrom	0	*	-	-		OperationDefinition.parameter.referencedFrom	
+E	part	0	*	-	-		OperationDefinition.parameter	
+T	OperationDefinition.parameter.binding	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	strength	1	1	-	r	http://hl7.org/fhir/ValueSet/binding-strength	code	
+E	valueSet	1	1	-	-		canonical(ValueSet)	
+T	OperationDefinition.parameter.referencedFrom	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	source	1	1	-	-		string	
+E	sourceId	0	1	-	-		string	
+T	OperationOutcome	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	issue	1	*	s	-		OperationOutcome.issue	
+T	OperationOutcome.issue	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	severity	1	1	s	r	http://hl7.org/fhir/ValueSet/issue-severity	code	
+E	code	1	1	s	r	http://hl7.org/fhir/ValueSet/issue-type	code	
+E	details	0	1	s	x	http://hl7.org/fhir/ValueSet/operation-outcome	CodeableConcept	
+E	diagnostics	0	1	s	-		string	
+E	location	0	*	s	-		string	
+E	expression	0	*	s	-		string	
+T	Organization	r	0	DomainResource	-		52,53,54,55,56,130
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	active	0	1	sm	-		boolean	
+E	type	0	*	s	x	http://hl7.org/fhir/ValueSet/organization-type	CodeableConcept	
+E	name	0	1	s	-		string	
+E	alias	0	*	-	-		string	
+E	telecom	0	*	-	-		ContactPoint	132
+E	address	0	*	-	-		Address	131
+E	partOf	0	1	s	-		Reference(Organization)	
+E	contact	0	*	-	-		Organization.contact	
+E	endpoint	0	*	-	-		Reference(Endpoint)	
+T	Organization.contact	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	purpose	0	1	-	e	http://hl7.org/fhir/ValueSet/contactentity-type	CodeableConcept	
+E	name	0	1	-	-		HumanName	
+E	telecom	0	*	-	-		ContactPoint	
+E	address	0	1	-	-		Address	
+T	OrganizationAffiliation	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	active	0	1	s	-		boolean	
+E	period	0	1	s	-		Period	
+E	organization	0	1	s	-		Reference(Organization)	
+E	participatingOrganization	0	1	s	-		Reference(Organization)	
+E	network	0	*	s	-		Reference(Organization)	
+E	code	0	*	s	x	http://hl7.org/fhir/ValueSet/organization-role	CodeableConcept	
+E	specialty	0	*	s	p	http://hl7.org/fhir/ValueSet/c80-practice-codes	CodeableConcept	
+E	location	0	*	s	-		Reference(Location)	
+E	healthcareService	0	*	-	-		Reference(HealthcareService)	
+E	telecom	0	*	s	-		ContactPoint	
+E	endpoint	0	*	-	-		Reference(Endpoint)	
+T	ParameterDefinition	c	0	Element	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	name	0	1	s	-		code	
+E	use	1	1	s	r	http://hl7.org/fhir/ValueSet/operation-parameter-use	code	
+E	min	0	1	s	-		integer	
+E	max	0	1	s	-		string	
+E	documentation	0	1	s	-		string	
+E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/all-types	code	
+E	profile	0	1	s	-		canonical(StructureDefinition)	
+T	Parameters	r	0	Resource	-		
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	parameter	0	*	s	-		Parameters.parameter	
+T	Parameters.parameter	b	0	BackboneElement	-		98
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	name	1	1	s	-		string	
+E	value	0	1	cs	-		base64Binary boolean canonical code date dateTime decimal id instant integer markdown oid positiveInt string time unsignedInt uri url uuid Address Age Annotation Attachment CodeableConcept Coding ContactPoint Count Distance Duration HumanName Identifier Money Period Quantity Range Ratio Reference SampledData Signature Timing ContactDetail Contributor DataRequirement Expression ParameterDefinition RelatedArtifact TriggerDefinition UsageContext Dosage Meta	
+E	resource	0	1	s	-		Resource	
+E	part	0	*	s	-		Parameters.parameter	
+T	Patient	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	active	0	1	sm	-		boolean	
+E	name	0	*	s	-		HumanName	
+E	telecom	0	*	s	-		ContactPoint	
+E	gender	0	1	s	r	http://hl7.org/fhir/ValueSet/administrative-gender	code	
+E	birthDate	0	1	s	-		date	
+E	deceased	0	1	csm	-		boolean dateTime	
+E	address	0	*	s	-		Address	
+E	maritalStatus	0	1	-	e	http://hl7.org/fhir/ValueSet/marital-status	CodeableConcept	
+E	multipleBirth	0	1	c	-		boolean integer	
+E	photo	0	*	-	-		Attachment	
+E	contact	0	*	-	-		Patient.contact	
+E	communication	0	*	-	-		Patient.communication	
+E	generalPractitioner	0	*	-	-		Reference(Organization,Practitioner,PractitionerRole)	
+E	managingOrganization	0	1	s	-		Reference(Organization)	
+E	link	0	*	sm	-		Patient.link	
+T	Patient.communication	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	language	1	1	-	p	http://hl7.org/fhir/ValueSet/languages	CodeableConcept	
+E	preferred	0	1	-	-		boolean	
+T	Patient.contact	b	0	BackboneElement	-		133
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	relationship	0	*	-	e	http://hl7.org/fhir/ValueSet/patient-contactrelationship	CodeableConcept	
+E	name	0	1	-	-		HumanName	
+E	telecom	0	*	-	-		ContactPoint	
+E	address	0	1	-	-		Address	
+E	gender	0	1	-	r	http://hl7.org/fhir/ValueSet/administrative-gender	code	
+E	organization	0	1	-	-		Reference(Organization)	
+E	period	0	1	-	-		Period	
+T	Patient.link	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	other	1	1	s	-		Reference(Patient,RelatedPerson)	
+E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/link-type	code	
+T	PaymentNotice	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	-	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/fm-status	code	
+E	request	0	1	-	-		Reference	
+E	response	0	1	-	-		Reference	
+E	created	1	1	s	-		dateTime	
+E	provider	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization)	
+E	payment	1	1	s	-		Reference(PaymentReconciliation)	
+E	paymentDate	0	1	-	-		date	
+E	payee	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization)	
+E	recipient	1	1	s	-		Reference(Organization)	
+E	amount	1	1	s	-		Money	
+E	paymentStatus	0	1	-	x	http://hl7.org/fhir/ValueSet/payment-status	CodeableConcept	
+T	PaymentReconciliation	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	-	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/fm-status	code	
+E	period	0	1	s	-		Period	
+E	created	1	1	s	-		dateTime	
+E	paymentIssuer	0	1	s	-		Reference(Organization)	
+E	request	0	1	-	-		Reference(Task)	
+E	requestor	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization)	
+E	outcome	0	1	-	r	http://hl7.org/fhir/ValueSet/remittance-outcome	code	
+E	disposition	0	1	-	-		string	
+E	paymentDate	1	1	s	-		date	
+E	paymentAmount	1	1	s	-		Money	
+E	paymentIdentifier	0	1	-	-		Identifier	
+E	detail	0	*	-	-		PaymentReconciliation.detail	
+E	formCode	0	1	-	x	http://hl7.org/fhir/ValueSet/forms	CodeableConcept	
+E	processNote	0	*	-	-		PaymentReconciliation.processNote	
+T	PaymentReconciliation.detail	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	identifier	0	1	-	-		Identifier	
+E	predecessor	0	1	-	-		Identifier	
+E	type	1	1	-	x	http://hl7.org/fhir/ValueSet/payment-type	CodeableConcept	
+E	request	0	1	-	-		Reference	
+E	submitter	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization)	
+E	response	0	1	-	-		Reference	
+E	date	0	1	-	-		date	
+E	responsible	0	1	-	-		Reference(PractitionerRole)	
+E	payee	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization)	
+E	amount	0	1	-	-		Money	
+T	PaymentReconciliation.processNote	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	0	1	-	r	http://hl7.org/fhir/ValueSet/note-type	code	
+E	text	0	1	-	-		string	
+T	Period	c	0	Element	-		135
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	start	0	1	s	-		dateTime	
+E	end	0	1	s	-		dateTime	
+T	Person	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	-	-		Identifier	
+E	name	0	*	s	-		HumanName	
+E	telecom	0	*	s	-		ContactPoint	
+E	gender	0	1	s	r	http://hl7.org/fhir/ValueSet/administrative-gender	code	
+E	birthDate	0	1	s	-		date	
+E	address	0	*	-	-		Address	
+E	photo	0	1	-	-		Attachment	
+E	managingOrganization	0	1	s	-		Reference(Organization)	
+E	active	0	1	sm	-		boolean	
+E	link	0	*	-	-		Person.link	
+T	Person.link	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	target	1	1	-	-		Reference(Patient,Practitioner,RelatedPerson,Person)	
+E	assurance	0	1	-	r	http://hl7.org/fhir/ValueSet/identity-assuranceLevel	code	
+T	PlanDefinition	r	0	DomainResource	-		52,53,54,55,56,134
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	url	0	1	s	-		uri	
+E	identifier	0	*	s	-		Identifier	
+E	version	0	1	s	-		string	
+E	name	0	1	s	-		string	
+E	title	0	1	s	-		string	
+E	subtitle	0	1	-	-		string	
+E	type	0	1	s	e	http://hl7.org/fhir/ValueSet/plan-definition-type	CodeableConcept	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	experimental	0	1	s	-		boolean	
+E	subject	0	1	c	e	http://hl7.org/fhir/ValueSet/subject-type	CodeableConcept Reference(Group)	
+E	date	0	1	s	-		dateTime	
+E	publisher	0	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+E	description	0	1	s	-		markdown	
+E	useContext	0	*	s	-		UsageContext	
+E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept	
+E	purpose	0	1	-	-		markdown	
+E	usage	0	1	-	-		string	
+E	copyright	0	1	-	-		markdown	
+E	approvalDate	0	1	-	-		date	
+E	lastReviewDate	0	1	-	-		date	
+E	effectivePeriod	0	1	s	-		Period	
+E	topic	0	*	-	x	http://hl7.org/fhir/ValueSet/definition-topic	CodeableConcept	
+E	author	0	*	-	-		ContactDetail	
+E	editor	0	*	-	-		ContactDetail	
+E	reviewer	0	*	-	-		ContactDetail	
+E	endorser	0	*	-	-		ContactDetail	
+E	relatedArtifact	0	*	-	-		RelatedArtifact	
+E	library	0	*	-	-		canonical(Library)	
+E	goal	0	*	-	-		PlanDefinition.goal	
+E	action	0	*	-	-		PlanDefinition.action	
+T	PlanDefinition.action	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	prefix	0	1	-	-		string	
+E	title	0	1	-	-		string	
+E	description	0	1	-	-		string	
+E	textEquivalent	0	1	-	-		string	
+E	priority	0	1	-	r	http://hl7.org/fhir/ValueSet/request-priority	code	
+E	code	0	*	-	-		CodeableConcept	
+E	reason	0	*	-	-		CodeableConcept	
+E	documentation	0	*	-	-		RelatedArtifact	
+E	goalId	0	*	-	-		id	
+E	subject	0	1	c	e	http://hl7.org/fhir/ValueSet/subject-type	CodeableConcept Reference(Group)	
+E	trigger	0	*	-	-		TriggerDefinition	
+E	condition	0	*	-	-		PlanDefinition.action.condition	
+E	input	0	*	-	-		DataRequirement	
+E	output	0	*	-	-		DataRequirement	
+E	relatedAction	0	*	-	-		PlanDefinition.action.relatedAction	
+E	timing	0	1	c	-		dateTime Age Period Duration Range Timing	
+E	participant	0	*	-	-		PlanDefinition.action.participant	
+E	type	0	1	-	e	http://hl7.org/fhir/ValueSet/action-type	CodeableConcept	
+E	groupingBehavior	0	1	-	r	http://hl7.org/fhir/ValueSet/action-grouping-behavior	code	
+E	selectionBehavior	0	1	-	r	http://hl7.org/fhir/ValueSet/action-selection-behavior	code	
+E	requiredBehavior	0	1	-	r	http://hl7.org/fhir/ValueSet/action-required-behavior	code	
+E	precheckBehavior	0	1	-	r	http://hl7.org/fhir/ValueSet/action-precheck-behavior	code	
+E	cardinalityBehavior	0	1	-	r	http://hl7.org/fhir/ValueSet/action-cardinality-behavior	code	
+E	definition	0	1	c	-		canonical(ActivityDefinition,PlanDefinition,Questionnaire) uri	
+E	transform	0	1	-	-		canonical(StructureMap)	
+E	dynamicValue	0	*	-	-		PlanDefinition.action.dynamicValue	
+E	action	0	*	-	-		PlanDefinition.action	
+T	PlanDefinition.action.condition	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	kind	1	1	-	r	http://hl7.org/fhir/ValueSet/action-condition-kind	code	
+E	expression	0	1	-	-		Expression	
+T	PlanDefinition.action.dynamicValue	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	path	0	1	-	-		string	
+E	expression	0	1	-	-		Expression	
+T	PlanDefinition.action.participant	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	-	r	http://hl7.org/fhir/ValueSet/action-participant-type	code	
+E	role	0	1	-	x	http://hl7.org/fhir/ValueSet/action-participant-role	CodeableConcept	
+T	PlanDefinition.action.relatedAction	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	actionId	1	1	-	-		id	
+E	relationship	1	1	-	r	http://hl7.org/fhir/ValueSet/action-relationship-type	code	
+E	offset	0	1	c	-		Duration Range	
+T	PlanDefinition.goal	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	category	0	1	-	x	http://hl7.org/fhir/ValueSet/goal-category	CodeableConcept	
+E	description	1	1	-	x	http://hl7.org/fhir/ValueSet/clinical-findings	CodeableConcept	
+E	priority	0	1	-	p	http://hl7.org/fhir/ValueSet/goal-priority	CodeableConcept	
+E	start	0	1	-	x	http://hl7.org/fhir/ValueSet/goal-start-event	CodeableConcept	
+E	addresses	0	*	-	x	http://hl7.org/fhir/ValueSet/condition-code	CodeableConcept	
+E	documentation	0	*	-	-		RelatedArtifact	
+E	target	0	*	-	-		PlanDefinition.goal.target	
+T	PlanDefinition.goal.target	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	measure	0	1	-	x	http://hl7.org/fhir/ValueSet/observation-codes	CodeableConcept	
+E	detail	0	1	c	-		Quantity Range CodeableConcept	
+E	due	0	1	-	-		Duration	
+T	Population	c	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	age	0	1	cs	-		Range CodeableConcept	
+E	gender	0	1	s	-		CodeableConcept	
+E	race	0	1	s	-		CodeableConcept	
+E	physiologicalCondition	0	1	s	-		CodeableConcept	
+T	Practitioner	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	active	0	1	s	-		boolean	
+E	name	0	*	s	-		HumanName	
+E	telecom	0	*	s	-		ContactPoint	
+E	address	0	*	s	-		Address	
+E	gender	0	1	s	r	http://hl7.org/fhir/ValueSet/administrative-gender	code	
+E	birthDate	0	1	s	-		date	
+E	photo	0	*	-	-		Attachment	
+E	qualification	0	*	-	-		Practitioner.qualification	
+E	communication	0	*	-	p	http://hl7.org/fhir/ValueSet/languages	CodeableConcept	
+T	Practitioner.qualification	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	identifier	0	*	-	-		Identifier	
+E	code	1	1	-	x	http://terminology.hl7.org/ValueSet/v2-2.7-0360	CodeableConcept	
+E	period	0	1	-	-		Period	
+E	issuer	0	1	-	-		Reference(Organization)	
+T	PractitionerRole	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	active	0	1	s	-		boolean	
+E	period	0	1	s	-		Period	
+E	practitioner	0	1	s	-		Reference(Practitioner)	
+E	organization	0	1	s	-		Reference(Organization)	
+E	code	0	*	s	x	http://hl7.org/fhir/ValueSet/practitioner-role	CodeableConcept	
+E	specialty	0	*	s	p	http://hl7.org/fhir/ValueSet/c80-practice-codes	CodeableConcept	
+E	location	0	*	s	-		Reference(Location)	
+E	healthcareService	0	*	-	-		Reference(HealthcareService)	
+E	telecom	0	*	s	-		ContactPoint	
+E	availableTime	0	*	-	-		PractitionerRole.availableTime	
+E	notAvailable	0	*	-	-		PractitionerRole.notAvailable	
+E	availabilityExceptions	0	1	-	-		string	
+E	endpoint	0	*	-	-		Reference(Endpoint)	
+T	PractitionerRole.availableTime	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	daysOfWeek	0	*	-	r	http://hl7.org/fhir/ValueSet/days-of-week	code	
+E	allDay	0	1	-	-		boolean	
+E	availableStartTime	0	1	-	-		time	
+E	availableEndTime	0	1	-	-		time	
+T	PractitionerRole.notAvailable	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	description	1	1	-	-		string	
+E	during	0	1	-	-		Period	
+T	Procedure	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	instantiatesCanonical	0	*	s	-		canonical(PlanDefinition,ActivityDefinition,Measure,OperationDefinition,Questionnaire)	
+E	instantiatesUri	0	*	s	-		uri	
+E	basedOn	0	*	s	-		Reference(CarePlan,ServiceRequest)	
+E	partOf	0	*	s	-		Reference(Procedure,Observation,MedicationAdministration)	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/event-status	code	
+E	statusReason	0	1	s	x	http://hl7.org/fhir/ValueSet/procedure-not-performed-reason	CodeableConcept	
+E	category	0	1	s	x	http://hl7.org/fhir/ValueSet/procedure-category	CodeableConcept	
+E	code	0	1	s	x	http://hl7.org/fhir/ValueSet/procedure-code	CodeableConcept	
+E	subject	1	1	s	-		Reference(Patient,Group)	
+E	encounter	0	1	s	-		Reference(Encounter)	
+E	performed	0	1	cs	-		dateTime Period string Age Range	
+E	recorder	0	1	s	-		Reference(Patient,RelatedPerson,Practitioner,PractitionerRole)	
+E	asserter	0	1	s	-		Reference(Patient,RelatedPerson,Practitioner,PractitionerRole)	
+E	performer	0	*	s	-		Procedure.performer	
+E	location	0	1	s	-		Reference(Location)	
+E	reasonCode	0	*	s	x	http://hl7.org/fhir/ValueSet/procedure-reason	CodeableConcept	
+E	reasonReference	0	*	s	-		Reference(Condition,Observation,Procedure,DiagnosticReport,DocumentReference)	
+E	bodySite	0	*	s	x	http://hl7.org/fhir/ValueSet/body-site	CodeableConcept	
+E	outcome	0	1	s	x	http://hl7.org/fhir/ValueSet/procedure-outcome	CodeableConcept	
+E	report	0	*	-	-		Reference(DiagnosticReport,DocumentReference,Composition)	
+E	complication	0	*	-	x	http://hl7.org/fhir/ValueSet/condition-code	CodeableConcept	
+E	complicationDetail	0	*	-	-		Reference(Condition)	
+E	followUp	0	*	-	x	http://hl7.org/fhir/ValueSet/procedure-followup	CodeableConcept	
+E	note	0	*	-	-		Annotation	
+E	focalDevice	0	*	-	-		Procedure.focalDevice	
+E	usedReference	0	*	-	-		Reference(Device,Medication,Substance)	
+E	usedCode	0	*	-	x	http://hl7.org/fhir/ValueSet/device-kind	CodeableConcept	
+T	Procedure.focalDevice	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	action	0	1	-	p	http://hl7.org/fhir/ValueSet/device-action	CodeableConcept	
+E	manipulated	1	1	-	-		Reference(Device)	
+T	Procedure.performer	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	function	0	1	s	x	http://hl7.org/fhir/ValueSet/performer-role	CodeableConcept	
+E	actor	1	1	s	-		Reference(Practitioner,PractitionerRole,Organization,Patient,RelatedPerson,Device)	
+E	onBehalfOf	0	1	-	-		Reference(Organization)	
+T	ProdCharacteristic	c	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	height	0	1	s	-		Quantity	
+E	width	0	1	s	-		Quantity	
+E	depth	0	1	s	-		Quantity	
+E	weight	0	1	s	-		Quantity	
+E	nominalVolume	0	1	s	-		Quantity	
+E	externalDiameter	0	1	s	-		Quantity	
+E	shape	0	1	s	-		string	
+E	color	0	*	s	-		string	
+E	imprint	0	*	s	-		string	
+E	image	0	*	s	-		Attachment	
+E	scoring	0	1	s	-		CodeableConcept	
+T	ProductShelfLife	c	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	identifier	0	1	s	-		Identifier	
+E	type	1	1	s	-		CodeableConcept	
+E	period	1	1	s	-		Quantity	
+E	specialPrecautionsForStorage	0	*	s	-		CodeableConcept	
+T	Provenance	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	target	1	*	s	-		Reference	
+E	occurred	0	1	c	-		Period dateTime	
+E	recorded	1	1	s	-		instant	
+E	policy	0	*	-	-		uri	
+E	location	0	1	-	-		Reference(Location)	
+E	reason	0	*	-	e	http://terminology.hl7.org/ValueSet/v3-PurposeOfUse	CodeableConcept	
+E	activity	0	1	-	e	http://hl7.org/fhir/ValueSet/provenance-activity-type	CodeableConcept	
+E	agent	1	*	-	-		Provenance.agent	
+E	entity	0	*	-	-		Provenance.entity	
+E	signature	0	*	-	-		Signature	
+T	Provenance.agent	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	0	1	s	e	http://hl7.org/fhir/ValueSet/provenance-agent-type	CodeableConcept	
+E	role	0	*	-	x	http://hl7.org/fhir/ValueSet/security-role-type	CodeableConcept	
+E	who	1	1	s	-		Reference(Practitioner,PractitionerRole,RelatedPerson,Patient,Device,Organization)	
+E	onBehalfOf	0	1	-	-		Reference(Practitioner,PractitionerRole,RelatedPerson,Patient,Device,Organization)	
+T	Provenance.entity	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	role	1	1	s	r	http://hl7.org/fhir/ValueSet/provenance-entity-role	code	
+E	what	1	1	s	-		Reference	
+E	agent	0	*	-	-		Provenance.agent	
+T	Quantity	c	0	Element	-		143
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	value	0	1	s	-		decimal	
+E	comparator	0	1	sm	r	http://hl7.org/fhir/ValueSet/quantity-comparator	code	
+E	unit	0	1	s	-		string	
+E	system	0	1	s	-		uri	
+E	code	0	1	s	-		code	
+T	Questionnaire	r	0	DomainResource	-		52,53,54,55,56,144,146
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	url	0	1	s	-		uri	
+E	identifier	0	*	s	-		Identifier	
+E	version	0	1	s	-		string	
+E	name	0	1	s	-		string	
+E	title	0	1	s	-		string	
+E	derivedFrom	0	*	-	-		canonical(Questionnaire)	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	experimental	0	1	s	-		boolean	
+E	subjectType	0	*	s	r	http://hl7.org/fhir/ValueSet/resource-types	code	
+E	date	0	1	s	-		dateTime	
+E	publisher	0	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+E	description	0	1	-	-		markdown	
+E	useContext	0	*	s	-		UsageContext	
+E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept	
+E	purpose	0	1	-	-		markdown	
+E	copyright	0	1	-	-		markdown	
+E	approvalDate	0	1	-	-		date	
+E	lastReviewDate	0	1	-	-		date	
+E	effectivePeriod	0	1	s	-		Period	
+E	code	0	*	s	x	http://hl7.org/fhir/ValueSet/questionnaire-questions	Coding	
+E	item	0	*	-	-		Questionnaire.item	
+T	Questionnaire.item	b	0	BackboneElement	-		145,147,148,149,150,152,153,154,155,156,157
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	linkId	1	1	-	-		string	
+E	definition	0	1	-	-		uri	
+E	code	0	*	-	x	http://hl7.org/fhir/ValueSet/questionnaire-questions	Coding	
+E	prefix	0	1	-	-		string	
+E	text	0	1	-	-		string	
+E	type	1	1	-	r	http://hl7.org/fhir/ValueSet/item-type	code	
+E	enableWhen	0	*	m	-		Questionnaire.item.enableWhen	
+E	enableBehavior	0	1	-	r	http://hl7.org/fhir/ValueSet/questionnaire-enable-behavior	code	
+E	required	0	1	-	-		boolean	
+E	repeats	0	1	-	-		boolean	
+E	readOnly	0	1	-	-		boolean	
+E	maxLength	0	1	-	-		integer	
+E	answerValueSet	0	1	-	-		canonical(ValueSet)	
+E	answerOption	0	*	-	-		Questionnaire.item.answerOption	
+E	initial	0	*	-	-		Questionnaire.item.initial	
+E	item	0	*	-	-		Questionnaire.item	
+T	Questionnaire.item.answerOption	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	value	1	1	c	x	http://hl7.org/fhir/ValueSet/questionnaire-answers	integer date time string Coding Reference	
+E	initialSelected	0	1	-	-		boolean	
+T	Questionnaire.item.enableWhen	b	0	BackboneElement	-		151
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	question	1	1	-	-		string	
+E	operator	1	1	-	r	http://hl7.org/fhir/ValueSet/questionnaire-enable-operator	code	
+E	answer	1	1	c	x	http://hl7.org/fhir/ValueSet/questionnaire-answers	boolean decimal integer date dateTime time string Coding Quantity Reference	
+T	Questionnaire.item.initial	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	value	1	1	c	x	http://hl7.org/fhir/ValueSet/questionnaire-answers	boolean decimal integer date dateTime time string uri Attachment Coding Quantity Reference	
+T	QuestionnaireResponse	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	1	s	-		Identifier	
+E	basedOn	0	*	s	-		Reference(CarePlan,ServiceRequest)	
+E	partOf	0	*	s	-		Reference(Observation,Procedure)	
+E	questionnaire	0	1	s	-		canonical(Questionnaire)	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/questionnaire-answers-status	code	
+E	subject	0	1	s	-		Reference	
+E	encounter	0	1	s	-		Reference(Encounter)	
+E	authored	0	1	s	-		dateTime	
+E	author	0	1	s	-		Reference(Device,Practitioner,PractitionerRole,Patient,RelatedPerson,Organization)	
+E	source	0	1	s	-		Reference(Patient,Practitioner,PractitionerRole,RelatedPerson)	
+E	item	0	*	-	-		QuestionnaireResponse.item	
+T	QuestionnaireResponse.item	b	0	BackboneElement	-		142
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	linkId	1	1	-	-		string	
+E	definition	0	1	-	-		uri	
+E	text	0	1	-	-		string	
+E	answer	0	*	-	-		QuestionnaireResponse.item.answer	
+E	item	0	*	-	-		QuestionnaireResponse.item	
+T	QuestionnaireResponse.item.answer	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	value	0	1	c	x	http://hl7.org/fhir/ValueSet/questionnaire-answers	boolean decimal integer date dateTime time string uri Attachment Coding Quantity Reference	
+E	item	0	*	-	-		QuestionnaireResponse.item	
+T	Range	c	0	Element	-		163
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	low	0	1	s	-		Quantity	198
+E	high	0	1	s	-		Quantity	198
+T	Ratio	c	0	Element	-		160
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	numerator	0	1	s	-		Quantity	
+E	denominator	0	1	s	-		Quantity	
+T	Reference	c	0	Element	-		162
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	reference	0	1	s	-		string	
+E	type	0	1	s	e	http://hl7.org/fhir/ValueSet/resource-types	uri	
+E	identifier	0	1	s	-		Identifier	
+E	display	0	1	s	-		string	
+T	RelatedArtifact	c	0	Element	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/related-artifact-type	code	
+E	label	0	1	s	-		string	
+E	display	0	1	s	-		string	
+E	citation	0	1	s	-		markdown	
+E	url	0	1	s	-		url	
+E	document	0	1	s	-		Attachment	
+E	resource	0	1	s	-		canonical	
+T	RelatedPerson	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	active	0	1	sm	-		boolean	
+E	patient	1	1	s	-		Reference(Patient)	
+E	relationship	0	*	s	p	http://hl7.org/fhir/ValueSet/relatedperson-relationshiptype	CodeableConcept	
+E	name	0	*	s	-		HumanName	
+E	telecom	0	*	s	-		ContactPoint	
+E	gender	0	1	s	r	http://hl7.org/fhir/ValueSet/administrative-gender	code	
+E	birthDate	0	1	s	-		date	
+E	address	0	*	s	-		Address	
+E	photo	0	*	-	-		Attachment	
+E	period	0	1	-	-		Period	
+E	communication	0	*	-	-		RelatedPerson.communication	
+T	RelatedPerson.communication	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	language	1	1	-	p	http://hl7.org/fhir/ValueSet/languages	CodeableConcept	
+E	preferred	0	1	-	-		boolean	
+T	RequestGroup	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	instantiatesCanonical	0	*	s	-		canonical	
+E	instantiatesUri	0	*	s	-		uri	
+E	basedOn	0	*	-	-		Reference	
+E	replaces	0	*	-	-		Reference	
+E	groupIdentifier	0	1	s	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/request-status	code	
+E	intent	1	1	sm	r	http://hl7.org/fhir/ValueSet/request-intent	code	
+E	priority	0	1	s	r	http://hl7.org/fhir/ValueSet/request-priority	code	
+E	code	0	1	s	-		CodeableConcept	
+E	subject	0	1	-	-		Reference(Patient,Group)	
+E	encounter	0	1	-	-		Reference(Encounter)	
+E	authoredOn	0	1	-	-		dateTime	
+E	author	0	1	-	-		Reference(Device,Practitioner,PractitionerRole)	
+E	reasonCode	0	*	-	-		CodeableConcept	
+E	reasonReference	0	*	-	-		Reference(Condition,Observation,DiagnosticReport,DocumentReference)	
+E	note	0	*	-	-		Annotation	
+E	action	0	*	-	-		RequestGroup.action	
+T	RequestGroup.action	b	0	BackboneElement	-		164
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	prefix	0	1	-	-		string	
+E	title	0	1	-	-		string	
+E	description	0	1	s	-		string	
+E	textEquivalent	0	1	s	-		string	
+E	priority	0	1	-	r	http://hl7.org/fhir/ValueSet/request-priority	code	
+E	code	0	*	-	-		CodeableConcept	
+E	documentation	0	*	-	-		RelatedArtifact	
+E	condition	0	*	-	-		RequestGroup.action.condition	
+E	relatedAction	0	*	-	-		RequestGroup.action.relatedAction	
+E	timing	0	1	c	-		dateTime Age Period Duration Range Timing	
+E	participant	0	*	-	-		Reference(Patient,Practitioner,PractitionerRole,RelatedPerson,Device)	
+E	type	0	1	-	e	http://hl7.org/fhir/ValueSet/action-type	CodeableConcept	
+E	groupingBehavior	0	1	-	r	http://hl7.org/fhir/ValueSet/action-grouping-behavior	code	
+E	selectionBehavior	0	1	-	r	http://hl7.org/fhir/ValueSet/action-selection-behavior	code	
+E	requiredBehavior	0	1	-	r	http://hl7.org/fhir/ValueSet/action-required-behavior	code	
+E	precheckBehavior	0	1	-	r	http://hl7.org/fhir/ValueSet/action-precheck-behavior	code	
+E	cardinalityBehavior	0	1	-	r	http://hl7.org/fhir/ValueSet/action-cardinality-behavior	code	
+E	resource	0	1	-	-		Reference	
+E	action	0	*	-	-		RequestGroup.action	
+T	RequestGroup.action.condition	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	kind	1	1	-	r	http://hl7.org/fhir/ValueSet/action-condition-kind	code	
+E	expression	0	1	-	-		Expression	
+T	RequestGroup.action.relatedAction	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	actionId	1	1	-	-		id	
+E	relationship	1	1	-	r	http://hl7.org/fhir/ValueSet/action-relationship-type	code	
+E	offset	0	1	c	-		Duration Range	
+T	ResearchDefinition	r	0	DomainResource	-		52,53,54,55,56,165
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	url	0	1	s	-		uri	
+E	identifier	0	*	s	-		Identifier	
+E	version	0	1	s	-		string	
+E	name	0	1	s	-		string	
+E	title	0	1	s	-		string	
+E	shortTitle	0	1	-	-		string	
+E	subtitle	0	1	-	-		string	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	experimental	0	1	s	-		boolean	
+E	subject	0	1	c	e	http://hl7.org/fhir/ValueSet/subject-type	CodeableConcept Reference(Group)	
+E	date	0	1	s	-		dateTime	
+E	publisher	0	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+E	description	0	1	s	-		markdown	
+E	comment	0	*	-	-		string	
+E	useContext	0	*	s	-		UsageContext	
+E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept	
+E	purpose	0	1	-	-		markdown	
+E	usage	0	1	-	-		string	
+E	copyright	0	1	-	-		markdown	
+E	approvalDate	0	1	-	-		date	
+E	lastReviewDate	0	1	-	-		date	
+E	effectivePeriod	0	1	s	-		Period	
+E	topic	0	*	-	x	http://hl7.org/fhir/ValueSet/definition-topic	CodeableConcept	
+E	author	0	*	-	-		ContactDetail	
+E	editor	0	*	-	-		ContactDetail	
+E	reviewer	0	*	-	-		ContactDetail	
+E	endorser	0	*	-	-		ContactDetail	
+E	relatedArtifact	0	*	-	-		RelatedArtifact	
+E	library	0	*	-	-		canonical(Library)	
+E	population	1	1	s	-		Reference(ResearchElementDefinition)	
+E	exposure	0	1	s	-		Reference(ResearchElementDefinition)	
+E	exposureAlternative	0	1	s	-		Reference(ResearchElementDefinition)	
+E	outcome	0	1	s	-		Reference(ResearchElementDefinition)	
+T	ResearchElementDefinition	r	0	DomainResource	-		52,53,54,55,56,161
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	url	0	1	s	-		uri	
+E	identifier	0	*	s	-		Identifier	
+E	version	0	1	s	-		string	
+E	name	0	1	s	-		string	
+E	title	0	1	s	-		string	
+E	shortTitle	0	1	s	-		string	
+E	subtitle	0	1	-	-		string	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	experimental	0	1	s	-		boolean	
+E	subject	0	1	c	e	http://hl7.org/fhir/ValueSet/subject-type	CodeableConcept Reference(Group)	
+E	date	0	1	s	-		dateTime	
+E	publisher	0	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+E	description	0	1	s	-		markdown	
+E	comment	0	*	-	-		string	
+E	useContext	0	*	s	-		UsageContext	
+E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept	
+E	purpose	0	1	-	-		markdown	
+E	usage	0	1	-	-		string	
+E	copyright	0	1	-	-		markdown	
+E	approvalDate	0	1	-	-		date	
+E	lastReviewDate	0	1	-	-		date	
+E	effectivePeriod	0	1	s	-		Period	
+E	topic	0	*	-	x	http://hl7.org/fhir/ValueSet/definition-topic	CodeableConcept	
+E	author	0	*	-	-		ContactDetail	
+E	editor	0	*	-	-		ContactDetail	
+E	reviewer	0	*	-	-		ContactDetail	
+E	endorser	0	*	-	-		ContactDetail	
+E	relatedArtifact	0	*	-	-		RelatedArtifact	
+E	library	0	*	-	-		canonical(Library)	
+E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/research-element-type	code	
+E	variableType	0	1	-	r	http://hl7.org/fhir/ValueSet/variable-type	code	
+E	characteristic	1	*	s	-		ResearchElementDefinition.characteristic	
+T	ResearchElementDefinition.characteristic	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	definition	1	1	cs	-		CodeableConcept canonical(ValueSet) Expression DataRequirement	
+E	usageContext	0	*	-	-		UsageContext	
+E	exclude	0	1	-	-		boolean	
+E	unitOfMeasure	0	1	-	r	http://hl7.org/fhir/ValueSet/ucum-units	CodeableConcept	
+E	studyEffectiveDescription	0	1	-	-		string	
+E	studyEffective	0	1	c	-		dateTime Period Duration Timing	
+E	studyEffectiveTimeFromStart	0	1	-	-		Duration	
+E	studyEffectiveGroupMeasure	0	1	-	r	http://hl7.org/fhir/ValueSet/group-measure	code	
+E	participantEffectiveDescription	0	1	-	-		string	
+E	participantEffective	0	1	c	-		dateTime Period Duration Timing	
+E	participantEffectiveTimeFromStart	0	1	-	-		Duration	
+E	participantEffectiveGroupMeasure	0	1	-	r	http://hl7.org/fhir/ValueSet/group-measure	code	
+T	ResearchStudy	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	title	0	1	s	-		string	
+E	protocol	0	*	s	-		Reference(PlanDefinition)	
+E	partOf	0	*	s	-		Reference(ResearchStudy)	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/research-study-status	code	
+E	primaryPurposeType	0	1	s	e	http://hl7.org/fhir/ValueSet/research-study-prim-purp-type	CodeableConcept	
+E	phase	0	1	s	x	http://hl7.org/fhir/ValueSet/research-study-phase	CodeableConcept	
+E	category	0	*	s	x		CodeableConcept	
+E	focus	0	*	s	x		CodeableConcept	
+E	condition	0	*	s	x	http://hl7.org/fhir/ValueSet/condition-code	CodeableConcept	
+E	contact	0	*	s	-		ContactDetail	
+E	relatedArtifact	0	*	-	-		RelatedArtifact	
+E	keyword	0	*	s	x		CodeableConcept	
+E	location	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept	
+E	description	0	1	-	-		markdown	
+E	enrollment	0	*	s	-		Reference(Group)	
+E	period	0	1	s	-		Period	
+E	sponsor	0	1	s	-		Reference(Organization)	
+E	principalInvestigator	0	1	s	-		Reference(Practitioner,PractitionerRole)	
+E	site	0	*	s	-		Reference(Location)	
+E	reasonStopped	0	1	s	x	http://hl7.org/fhir/ValueSet/research-study-reason-stopped	CodeableConcept	
+E	note	0	*	-	-		Annotation	
+E	arm	0	*	-	-		ResearchStudy.arm	
+E	objective	0	*	-	-		ResearchStudy.objective	
+T	ResearchStudy.arm	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	name	1	1	-	-		string	
+E	type	0	1	-	-		CodeableConcept	
+E	description	0	1	-	-		string	
+T	ResearchStudy.objective	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	name	0	1	-	-		string	
+E	type	0	1	-	p	http://hl7.org/fhir/ValueSet/research-study-objective-type	CodeableConcept	
+T	ResearchSubject	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/research-subject-status	code	
+E	period	0	1	s	-		Period	
+E	study	1	1	s	-		Reference(ResearchStudy)	
+E	individual	1	1	s	-		Reference(Patient)	
+E	assignedArm	0	1	-	-		string	
+E	actualArm	0	1	-	-		string	
+E	consent	0	1	-	-		Reference(Consent)	
+T	Resource	r	1		-		
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+T	RiskAssessment	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	basedOn	0	1	-	-		Reference	
+E	parent	0	1	-	-		Reference	
+E	status	1	1	s	r	http://hl7.org/fhir/ValueSet/observation-status	code	
+E	method	0	1	s	x		CodeableConcept	
+E	code	0	1	s	-		CodeableConcept	
+E	subject	1	1	s	-		Reference(Patient,Group)	
+E	encounter	0	1	s	-		Reference(Encounter)	
+E	occurrence	0	1	cs	-		dateTime Period	
+E	condition	0	1	s	-		Reference(Condition)	
+E	performer	0	1	s	-		Reference(Practitioner,PractitionerRole,Device)	
+E	reasonCode	0	*	-	-		CodeableConcept	
+E	reasonReference	0	*	-	-		Reference(Condition,Observation,DiagnosticReport,DocumentReference)	
+E	basis	0	*	-	-		Reference	
+E	prediction	0	*	-	-		RiskAssessment.prediction	
+E	mitigation	0	1	-	-		string	
+E	note	0	*	-	-		Annotation	
+T	RiskAssessment.prediction	b	0	BackboneElement	-		159
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	outcome	0	1	-	x		CodeableConcept	
+E	probability	0	1	c	-		decimal Range	158
+E	qualitativeRisk	0	1	-	x	http://hl7.org/fhir/ValueSet/risk-probability	CodeableConcept	
+E	relativeRisk	0	1	-	-		decimal	
+E	when	0	1	c	-		Period Range	
+E	rationale	0	1	-	-		string	
+T	RiskEvidenceSynthesis	r	0	DomainResource	-		52,53,54,55,56,166
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	url	0	1	s	-		uri	
+E	identifier	0	*	s	-		Identifier	
+E	version	0	1	s	-		string	
+E	name	0	1	s	-		string	
+E	title	0	1	s	-		string	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	date	0	1	s	-		dateTime	
+E	publisher	0	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+E	description	0	1	s	-		markdown	
+E	note	0	*	-	-		Annotation	
+E	useContext	0	*	s	-		UsageContext	
+E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept	
+E	copyright	0	1	-	-		markdown	
+E	approvalDate	0	1	-	-		date	
+E	lastReviewDate	0	1	-	-		date	
+E	effectivePeriod	0	1	s	-		Period	
+E	topic	0	*	-	x	http://hl7.org/fhir/ValueSet/definition-topic	CodeableConcept	
+E	author	0	*	-	-		ContactDetail	
+E	editor	0	*	-	-		ContactDetail	
+E	reviewer	0	*	-	-		ContactDetail	
+E	endorser	0	*	-	-		ContactDetail	
+E	relatedArtifact	0	*	-	-		RelatedArtifact	
+E	synthesisType	0	1	-	e	http://hl7.org/fhir/ValueSet/synthesis-type	CodeableConcept	
+E	studyType	0	1	-	e	http://hl7.org/fhir/ValueSet/study-type	CodeableConcept	
+E	population	1	1	s	-		Reference(EvidenceVariable)	
+E	exposure	0	1	s	-		Reference(EvidenceVariable)	
+E	outcome	1	1	s	-		Reference(EvidenceVariable)	
+E	sampleSize	0	1	-	-		RiskEvidenceSynthesis.sampleSize	
+E	riskEstimate	0	1	s	-		RiskEvidenceSynthesis.riskEstimate	
+E	certainty	0	*	-	-		RiskEvidenceSynthesis.certainty	
+T	RiskEvidenceSynthesis.certainty	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	rating	0	*	-	e	http://hl7.org/fhir/ValueSet/evidence-quality	CodeableConcept	
+E	note	0	*	-	-		Annotation	
+E	certaintySubcomponent	0	*	-	-		RiskEvidenceSynthesis.certainty.certaintySubcomponent	
+T	RiskEvidenceSynthesis.certainty.certaintySubcomponent	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	0	1	-	e	http://hl7.org/fhir/ValueSet/certainty-subcomponent-type	CodeableConcept	
+E	rating	0	*	-	e	http://hl7.org/fhir/ValueSet/certainty-subcomponent-rating	CodeableConcept	
+E	note	0	*	-	-		Annotation	
+T	RiskEvidenceSynthesis.riskEstimate	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	description	0	1	-	-		string	
+E	type	0	1	-	e	http://hl7.org/fhir/ValueSet/risk-estimate-type	CodeableConcept	
+E	value	0	1	-	-		decimal	
+E	unitOfMeasure	0	1	-	r	http://hl7.org/fhir/ValueSet/ucum-units	CodeableConcept	
+E	denominatorCount	0	1	-	-		integer	
+E	numeratorCount	0	1	-	-		integer	
+E	precisionEstimate	0	*	-	-		RiskEvidenceSynthesis.riskEstimate.precisionEstimate	
+T	RiskEvidenceSynthesis.riskEstimate.precisionEstimate	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	0	1	-	e	http://hl7.org/fhir/ValueSet/precision-estimate-type	CodeableConcept	
+E	level	0	1	-	-		decimal	
+E	from	0	1	-	-		decimal	
+E	to	0	1	-	-		decimal	
+T	RiskEvidenceSynthesis.sampleSize	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	description	0	1	-	-		string	
+E	numberOfStudies	0	1	-	-		integer	
+E	numberOfParticipants	0	1	-	-		integer	
+T	SampledData	c	0	Element	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	origin	1	1	s	-		Quantity	198
+E	period	1	1	s	-		decimal	
+E	factor	0	1	s	-		decimal	
+E	lowerLimit	0	1	s	-		decimal	
+E	upperLimit	0	1	s	-		decimal	
+E	dimensions	1	1	s	-		positiveInt	
+E	data	0	1	-	-		string	
+T	Schedule	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	active	0	1	sm	-		boolean	
+E	serviceCategory	0	*	s	x	http://hl7.org/fhir/ValueSet/service-category	CodeableConcept	
+E	serviceType	0	*	s	x	http://hl7.org/fhir/ValueSet/service-type	CodeableConcept	
+E	specialty	0	*	s	p	http://hl7.org/fhir/ValueSet/c80-practice-codes	CodeableConcept	
+E	actor	1	*	s	-		Reference(Patient,Practitioner,PractitionerRole,RelatedPerson,Device,HealthcareService,Location)	
+E	planningHorizon	0	1	s	-		Period	
+E	comment	0	1	-	-		string	
+T	SearchParameter	r	0	DomainResource	-		52,53,54,55,56,195,196,197
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	url	1	1	s	-		uri	
+E	version	0	1	s	-		string	
+E	name	1	1	s	-		string	
+E	derivedFrom	0	1	-	-		canonical(SearchParameter)	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	experimental	0	1	s	-		boolean	
+E	date	0	1	s	-		dateTime	
+E	publisher	0	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+E	description	1	1	s	-		markdown	
+E	useContext	0	*	s	-		UsageContext	
+E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept	
+E	purpose	0	1	-	-		markdown	
+E	code	1	1	s	-		code	
+E	base	1	*	s	r	http://hl7.org/fhir/ValueSet/resource-types	code	
+E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/search-param-type	code	
+E	expression	0	1	-	-		string	
+E	xpath	0	1	-	-		string	
+E	xpathUsage	0	1	-	r	http://hl7.org/fhir/ValueSet/search-xpath-usage	code	
+E	target	0	*	-	r	http://hl7.org/fhir/ValueSet/resource-types	code	
+E	multipleOr	0	1	-	-		boolean	
+E	multipleAnd	0	1	-	-		boolean	
+E	comparator	0	*	-	r	http://hl7.org/fhir/ValueSet/search-comparator	code	
+E	modifier	0	*	-	r	http://hl7.org/fhir/ValueSet/search-modifier-code	code	
+E	chain	0	*	-	-		string	
+E	component	0	*	-	-		SearchParameter.component	
+T	SearchParameter.component	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	definition	1	1	-	-		canonical(SearchParameter)	
+E	expression	1	1	-	-		string	
+T	ServiceRequest	r	0	DomainResource	-		52,53,54,55,56,141
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	instantiatesCanonical	0	*	s	-		canonical(ActivityDefinition,PlanDefinition)	
+E	instantiatesUri	0	*	s	-		uri	
+E	basedOn	0	*	s	-		Reference(CarePlan,ServiceRequest,MedicationRequest)	
+E	replaces	0	*	s	-		Reference(ServiceRequest)	
+E	requisition	0	1	s	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/request-status	code	
+E	intent	1	1	sm	r	http://hl7.org/fhir/ValueSet/request-intent	code	
+E	category	0	*	s	x	http://hl7.org/fhir/ValueSet/servicerequest-category	CodeableConcept	
+E	priority	0	1	s	r	http://hl7.org/fhir/ValueSet/request-priority	code	
+E	doNotPerform	0	1	sm	-		boolean	
+E	code	0	1	s	x	http://hl7.org/fhir/ValueSet/procedure-code	CodeableConcept	
+E	orderDetail	0	*	s	x	http://hl7.org/fhir/ValueSet/servicerequest-orderdetail	CodeableConcept	
+E	quantity	0	1	cs	-		Quantity Ratio Range	
+E	subject	1	1	s	-		Reference(Patient,Group,Location,Device)	
+E	encounter	0	1	s	-		Reference(Encounter)	
+E	occurrence	0	1	cs	-		dateTime Period Timing	
+E	asNeeded	0	1	cs	x	http://hl7.org/fhir/ValueSet/medication-as-needed-reason	boolean CodeableConcept	
+E	authoredOn	0	1	s	-		dateTime	
+E	requester	0	1	s	-		Reference(Practitioner,PractitionerRole,Organization,Patient,RelatedPerson,Device)	
+E	performerType	0	1	s	x	http://hl7.org/fhir/ValueSet/participant-role	CodeableConcept	
+E	performer	0	*	s	-		Reference(Practitioner,PractitionerRole,Organization,CareTeam,HealthcareService,Patient,Device,RelatedPerson)	
+E	locationCode	0	*	s	x	http://terminology.hl7.org/ValueSet/v3-ServiceDeliveryLocationRoleType	CodeableConcept	
+E	locationReference	0	*	s	-		Reference(Location)	
+E	reasonCode	0	*	s	x	http://hl7.org/fhir/ValueSet/procedure-reason	CodeableConcept	
+E	reasonReference	0	*	s	-		Reference(Condition,Observation,DiagnosticReport,DocumentReference)	
+E	insurance	0	*	-	-		Reference(Coverage,ClaimResponse)	
+E	supportingInfo	0	*	-	-		Reference	
+E	specimen	0	*	s	-		Reference(Specimen)	
+E	bodySite	0	*	s	x	http://hl7.org/fhir/ValueSet/body-site	CodeableConcept	
+E	note	0	*	-	-		Annotation	
+E	patientInstruction	0	1	s	-		string	
+E	relevantHistory	0	*	-	-		Reference(Provenance)	
+T	Signature	c	0	Element	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	type	1	*	s	p	http://hl7.org/fhir/ValueSet/signature-type	Coding	
+E	when	1	1	s	-		instant	
+E	who	1	1	s	-		Reference(Practitioner,PractitionerRole,RelatedPerson,Patient,Device,Organization)	
+E	onBehalfOf	0	1	s	-		Reference(Practitioner,PractitionerRole,RelatedPerson,Patient,Device,Organization)	
+E	targetFormat	0	1	-	r	http://hl7.org/fhir/ValueSet/mimetypes	code	
+E	sigFormat	0	1	-	r	http://hl7.org/fhir/ValueSet/mimetypes	code	
+E	data	0	1	-	-		base64Binary	
+T	Slot	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	serviceCategory	0	*	s	x	http://hl7.org/fhir/ValueSet/service-category	CodeableConcept	
+E	serviceType	0	*	s	x	http://hl7.org/fhir/ValueSet/service-type	CodeableConcept	
+E	specialty	0	*	s	p	http://hl7.org/fhir/ValueSet/c80-practice-codes	CodeableConcept	
+E	appointmentType	0	1	s	p	http://terminology.hl7.org/ValueSet/v2-0276	CodeableConcept	
+E	schedule	1	1	s	-		Reference(Schedule)	
+E	status	1	1	s	r	http://hl7.org/fhir/ValueSet/slotstatus	code	
+E	start	1	1	s	-		instant	
+E	end	1	1	s	-		instant	
+E	overbooked	0	1	-	-		boolean	
+E	comment	0	1	-	-		string	
+T	Specimen	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
 )BEVAN"
-R"BEVAN(T	StructureMap.group.rule.source	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	context	1	1	s	-		id
-E	min	0	1	s	-		integer
-E	max	0	1	s	-		string
-E	type	0	1	s	-		string
-E	defaultValue	0	1	cs	-		base64Binary boolean canonical code date dateTime decimal id instant integer markdown oid positiveInt string time unsignedInt uri url uuid Address Age Annotation Attachment CodeableConcept Coding ContactPoint Count Distance Duration HumanName Identifier Money Period Quantity Range Ratio Reference SampledData Signature Timing ContactDetail Contributor DataRequirement Expression ParameterDefinition RelatedArtifact TriggerDefinition UsageContext Dosage Meta
-E	element	0	1	s	-		string
-E	listMode	0	1	s	r	http://hl7.org/fhir/ValueSet/map-source-list-mode	code
-E	variable	0	1	s	-		id
-E	condition	0	1	s	-		string
-E	check	0	1	s	-		string
-E	logMessage	0	1	s	-		string
-T	StructureMap.group.rule.target	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	context	0	1	s	-		id
-E	contextType	0	1	s	r	http://hl7.org/fhir/ValueSet/map-context-type	code
-E	element	0	1	s	-		string
-E	variable	0	1	s	-		id
-E	listMode	0	*	s	r	http://hl7.org/fhir/ValueSet/map-target-list-mode	code
-E	listRuleId	0	1	s	-		id
-E	transform	0	1	s	r	http://hl7.org/fhir/ValueSet/map-transform	code
-E	parameter	0	*	s	-		StructureMap.group.rule.target.parameter
-T	StructureMap.group.rule.target.parameter	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	value	1	1	cs	-		id string boolean integer decimal
-T	StructureMap.structure	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	url	1	1	s	-		canonical(StructureDefinition)
-E	mode	1	1	s	r	http://hl7.org/fhir/ValueSet/map-model-mode	code
-E	alias	0	1	s	-		string
-E	documentation	0	1	-	-		string
-T	Subscription	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/subscription-status	code
-E	contact	0	*	s	-		ContactPoint
-E	end	0	1	s	-		instant
-E	reason	1	1	s	-		string
-E	criteria	1	1	s	-		string
-E	error	0	1	s	-		string
-E	channel	1	1	s	-		Subscription.channel
-T	Subscription.channel	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/subscription-channel-type	code
-E	endpoint	0	1	s	-		url
-E	payload	0	1	s	r	http://hl7.org/fhir/ValueSet/mimetypes	code
-E	header	0	*	s	-		string
-T	Substance	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	status	0	1	sm	r	http://hl7.org/fhir/ValueSet/substance-status	code
-E	category	0	*	s	e	http://hl7.org/fhir/ValueSet/substance-category	CodeableConcept
-E	code	1	1	s	x	http://hl7.org/fhir/ValueSet/substance-code	CodeableConcept
-E	description	0	1	s	-		string
-E	instance	0	*	s	-		Substance.instance
-E	ingredient	0	*	s	-		Substance.ingredient
-T	Substance.ingredient	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	quantity	0	1	s	-		Ratio
-E	substance	1	1	cs	x	http://hl7.org/fhir/ValueSet/substance-code	CodeableConcept Reference(Substance)
-T	Substance.instance	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	identifier	0	1	s	-		Identifier
-E	expiry	0	1	s	-		dateTime
-E	quantity	0	1	s	-		Quantity
-T	SubstanceAmount	c	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	amount	0	1	cs	-		Quantity Range string
-E	amountType	0	1	s	-		CodeableConcept
-E	amountText	0	1	s	-		string
-E	referenceRange	0	1	s	-		SubstanceAmount.referenceRange
-T	SubstanceAmount.referenceRange	b	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	lowLimit	0	1	s	-		Quantity
-E	highLimit	0	1	s	-		Quantity
-T	SubstanceNucleicAcid	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	sequenceType	0	1	s	-		CodeableConcept
-E	numberOfSubunits	0	1	s	-		integer
-E	areaOfHybridisation	0	1	s	-		string
-E	oligoNucleotideType	0	1	s	-		CodeableConcept
-E	subunit	0	*	s	-		SubstanceNucleicAcid.subunit
-T	SubstanceNucleicAcid.subunit	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	subunit	0	1	s	-		integer
-E	sequence	0	1	s	-		string
-E	length	0	1	s	-		integer
-E	sequenceAttachment	0	1	s	-		Attachment
-E	fivePrime	0	1	s	-		CodeableConcept
-E	threePrime	0	1	s	-		CodeableConcept
-E	linkage	0	*	s	-		SubstanceNucleicAcid.subunit.linkage
-E	sugar	0	*	s	-		SubstanceNucleicAcid.subunit.sugar
-T	SubstanceNucleicAcid.subunit.linkage	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	connectivity	0	1	s	-		string
-E	identifier	0	1	s	-		Identifier
-E	name	0	1	s	-		string
-E	residueSite	0	1	s	-		string
-T	SubstanceNucleicAcid.subunit.sugar	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	identifier	0	1	s	-		Identifier
-E	name	0	1	s	-		string
-E	residueSite	0	1	s	-		string
-T	SubstancePolymer	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	class	0	1	s	-		CodeableConcept
-E	geometry	0	1	s	-		CodeableConcept
-E	copolymerConnectivity	0	*	s	-		CodeableConcept
-E	modification	0	*	s	-		string
-E	monomerSet	0	*	s	-		SubstancePolymer.monomerSet
-E	repeat	0	*	s	-		SubstancePolymer.repeat
-T	SubstancePolymer.monomerSet	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	ratioType	0	1	s	-		CodeableConcept
-E	startingMaterial	0	*	s	-		SubstancePolymer.monomerSet.startingMaterial
-T	SubstancePolymer.monomerSet.startingMaterial	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	material	0	1	s	-		CodeableConcept
-E	type	0	1	s	-		CodeableConcept
-E	isDefining	0	1	s	-		boolean
-E	amount	0	1	s	-		SubstanceAmount
-T	SubstancePolymer.repeat	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	numberOfUnits	0	1	s	-		integer
-E	averageMolecularFormula	0	1	s	-		string
-E	repeatUnitAmountType	0	1	s	-		CodeableConcept
-E	repeatUnit	0	*	s	-		SubstancePolymer.repeat.repeatUnit
-T	SubstancePolymer.repeat.repeatUnit	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	orientationOfPolymerisation	0	1	s	-		CodeableConcept
-E	repeatUnit	0	1	s	-		string
-E	amount	0	1	s	-		SubstanceAmount
-E	degreeOfPolymerisation	0	*	s	-		SubstancePolymer.repeat.repeatUnit.degreeOfPolymerisation
-E	structuralRepresentation	0	*	s	-		SubstancePolymer.repeat.repeatUnit.structuralRepresentation
-T	SubstancePolymer.repeat.repeatUnit.degreeOfPolymerisation	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	degree	0	1	s	-		CodeableConcept
-E	amount	0	1	s	-		SubstanceAmount
-T	SubstancePolymer.repeat.repeatUnit.structuralRepresentation	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	0	1	s	-		CodeableConcept
-E	representation	0	1	s	-		string
-E	attachment	0	1	s	-		Attachment
-T	SubstanceProtein	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	sequenceType	0	1	s	-		CodeableConcept
-E	numberOfSubunits	0	1	s	-		integer
-E	disulfideLinkage	0	*	s	-		string
-E	subunit	0	*	s	-		SubstanceProtein.subunit
-T	SubstanceProtein.subunit	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	subunit	0	1	s	-		integer
-E	sequence	0	1	s	-		string
-E	length	0	1	s	-		integer
-E	sequenceAttachment	0	1	s	-		Attachment
-E	nTerminalModificationId	0	1	s	-		Identifier
-E	nTerminalModification	0	1	s	-		string
-E	cTerminalModificationId	0	1	s	-		Identifier
-E	cTerminalModification	0	1	s	-		string
-T	SubstanceReferenceInformation	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	comment	0	1	s	-		string
-E	gene	0	*	s	-		SubstanceReferenceInformation.gene
-E	geneElement	0	*	s	-		SubstanceReferenceInformation.geneElement
-E	classification	0	*	s	-		SubstanceReferenceInformation.classification
-E	target	0	*	s	-		SubstanceReferenceInformation.target
-T	SubstanceReferenceInformation.classification	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	domain	0	1	s	-		CodeableConcept
-E	classification	0	1	s	-		CodeableConcept
-E	subtype	0	*	s	-		CodeableConcept
-E	source	0	*	s	-		Reference(DocumentReference)
-T	SubstanceReferenceInformation.gene	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	geneSequenceOrigin	0	1	s	-		CodeableConcept
-E	gene	0	1	s	-		CodeableConcept
-E	source	0	*	s	-		Reference(DocumentReference)
-T	SubstanceReferenceInformation.geneElement	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	0	1	s	-		CodeableConcept
-E	element	0	1	s	-		Identifier
-E	source	0	*	s	-		Reference(DocumentReference)
-T	SubstanceReferenceInformation.target	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	target	0	1	s	-		Identifier
-E	type	0	1	s	-		CodeableConcept
-E	interaction	0	1	s	-		CodeableConcept
-E	organism	0	1	s	-		CodeableConcept
-E	organismType	0	1	s	-		CodeableConcept
-E	amount	0	1	cs	-		Quantity Range string
-E	amountType	0	1	s	-		CodeableConcept
-E	source	0	*	s	-		Reference(DocumentReference)
-T	SubstanceSourceMaterial	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	sourceMaterialClass	0	1	s	-		CodeableConcept
-E	sourceMaterialType	0	1	s	-		CodeableConcept
-E	sourceMaterialState	0	1	s	-		CodeableConcept
-E	organismId	0	1	s	-		Identifier
-E	organismName	0	1	s	-		string
-E	parentSubstanceId	0	*	s	-		Identifier
-E	parentSubstanceName	0	*	s	-		string
-E	countryOfOrigin	0	*	s	-		CodeableConcept
-E	geographicalLocation	0	*	s	-		string
-E	developmentStage	0	1	s	-		CodeableConcept
-E	fractionDescription	0	*	s	-		SubstanceSourceMaterial.fractionDescription
-E	organism	0	1	s	-		SubstanceSourceMaterial.organism
-E	partDescription	0	*	s	-		SubstanceSourceMaterial.partDescription
-T	SubstanceSourceMaterial.fractionDescription	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	fraction	0	1	s	-		string
-E	materialType	0	1	s	-		CodeableConcept
-T	SubstanceSourceMaterial.organism	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	family	0	1	s	-		CodeableConcept
-E	genus	0	1	s	-		CodeableConcept
-E	species	0	1	s	-		CodeableConcept
-E	intraspecificType	0	1	s	-		CodeableConcept
-E	intraspecificDescription	0	1	s	-		string
-E	author	0	*	s	-		SubstanceSourceMaterial.organism.author
-E	hybrid	0	1	s	-		SubstanceSourceMaterial.organism.hybrid
-E	organismGeneral	0	1	s	-		SubstanceSourceMaterial.organism.organismGeneral
-T	SubstanceSourceMaterial.organism.author	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	authorType	0	1	s	-		CodeableConcept
-E	authorDescription	0	1	s	-		string
-T	SubstanceSourceMaterial.organism.hybrid	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	maternalOrganismId	0	1	s	-		string
-E	maternalOrganismName	0	1	s	-		string
-E	paternalOrganismId	0	1	s	-		string
-E	paternalOrganismName	0	1	s	-		string
-E	hybridType	0	1	s	-		CodeableConcept
-T	SubstanceSourceMaterial.organism.organismGeneral	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	kingdom	0	1	s	-		CodeableConcept
-E	phylum	0	1	s	-		CodeableConcept
-E	class	0	1	s	-		CodeableConcept
-E	order	0	1	s	-		CodeableConcept
-T	SubstanceSourceMaterial.partDescription	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	part	0	1	s	-		CodeableConcept
-E	partLocation	0	1	s	-		CodeableConcept
-T	SubstanceSpecification	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	1	s	-		Identifier
-E	type	0	1	s	-		CodeableConcept
-E	status	0	1	s	-		CodeableConcept
-E	domain	0	1	s	-		CodeableConcept
-E	description	0	1	s	-		string
-E	source	0	*	s	-		Reference(DocumentReference)
-E	comment	0	1	s	-		string
-E	moiety	0	*	s	-		SubstanceSpecification.moiety
-E	property	0	*	s	-		SubstanceSpecification.property
-E	referenceInformation	0	1	s	-		Reference(SubstanceReferenceInformation)
-E	structure	0	1	s	-		SubstanceSpecification.structure
-E	code	0	*	s	-		SubstanceSpecification.code
-E	name	0	*	s	-		SubstanceSpecification.name
-E	molecularWeight	0	*	s	-		SubstanceSpecification.structure.isotope.molecularWeight
-E	relationship	0	*	s	-		SubstanceSpecification.relationship
-E	nucleicAcid	0	1	s	-		Reference(SubstanceNucleicAcid)
-E	polymer	0	1	s	-		Reference(SubstancePolymer)
-E	protein	0	1	s	-		Reference(SubstanceProtein)
-E	sourceMaterial	0	1	s	-		Reference(SubstanceSourceMaterial)
-T	SubstanceSpecification.code	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	0	1	s	-		CodeableConcept
-E	status	0	1	s	-		CodeableConcept
-E	statusDate	0	1	s	-		dateTime
-E	comment	0	1	s	-		string
-E	source	0	*	s	-		Reference(DocumentReference)
-T	SubstanceSpecification.moiety	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	role	0	1	s	-		CodeableConcept
-E	identifier	0	1	s	-		Identifier
-E	name	0	1	s	-		string
-E	stereochemistry	0	1	s	-		CodeableConcept
-E	opticalActivity	0	1	s	-		CodeableConcept
-E	molecularFormula	0	1	s	-		string
-E	amount	0	1	cs	-		Quantity string
-T	SubstanceSpecification.name	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	name	1	1	s	-		string
-E	type	0	1	s	-		CodeableConcept
-E	status	0	1	s	-		CodeableConcept
-E	preferred	0	1	s	-		boolean
-E	language	0	*	s	-		CodeableConcept
-E	domain	0	*	s	-		CodeableConcept
-E	jurisdiction	0	*	s	-		CodeableConcept
-E	synonym	0	*	s	-		SubstanceSpecification.name
-E	translation	0	*	s	-		SubstanceSpecification.name
-E	official	0	*	s	-		SubstanceSpecification.name.official
-E	source	0	*	s	-		Reference(DocumentReference)
-T	SubstanceSpecification.name.official	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	authority	0	1	s	-		CodeableConcept
-E	status	0	1	s	-		CodeableConcept
-E	date	0	1	s	-		dateTime
-T	SubstanceSpecification.property	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	category	0	1	s	-		CodeableConcept
-E	code	0	1	s	-		CodeableConcept
-E	parameters	0	1	s	-		string
-E	definingSubstance	0	1	cs	-		Reference(SubstanceSpecification,Substance) CodeableConcept
-E	amount	0	1	cs	-		Quantity string
-T	SubstanceSpecification.relationship	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	substance	0	1	cs	-		Reference(SubstanceSpecification) CodeableConcept
-E	relationship	0	1	s	-		CodeableConcept
-E	isDefining	0	1	s	-		boolean
-E	amount	0	1	cs	-		Quantity Range Ratio string
-E	amountRatioLowLimit	0	1	s	-		Ratio
-E	amountType	0	1	s	-		CodeableConcept
-E	source	0	*	s	-		Reference(DocumentReference)
-T	SubstanceSpecification.structure	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	stereochemistry	0	1	s	-		CodeableConcept
-E	opticalActivity	0	1	s	-		CodeableConcept
-E	molecularFormula	0	1	s	-		string
-E	molecularFormulaByMoiety	0	1	s	-		string
-E	isotope	0	*	s	-		SubstanceSpecification.structure.isotope
-E	molecularWeight	0	1	s	-		SubstanceSpecification.structure.isotope.molecularWeight
-E	source	0	*	s	-		Reference(DocumentReference)
-E	representation	0	*	s	-		SubstanceSpecification.structure.representation
-T	SubstanceSpecification.structure.isotope	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	identifier	0	1	s	-		Identifier
-E	name	0	1	s	-		CodeableConcept
-E	substitution	0	1	s	-		CodeableConcept
-E	halfLife	0	1	s	-		Quantity
-E	molecularWeight	0	1	s	-		SubstanceSpecification.structure.isotope.molecularWeight
-T	SubstanceSpecification.structure.isotope.molecularWeight	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	method	0	1	s	-		CodeableConcept
-E	type	0	1	s	-		CodeableConcept
-E	amount	0	1	s	-		Quantity
-T	SubstanceSpecification.structure.representation	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	0	1	s	-		CodeableConcept
-E	representation	0	1	s	-		string
-E	attachment	0	1	s	-		Attachment
-T	SupplyDelivery	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	-	-		Identifier
-E	basedOn	0	*	s	-		Reference(SupplyRequest)
-E	partOf	0	*	s	-		Reference(SupplyDelivery,Contract)
-E	status	0	1	sm	r	http://hl7.org/fhir/ValueSet/supplydelivery-status	code
-E	patient	0	1	-	-		Reference(Patient)
-E	type	0	1	-	r	http://hl7.org/fhir/ValueSet/supplydelivery-type	CodeableConcept
-E	suppliedItem	0	1	-	-		SupplyDelivery.suppliedItem
-E	occurrence	0	1	cs	-		dateTime Period Timing
-E	supplier	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization)
-E	destination	0	1	-	-		Reference(Location)
-E	receiver	0	*	-	-		Reference(Practitioner,PractitionerRole)
-T	SupplyDelivery.suppliedItem	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	quantity	0	1	-	-		Quantity
-E	item	0	1	c	x	http://hl7.org/fhir/ValueSet/supply-item	CodeableConcept Reference(Medication,Substance,Device)
-T	SupplyRequest	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	s	-		Identifier
-E	status	0	1	sm	r	http://hl7.org/fhir/ValueSet/supplyrequest-status	code
-E	category	0	1	s	x	http://hl7.org/fhir/ValueSet/supplyrequest-kind	CodeableConcept
-E	priority	0	1	s	r	http://hl7.org/fhir/ValueSet/request-priority	code
-E	item	1	1	cs	x	http://hl7.org/fhir/ValueSet/supply-item	CodeableConcept Reference(Medication,Substance,Device)
-E	quantity	1	1	s	-		Quantity
-E	parameter	0	*	-	-		SupplyRequest.parameter
-E	occurrence	0	1	cs	-		dateTime Period Timing
-E	authoredOn	0	1	s	-		dateTime
-E	requester	0	1	s	-		Reference(Practitioner,PractitionerRole,Organization,Patient,RelatedPerson,Device)
-E	supplier	0	*	s	-		Reference(Organization,HealthcareService)
-E	reasonCode	0	*	-	x	http://hl7.org/fhir/ValueSet/supplyrequest-reason	CodeableConcept
-E	reasonReference	0	*	-	-		Reference(Condition,Observation,DiagnosticReport,DocumentReference)
-E	deliverFrom	0	1	-	-		Reference(Organization,Location)
-E	deliverTo	0	1	-	-		Reference(Organization,Location,Patient)
-T	SupplyRequest.parameter	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	0	1	-	x		CodeableConcept
-E	value	0	1	c	-		CodeableConcept Quantity Range boolean
-T	Task	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	-	-		Identifier
-E	instantiatesCanonical	0	1	s	-		canonical(ActivityDefinition)
-E	instantiatesUri	0	1	s	-		uri
-E	basedOn	0	*	s	-		Reference
-E	groupIdentifier	0	1	s	-		Identifier
-E	partOf	0	*	s	-		Reference(Task)
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/task-status	code
-E	statusReason	0	1	s	x		CodeableConcept
-E	businessStatus	0	1	s	x		CodeableConcept
-E	intent	1	1	s	r	http://hl7.org/fhir/ValueSet/task-intent	code
-E	priority	0	1	-	r	http://hl7.org/fhir/ValueSet/request-priority	code
-E	code	0	1	s	x	http://hl7.org/fhir/ValueSet/task-code	CodeableConcept
-E	description	0	1	s	-		string
-E	focus	0	1	s	-		Reference
-E	for	0	1	s	-		Reference
-E	encounter	0	1	s	-		Reference(Encounter)
-E	executionPeriod	0	1	s	-		Period
-E	authoredOn	0	1	-	-		dateTime
-E	lastModified	0	1	s	-		dateTime
-E	requester	0	1	s	-		Reference(Device,Organization,Patient,Practitioner,PractitionerRole,RelatedPerson)
-E	performerType	0	*	-	p	http://hl7.org/fhir/ValueSet/performer-role	CodeableConcept
-E	owner	0	1	s	-		Reference(Practitioner,PractitionerRole,Organization,CareTeam,HealthcareService,Patient,Device,RelatedPerson)
-E	location	0	1	s	-		Reference(Location)
-E	reasonCode	0	1	-	x		CodeableConcept
-E	reasonReference	0	1	-	-		Reference
-E	insurance	0	*	-	-		Reference(Coverage,ClaimResponse)
-E	note	0	*	-	-		Annotation
-E	relevantHistory	0	*	-	-		Reference(Provenance)
-E	restriction	0	1	-	-		Task.restriction
-E	input	0	*	-	-		Task.input
-E	output	0	*	-	-		Task.output
-T	Task.input	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	-	x		CodeableConcept
-E	value	1	1	c	-		base64Binary boolean canonical code date dateTime decimal id instant integer markdown oid positiveInt string time unsignedInt uri url uuid Address Age Annotation Attachment CodeableConcept Coding ContactPoint Count Distance Duration HumanName Identifier Money Period Quantity Range Ratio Reference SampledData Signature Timing ContactDetail Contributor DataRequirement Expression ParameterDefinition RelatedArtifact TriggerDefinition UsageContext Dosage Meta
-T	Task.output	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	-	x		CodeableConcept
-E	value	1	1	c	-		base64Binary boolean canonical code date dateTime decimal id instant integer markdown oid positiveInt string time unsignedInt uri url uuid Address Age Annotation Attachment CodeableConcept Coding ContactPoint Count Distance Duration HumanName Identifier Money Period Quantity Range Ratio Reference SampledData Signature Timing ContactDetail Contributor DataRequirement Expression ParameterDefinition RelatedArtifact TriggerDefinition UsageContext Dosage Meta
-T	Task.restriction	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	repetitions	0	1	-	-		positiveInt
-E	period	0	1	-	-		Period
-E	recipient	0	*	-	-		Reference(Patient,Practitioner,PractitionerRole,RelatedPerson,Group,Organization)
-T	TerminologyCapabilities	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	url	0	1	s	-		uri
-E	version	0	1	s	-		string
-E	name	0	1	s	-		string
-E	title	0	1	s	-		string
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	experimental	0	1	s	-		boolean
-E	date	1	1	s	-		dateTime
-E	publisher	0	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-E	description	0	1	-	-		markdown
-E	useContext	0	*	s	-		UsageContext
-E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept
-E	purpose	0	1	-	-		markdown
-E	copyright	0	1	s	-		markdown
-E	kind	1	1	s	r	http://hl7.org/fhir/ValueSet/capability-statement-kind	code
-E	software	0	1	s	-		TerminologyCapabilities.software
-E	implementation	0	1	s	-		TerminologyCapabilities.implementation
-E	lockedDate	0	1	s	-		boolean
-E	codeSystem	0	*	-	-		TerminologyCapabilities.codeSystem
-E	expansion	0	1	-	-		TerminologyCapabilities.expansion
-E	codeSearch	0	1	-	r	http://hl7.org/fhir/ValueSet/code-search-support	code
-E	validateCode	0	1	-	-		TerminologyCapabilities.validateCode
-E	translation	0	1	-	-		TerminologyCapabilities.translation
-E	closure	0	1	-	-		TerminologyCapabilities.closure
-T	TerminologyCapabilities.closure	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	translation	0	1	-	-		boolean
-T	TerminologyCapabilities.codeSystem	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	uri	0	1	-	-		canonical(CodeSystem)
-E	version	0	*	-	-		TerminologyCapabilities.codeSystem.version
-E	subsumption	0	1	-	-		boolean
-T	TerminologyCapabilities.codeSystem.version	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	0	1	s	-		string
-E	isDefault	0	1	s	-		boolean
-E	compositional	0	1	-	-		boolean
-E	language	0	*	-	-		code
-E	filter	0	*	-	-		TerminologyCapabilities.codeSystem.version.filter
-E	property	0	*	-	-		code
-T	TerminologyCapabilities.codeSystem.version.filter	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	1	1	-	-		code
-E	op	1	*	-	-		code
-T	TerminologyCapabilities.expansion	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	hierarchical	0	1	-	-		boolean
-E	paging	0	1	-	-		boolean
-E	incomplete	0	1	-	-		boolean
-E	parameter	0	*	-	-		TerminologyCapabilities.expansion.parameter
-E	textFilter	0	1	-	-		markdown
-T	TerminologyCapabilities.expansion.parameter	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	name	1	1	-	-		code
-E	documentation	0	1	-	-		string
-T	TerminologyCapabilities.implementation	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	description	1	1	s	-		string
-E	url	0	1	s	-		url
-T	TerminologyCapabilities.software	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	name	1	1	s	-		string
-E	version	0	1	s	-		string
-T	TerminologyCapabilities.translation	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	needsMap	1	1	-	-		boolean
-T	TerminologyCapabilities.validateCode	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	translations	1	1	-	-		boolean
-T	TestReport	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	1	s	-		Identifier
-E	name	0	1	s	-		string
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/report-status-codes	code
-E	testScript	1	1	s	-		Reference(TestScript)
-E	result	1	1	s	r	http://hl7.org/fhir/ValueSet/report-result-codes	code
-E	score	0	1	s	-		decimal
-E	tester	0	1	s	-		string
-E	issued	0	1	s	-		dateTime
-E	participant	0	*	-	-		TestReport.participant
-E	setup	0	1	-	-		TestReport.setup
-E	test	0	*	-	-		TestReport.test
-E	teardown	0	1	-	-		TestReport.teardown
-T	TestReport.participant	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	1	1	-	r	http://hl7.org/fhir/ValueSet/report-participant-type	code
-E	uri	1	1	-	-		uri
-E	display	0	1	-	-		string
-T	TestReport.setup	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	action	1	*	-	-		TestReport.setup.action
-T	TestReport.setup.action	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	operation	0	1	-	-		TestReport.setup.action.operation
-E	assert	0	1	-	-		TestReport.setup.action.assert
-T	TestReport.setup.action.assert	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	result	1	1	-	r	http://hl7.org/fhir/ValueSet/report-action-result-codes	code
-E	message	0	1	-	-		markdown
-E	detail	0	1	-	-		string
-T	TestReport.setup.action.operation	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	result	1	1	-	r	http://hl7.org/fhir/ValueSet/report-action-result-codes	code
-E	message	0	1	-	-		markdown
-E	detail	0	1	-	-		uri
-T	TestReport.teardown	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	action	1	*	-	-		TestReport.teardown.action
-T	TestReport.teardown.action	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	operation	1	1	-	-		TestReport.setup.action.operation
-T	TestReport.test	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	name	0	1	-	-		string
-E	description	0	1	-	-		string
-E	action	1	*	-	-		TestReport.test.action
-T	TestReport.test.action	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	operation	0	1	-	-		TestReport.setup.action.operation
-E	assert	0	1	-	-		TestReport.setup.action.assert
-T	TestScript	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	url	1	1	s	-		uri
-E	identifier	0	1	s	-		Identifier
-E	version	0	1	s	-		string
-E	name	1	1	s	-		string
-E	title	0	1	s	-		string
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	experimental	0	1	s	-		boolean
-E	date	0	1	s	-		dateTime
-E	publisher	0	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-E	description	0	1	-	-		markdown
-E	useContext	0	*	s	-		UsageContext
-E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept
-E	purpose	0	1	-	-		markdown
-E	copyright	0	1	-	-		markdown
-E	origin	0	*	-	-		TestScript.origin
-E	destination	0	*	-	-		TestScript.destination
-E	metadata	0	1	-	-		TestScript.metadata
-E	fixture	0	*	-	-		TestScript.fixture
-E	profile	0	*	-	-		Reference
-E	variable	0	*	-	-		TestScript.variable
-E	setup	0	1	-	-		TestScript.setup
-E	test	0	*	-	-		TestScript.test
-E	teardown	0	1	-	-		TestScript.teardown
-T	TestScript.destination	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	index	1	1	-	-		integer
-E	profile	1	1	-	e	http://hl7.org/fhir/ValueSet/testscript-profile-destination-types	Coding
-T	TestScript.fixture	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	autocreate	1	1	-	-		boolean
-E	autodelete	1	1	-	-		boolean
-E	resource	0	1	-	-		Reference
-T	TestScript.metadata	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	link	0	*	-	-		TestScript.metadata.link
-E	capability	1	*	-	-		TestScript.metadata.capability
-T	TestScript.metadata.capability	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	required	1	1	-	-		boolean
-E	validated	1	1	-	-		boolean
-E	description	0	1	-	-		string
-E	origin	0	*	-	-		integer
-E	destination	0	1	-	-		integer
-E	link	0	*	-	-		uri
-E	capabilities	1	1	-	-		canonical(CapabilityStatement)
-T	TestScript.metadata.link	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	url	1	1	-	-		uri
-E	description	0	1	-	-		string
-T	TestScript.origin	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	index	1	1	-	-		integer
-E	profile	1	1	-	e	http://hl7.org/fhir/ValueSet/testscript-profile-origin-types	Coding
-T	TestScript.setup	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	action	1	*	-	-		TestScript.setup.action
-T	TestScript.setup.action	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	operation	0	1	-	-		TestScript.setup.action.operation
-E	assert	0	1	-	-		TestScript.setup.action.assert
-T	TestScript.setup.action.assert	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	label	0	1	-	-		string
-E	description	0	1	-	-		string
-E	direction	0	1	-	r	http://hl7.org/fhir/ValueSet/assert-direction-codes	code
-E	compareToSourceId	0	1	-	-		string
-E	compareToSourceExpression	0	1	-	-		string
-E	compareToSourcePath	0	1	-	-		string
-E	contentType	0	1	-	r	http://hl7.org/fhir/ValueSet/mimetypes	code
-E	expression	0	1	-	-		string
-E	headerField	0	1	-	-		string
-E	minimumId	0	1	-	-		string
-E	navigationLinks	0	1	-	-		boolean
-E	operator	0	1	-	r	http://hl7.org/fhir/ValueSet/assert-operator-codes	code
-E	path	0	1	-	-		string
-E	requestMethod	0	1	-	r	http://hl7.org/fhir/ValueSet/http-operations	code
-E	requestURL	0	1	-	-		string
-E	resource	0	1	-	r	http://hl7.org/fhir/ValueSet/defined-types	code
-E	response	0	1	-	r	http://hl7.org/fhir/ValueSet/assert-response-code-types	code
-E	responseCode	0	1	-	-		string
-E	sourceId	0	1	-	-		id
-E	validateProfileId	0	1	-	-		id
-E	value	0	1	-	-		string
-E	warningOnly	1	1	-	-		boolean
-T	TestScript.setup.action.operation	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	type	0	1	-	e	http://hl7.org/fhir/ValueSet/testscript-operation-codes	Coding
-E	resource	0	1	-	r	http://hl7.org/fhir/ValueSet/defined-types	code
-E	label	0	1	-	-		string
-E	description	0	1	-	-		string
-E	accept	0	1	-	r	http://hl7.org/fhir/ValueSet/mimetypes	code
-E	contentType	0	1	-	r	http://hl7.org/fhir/ValueSet/mimetypes	code
-E	destination	0	1	-	-		integer
-E	encodeRequestUrl	1	1	-	-		boolean
-E	method	0	1	-	r	http://hl7.org/fhir/ValueSet/http-operations	code
-E	origin	0	1	-	-		integer
-E	params	0	1	-	-		string
-E	requestHeader	0	*	-	-		TestScript.setup.action.operation.requestHeader
-E	requestId	0	1	-	-		id
-E	responseId	0	1	-	-		id
-E	sourceId	0	1	-	-		id
-E	targetId	0	1	-	-		id
-E	url	0	1	-	-		string
-T	TestScript.setup.action.operation.requestHeader	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	field	1	1	-	-		string
-E	value	1	1	-	-		string
-T	TestScript.teardown	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	action	1	*	-	-		TestScript.teardown.action
-T	TestScript.teardown.action	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	operation	1	1	-	-		TestScript.setup.action.operation
-T	TestScript.test	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	name	0	1	-	-		string
-E	description	0	1	-	-		string
-E	action	1	*	-	-		TestScript.test.action
-T	TestScript.test.action	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	operation	0	1	-	-		TestScript.setup.action.operation
-E	assert	0	1	-	-		TestScript.setup.action.assert
-T	TestScript.variable	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	name	1	1	-	-		string
-E	defaultValue	0	1	-	-		string
-E	description	0	1	-	-		string
-E	expression	0	1	-	-		string
-E	headerField	0	1	-	-		string
-E	hint	0	1	-	-		string
-E	path	0	1	-	-		string
-E	sourceId	0	1	-	-		id
-T	Timing	c	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	event	0	*	s	-		dateTime
-E	repeat	0	1	s	-		Timing.repeat
-E	code	0	1	s	p	http://hl7.org/fhir/ValueSet/timing-abbreviation	CodeableConcept
-T	Timing.repeat	b	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	bounds	0	1	cs	-		Duration Range Period
-E	count	0	1	s	-		positiveInt
-E	countMax	0	1	s	-		positiveInt
-E	duration	0	1	s	-		decimal
-E	durationMax	0	1	s	-		decimal
-E	durationUnit	0	1	s	r	http://hl7.org/fhir/ValueSet/units-of-time	code
-E	frequency	0	1	s	-		positiveInt
-E	frequencyMax	0	1	s	-		positiveInt
-E	period	0	1	s	-		decimal
-E	periodMax	0	1	s	-		decimal
-E	periodUnit	0	1	s	r	http://hl7.org/fhir/ValueSet/units-of-time	code
-E	dayOfWeek	0	*	s	r	http://hl7.org/fhir/ValueSet/days-of-week	code
-E	timeOfDay	0	*	s	-		time
-E	when	0	*	s	r	http://hl7.org/fhir/ValueSet/event-timing	code
-E	offset	0	1	s	-		unsignedInt
-T	TriggerDefinition	c	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/trigger-type	code
-E	name	0	1	s	-		string
-E	timing	0	1	cs	-		Timing Reference(Schedule) date dateTime
-E	data	0	*	s	-		DataRequirement
-E	condition	0	1	s	-		Expression
-T	UsageContext	c	0	Element	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	code	1	1	s	e	http://hl7.org/fhir/ValueSet/usage-context-type	Coding
-E	value	1	1	cs	x	http://hl7.org/fhir/ValueSet/use-context	CodeableConcept Quantity Range Reference(PlanDefinition,ResearchStudy,InsurancePlan,HealthcareService,Group,Location,Organization)
-T	ValueSet	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	url	0	1	s	-		uri
-E	identifier	0	*	s	-		Identifier
-E	version	0	1	s	-		string
-E	name	0	1	s	-		string
-E	title	0	1	s	-		string
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code
-E	experimental	0	1	s	-		boolean
-E	date	0	1	s	-		dateTime
-E	publisher	0	1	s	-		string
-E	contact	0	*	s	-		ContactDetail
-E	description	0	1	-	-		markdown
-E	useContext	0	*	s	-		UsageContext
-E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept
-E	immutable	0	1	s	-		boolean
-E	purpose	0	1	-	-		markdown
-E	copyright	0	1	-	-		markdown
-E	compose	0	1	-	-		ValueSet.compose
-E	expansion	0	1	-	-		ValueSet.expansion
-T	ValueSet.compose	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	lockedDate	0	1	s	-		date
-E	inactive	0	1	s	-		boolean
-E	include	1	*	s	-		ValueSet.compose.include
-E	exclude	0	*	-	-		ValueSet.compose.include
-T	ValueSet.compose.include	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	system	0	1	s	-		uri
-E	version	0	1	s	-		string
-E	concept	0	*	-	-		ValueSet.compose.include.concept
-E	filter	0	*	s	-		ValueSet.compose.include.filter
-E	valueSet	0	*	s	-		canonical(ValueSet)
-T	ValueSet.compose.include.concept	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	code	1	1	-	-		code
-E	display	0	1	-	-		string
-E	designation	0	*	-	-		ValueSet.compose.include.concept.designation
-T	ValueSet.compose.include.concept.designation	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	use	0	1	-	e	http://hl7.org/fhir/ValueSet/designation-use	Coding
-E	value	1	1	-	-		string
-T	ValueSet.compose.include.filter	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	property	1	1	s	-		code
-E	op	1	1	s	r	http://hl7.org/fhir/ValueSet/filter-operator	code
-E	value	1	1	s	-		string
-T	ValueSet.expansion	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	identifier	0	1	-	-		uri
-E	timestamp	1	1	-	-		dateTime
-E	total	0	1	-	-		integer
-E	offset	0	1	-	-		integer
-E	parameter	0	*	-	-		ValueSet.expansion.parameter
-E	contains	0	*	-	-		ValueSet.expansion.contains
-T	ValueSet.expansion.contains	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	system	0	1	-	-		uri
-E	abstract	0	1	-	-		boolean
-E	inactive	0	1	-	-		boolean
-E	version	0	1	-	-		string
-E	code	0	1	-	-		code
-E	display	0	1	-	-		string
-E	designation	0	*	-	-		ValueSet.compose.include.concept.designation
-E	contains	0	*	-	-		ValueSet.expansion.contains
-T	ValueSet.expansion.parameter	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	name	1	1	-	-		string
-E	value	0	1	c	-		string boolean integer decimal uri code dateTime
-T	VerificationResult	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	target	0	*	s	-		Reference
-E	targetLocation	0	*	s	-		string
-E	need	0	1	s	p	http://hl7.org/fhir/ValueSet/verificationresult-need	CodeableConcept
-E	status	1	1	s	r	http://hl7.org/fhir/ValueSet/verificationresult-status	code
-E	statusDate	0	1	s	-		dateTime
-E	validationType	0	1	s	p	http://hl7.org/fhir/ValueSet/verificationresult-validation-type	CodeableConcept
-E	validationProcess	0	*	s	x	http://hl7.org/fhir/ValueSet/verificationresult-validation-process	CodeableConcept
-E	frequency	0	1	-	-		Timing
-E	lastPerformed	0	1	-	-		dateTime
-E	nextScheduled	0	1	-	-		date
-E	failureAction	0	1	s	p	http://hl7.org/fhir/ValueSet/verificationresult-failure-action	CodeableConcept
-E	primarySource	0	*	-	-		VerificationResult.primarySource
-E	attestation	0	1	-	-		VerificationResult.attestation
-E	validator	0	*	-	-		VerificationResult.validator
-T	VerificationResult.attestation	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	who	0	1	s	-		Reference(Practitioner,PractitionerRole,Organization)
-E	onBehalfOf	0	1	s	-		Reference(Organization,Practitioner,PractitionerRole)
-E	communicationMethod	0	1	s	x	http://hl7.org/fhir/ValueSet/verificationresult-communication-method	CodeableConcept
-E	date	0	1	s	-		date
-E	sourceIdentityCertificate	0	1	-	-		string
-E	proxyIdentityCertificate	0	1	-	-		string
-E	proxySignature	0	1	-	-		Signature
-E	sourceSignature	0	1	-	-		Signature
-T	VerificationResult.primarySource	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	who	0	1	-	-		Reference(Organization,Practitioner,PractitionerRole)
-E	type	0	*	s	x	http://hl7.org/fhir/ValueSet/verificationresult-primary-source-type	CodeableConcept
-E	communicationMethod	0	*	s	x	http://hl7.org/fhir/ValueSet/verificationresult-communication-method	CodeableConcept
-E	validationStatus	0	1	-	p	http://hl7.org/fhir/ValueSet/verificationresult-validation-status	CodeableConcept
-E	validationDate	0	1	-	-		dateTime
-E	canPushUpdates	0	1	s	p	http://hl7.org/fhir/ValueSet/verificationresult-can-push-updates	CodeableConcept
-E	pushTypeAvailable	0	*	-	p	http://hl7.org/fhir/ValueSet/verificationresult-push-type-available	CodeableConcept
-T	VerificationResult.validator	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	organization	1	1	-	-		Reference(Organization)
-E	identityCertificate	0	1	-	-		string
-E	attestationSignature	0	1	-	-		Signature
-T	VisionPrescription	r	0	DomainResource	-	
-E	id	0	1	s	-		id
-E	meta	0	1	s	-		Meta
-E	implicitRules	0	1	sm	-		uri
-E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code
-E	text	0	1	-	-		Narrative
-E	contained	0	*	-	-		Resource
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	m	-		Extension
-E	identifier	0	*	-	-		Identifier
-E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/fm-status	code
-E	created	1	1	s	-		dateTime
-E	patient	1	1	s	-		Reference(Patient)
-E	encounter	0	1	-	-		Reference(Encounter)
-E	dateWritten	1	1	s	-		dateTime
-E	prescriber	1	1	s	-		Reference(Practitioner,PractitionerRole)
-E	lensSpecification	1	*	s	-		VisionPrescription.lensSpecification
-T	VisionPrescription.lensSpecification	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	product	1	1	s	x	http://hl7.org/fhir/ValueSet/vision-product	CodeableConcept
-E	eye	1	1	s	r	http://hl7.org/fhir/ValueSet/vision-eye-codes	code
-E	sphere	0	1	-	-		decimal
-E	cylinder	0	1	-	-		decimal
-E	axis	0	1	-	-		integer
-E	prism	0	*	-	-		VisionPrescription.lensSpecification.prism
-E	add	0	1	-	-		decimal
-E	power	0	1	-	-		decimal
-E	backCurve	0	1	-	-		decimal
-E	diameter	0	1	-	-		decimal
-E	duration	0	1	-	-		Quantity
-E	color	0	1	-	-		string
-E	brand	0	1	-	-		string
-E	note	0	*	-	-		Annotation
-T	VisionPrescription.lensSpecification.prism	b	0	BackboneElement	-	
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-E	modifierExtension	0	*	sm	-		Extension
-E	amount	1	1	-	-		decimal
-E	base	1	1	-	r	http://hl7.org/fhir/ValueSet/vision-base-codes	code
-T	base64Binary	p	0	Element	s	(\s*([0-9a-zA-Z\+/=]){4}\s*)+
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-T	boolean	p	0	Element	b	true|false
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-T	canonical	p	0	uri	s	\S*
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-T	code	p	0	string	s	[^\s]+(\s[^\s]+)*
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-T	date	p	0	Element	s	([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)?
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-T	dateTime	p	0	Element	s	([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1])(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-T	decimal	p	0	Element	n	-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-T	id	p	0	string	s	[A-Za-z0-9\-\.]{1,64}
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-T	instant	p	0	Element	s	([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)-(0[1-9]|1[0-2])-(0[1-9]|[1-2][0-9]|3[0-1])T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-T	integer	p	0	Element	n	-?([0]|([1-9][0-9]*))
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-T	markdown	p	0	string	s	[ \r\n\t\S]+
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-T	oid	p	0	uri	s	urn:oid:[0-2](\.(0|[1-9][0-9]*))+
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-T	positiveInt	p	0	integer	n	[1-9][0-9]*
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-T	string	p	0	Element	s	[ \r\n\t\S]+
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-T	time	p	0	Element	s	([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-T	unsignedInt	p	0	integer	n	[0]|([1-9][0-9]*)
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-T	uri	p	0	Element	s	\S*
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-T	url	p	0	uri	s	\S*
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-T	uuid	p	0	uri	s	urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
-E	id	0	1	-	-		string
-E	extension	0	*	-	-		Extension
-T	xhtml	p	0	Element	s	
-E	id	0	1	-	-		string
-E	extension	0	0	-	-		Extension
+R"BEVAN(E	identifier	0	*	s	-		Identifier	
+E	accessionIdentifier	0	1	s	-		Identifier	
+E	status	0	1	sm	r	http://hl7.org/fhir/ValueSet/specimen-status	code	
+E	type	0	1	s	x	http://terminology.hl7.org/ValueSet/v2-0487	CodeableConcept	
+E	subject	0	1	s	-		Reference(Patient,Group,Device,Substance,Location)	
+E	receivedTime	0	1	s	-		dateTime	
+E	parent	0	*	-	-		Reference(Specimen)	
+E	request	0	*	-	-		Reference(ServiceRequest)	
+E	collection	0	1	-	-		Specimen.collection	
+E	processing	0	*	-	-		Specimen.processing	
+E	container	0	*	-	-		Specimen.container	
+E	condition	0	*	s	e	http://terminology.hl7.org/ValueSet/v2-0493	CodeableConcept	
+E	note	0	*	-	-		Annotation	
+T	Specimen.collection	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	collector	0	1	s	-		Reference(Practitioner,PractitionerRole)	
+E	collected	0	1	cs	-		dateTime Period	
+E	duration	0	1	s	-		Duration	
+E	quantity	0	1	-	-		Quantity	198
+E	method	0	1	-	x	http://hl7.org/fhir/ValueSet/specimen-collection-method	CodeableConcept	
+E	bodySite	0	1	-	x	http://hl7.org/fhir/ValueSet/body-site	CodeableConcept	
+E	fastingStatus	0	1	cs	e	http://terminology.hl7.org/ValueSet/v2-0916	CodeableConcept Duration	
+T	Specimen.container	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	description	0	1	-	-		string	
+E	type	0	1	-	x	http://hl7.org/fhir/ValueSet/specimen-container-type	CodeableConcept	
+E	capacity	0	1	-	-		Quantity	198
+E	specimenQuantity	0	1	-	-		Quantity	198
+E	additive	0	1	c	x	http://terminology.hl7.org/ValueSet/v2-0371	CodeableConcept Reference(Substance)	
+T	Specimen.processing	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	description	0	1	-	-		string	
+E	procedure	0	1	-	x	http://hl7.org/fhir/ValueSet/specimen-processing-procedure	CodeableConcept	
+E	additive	0	*	-	-		Reference(Substance)	
+E	time	0	1	c	-		dateTime Period	
+T	SpecimenDefinition	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	1	s	-		Identifier	
+E	typeCollected	0	1	s	x	http://terminology.hl7.org/ValueSet/v2-0487	CodeableConcept	
+E	patientPreparation	0	*	s	x	http://hl7.org/fhir/ValueSet/prepare-patient-prior-specimen-collection	CodeableConcept	
+E	timeAspect	0	1	s	-		string	
+E	collection	0	*	s	x	http://hl7.org/fhir/ValueSet/specimen-collection	CodeableConcept	
+E	typeTested	0	*	-	-		SpecimenDefinition.typeTested	
+T	SpecimenDefinition.typeTested	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	isDerived	0	1	-	-		boolean	
+E	type	0	1	-	x	http://terminology.hl7.org/ValueSet/v2-0487	CodeableConcept	
+E	preference	1	1	-	r	http://hl7.org/fhir/ValueSet/specimen-contained-preference	code	
+E	container	0	1	-	-		SpecimenDefinition.typeTested.container	
+E	requirement	0	1	-	-		string	
+E	retentionTime	0	1	-	-		Duration	
+E	rejectionCriterion	0	*	-	x	http://hl7.org/fhir/ValueSet/rejection-criteria	CodeableConcept	
+E	handling	0	*	-	-		SpecimenDefinition.typeTested.handling	
+T	SpecimenDefinition.typeTested.container	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	material	0	1	-	x	http://hl7.org/fhir/ValueSet/container-material	CodeableConcept	
+E	type	0	1	-	x	http://hl7.org/fhir/ValueSet/specimen-container-type	CodeableConcept	
+E	cap	0	1	-	x	http://hl7.org/fhir/ValueSet/container-cap	CodeableConcept	
+E	description	0	1	-	-		string	
+E	capacity	0	1	-	-		Quantity	198
+E	minimumVolume	0	1	c	-		Quantity string	198
+E	additive	0	*	-	-		SpecimenDefinition.typeTested.container.additive	
+E	preparation	0	1	-	-		string	
+T	SpecimenDefinition.typeTested.container.additive	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	additive	1	1	c	x	http://terminology.hl7.org/ValueSet/v2-0371	CodeableConcept Reference(Substance)	
+T	SpecimenDefinition.typeTested.handling	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	temperatureQualifier	0	1	-	x	http://hl7.org/fhir/ValueSet/handling-condition	CodeableConcept	
+E	temperatureRange	0	1	-	-		Range	
+E	maxDuration	0	1	-	-		Duration	
+E	instruction	0	1	-	-		string	
+T	StructureDefinition	r	0	DomainResource	-		52,53,54,55,56,167,168,171,172,173,175,177,178,179,180,181,182,183,185,186,187,188
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	url	1	1	s	-		uri	
+E	identifier	0	*	s	-		Identifier	
+E	version	0	1	s	-		string	
+E	name	1	1	s	-		string	
+E	title	0	1	s	-		string	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	experimental	0	1	s	-		boolean	
+E	date	0	1	s	-		dateTime	
+E	publisher	0	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+E	description	0	1	-	-		markdown	
+E	useContext	0	*	s	-		UsageContext	
+E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept	
+E	purpose	0	1	-	-		markdown	
+E	copyright	0	1	-	-		markdown	
+E	keyword	0	*	s	e	http://hl7.org/fhir/ValueSet/definition-use	Coding	
+E	fhirVersion	0	1	s	r	http://hl7.org/fhir/ValueSet/FHIR-version	code	
+E	mapping	0	*	-	-		StructureDefinition.mapping	
+E	kind	1	1	s	r	http://hl7.org/fhir/ValueSet/structure-definition-kind	code	
+E	abstract	1	1	s	-		boolean	
+E	context	0	*	s	-		StructureDefinition.context	
+E	contextInvariant	0	*	s	-		string	
+E	type	1	1	s	e	http://hl7.org/fhir/ValueSet/defined-types	uri	
+E	baseDefinition	0	1	s	-		canonical(StructureDefinition)	
+E	derivation	0	1	s	r	http://hl7.org/fhir/ValueSet/type-derivation-rule	code	
+E	snapshot	0	1	-	-		StructureDefinition.snapshot	
+E	differential	0	1	-	-		StructureDefinition.differential	
+T	StructureDefinition.context	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/extension-context-type	code	
+E	expression	1	1	s	-		string	
+T	StructureDefinition.differential	b	0	BackboneElement	-		184,189
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	element	1	*	-	-		ElementDefinition	
+T	StructureDefinition.mapping	b	0	BackboneElement	-		169
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	identity	1	1	-	-		id	
+E	uri	0	1	-	-		uri	
+E	name	0	1	-	-		string	
+E	comment	0	1	-	-		string	
+T	StructureDefinition.snapshot	b	0	BackboneElement	-		170,174,190
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	element	1	*	-	-		ElementDefinition	176
+T	StructureMap	r	0	DomainResource	-		52,53,54,55,56,192
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	url	1	1	s	-		uri	
+E	identifier	0	*	s	-		Identifier	
+E	version	0	1	s	-		string	
+E	name	1	1	s	-		string	
+E	title	0	1	s	-		string	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	experimental	0	1	s	-		boolean	
+E	date	0	1	s	-		dateTime	
+E	publisher	0	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+E	description	0	1	-	-		markdown	
+E	useContext	0	*	s	-		UsageContext	
+E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept	
+E	purpose	0	1	-	-		markdown	
+E	copyright	0	1	-	-		markdown	
+E	structure	0	*	s	-		StructureMap.structure	
+E	import	0	*	s	-		canonical(StructureMap)	
+E	group	1	*	s	-		StructureMap.group	
+T	StructureMap.group	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	name	1	1	s	-		id	
+E	extends	0	1	s	-		id	
+E	typeMode	1	1	s	r	http://hl7.org/fhir/ValueSet/map-group-type-mode	code	
+E	documentation	0	1	s	-		string	
+E	input	1	*	s	-		StructureMap.group.input	
+E	rule	1	*	s	-		StructureMap.group.rule	
+T	StructureMap.group.input	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	name	1	1	s	-		id	
+E	type	0	1	s	-		string	
+E	mode	1	1	s	r	http://hl7.org/fhir/ValueSet/map-input-mode	code	
+E	documentation	0	1	-	-		string	
+T	StructureMap.group.rule	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	name	1	1	s	-		id	
+E	source	1	*	s	-		StructureMap.group.rule.source	
+E	target	0	*	s	-		StructureMap.group.rule.target	
+E	rule	0	*	s	-		StructureMap.group.rule	
+E	dependent	0	*	s	-		StructureMap.group.rule.dependent	
+E	documentation	0	1	-	-		string	
+T	StructureMap.group.rule.dependent	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	name	1	1	s	-		id	
+E	variable	1	*	s	-		string	
+T	StructureMap.group.rule.source	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	context	1	1	s	-		id	
+E	min	0	1	s	-		integer	
+E	max	0	1	s	-		string	
+E	type	0	1	s	-		string	
+E	defaultValue	0	1	cs	-		base64Binary boolean canonical code date dateTime decimal id instant integer markdown oid positiveInt string time unsignedInt uri url uuid Address Age Annotation Attachment CodeableConcept Coding ContactPoint Count Distance Duration HumanName Identifier Money Period Quantity Range Ratio Reference SampledData Signature Timing ContactDetail Contributor DataRequirement Expression ParameterDefinition RelatedArtifact TriggerDefinition UsageContext Dosage Meta	
+E	element	0	1	s	-		string	
+E	listMode	0	1	s	r	http://hl7.org/fhir/ValueSet/map-source-list-mode	code	
+E	variable	0	1	s	-		id	
+E	condition	0	1	s	-		string	
+E	check	0	1	s	-		string	
+E	logMessage	0	1	s	-		string	
+T	StructureMap.group.rule.target	b	0	BackboneElement	-		193,194
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	context	0	1	s	-		id	
+E	contextType	0	1	s	r	http://hl7.org/fhir/ValueSet/map-context-type	code	
+E	element	0	1	s	-		string	
+E	variable	0	1	s	-		id	
+E	listMode	0	*	s	r	http://hl7.org/fhir/ValueSet/map-target-list-mode	code	
+E	listRuleId	0	1	s	-		id	
+E	transform	0	1	s	r	http://hl7.org/fhir/ValueSet/map-transform	code	
+E	parameter	0	*	s	-		StructureMap.group.rule.target.parameter	
+T	StructureMap.group.rule.target.parameter	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	value	1	1	cs	-		id string boolean integer decimal	
+T	StructureMap.structure	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	url	1	1	s	-		canonical(StructureDefinition)	
+E	mode	1	1	s	r	http://hl7.org/fhir/ValueSet/map-model-mode	code	
+E	alias	0	1	s	-		string	
+E	documentation	0	1	-	-		string	
+T	Subscription	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/subscription-status	code	
+E	contact	0	*	s	-		ContactPoint	
+E	end	0	1	s	-		instant	
+E	reason	1	1	s	-		string	
+E	criteria	1	1	s	-		string	
+E	error	0	1	s	-		string	
+E	channel	1	1	s	-		Subscription.channel	
+T	Subscription.channel	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/subscription-channel-type	code	
+E	endpoint	0	1	s	-		url	
+E	payload	0	1	s	r	http://hl7.org/fhir/ValueSet/mimetypes	code	
+E	header	0	*	s	-		string	
+T	Substance	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	status	0	1	sm	r	http://hl7.org/fhir/ValueSet/substance-status	code	
+E	category	0	*	s	e	http://hl7.org/fhir/ValueSet/substance-category	CodeableConcept	
+E	code	1	1	s	x	http://hl7.org/fhir/ValueSet/substance-code	CodeableConcept	
+E	description	0	1	s	-		string	
+E	instance	0	*	s	-		Substance.instance	
+E	ingredient	0	*	s	-		Substance.ingredient	
+T	Substance.ingredient	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	quantity	0	1	s	-		Ratio	
+E	substance	1	1	cs	x	http://hl7.org/fhir/ValueSet/substance-code	CodeableConcept Reference(Substance)	
+T	Substance.instance	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	identifier	0	1	s	-		Identifier	
+E	expiry	0	1	s	-		dateTime	
+E	quantity	0	1	s	-		Quantity	198
+T	SubstanceAmount	c	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	amount	0	1	cs	-		Quantity Range string	
+E	amountType	0	1	s	-		CodeableConcept	
+E	amountText	0	1	s	-		string	
+E	referenceRange	0	1	s	-		SubstanceAmount.referenceRange	
+T	SubstanceAmount.referenceRange	b	0	Element	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	lowLimit	0	1	s	-		Quantity	
+E	highLimit	0	1	s	-		Quantity	
+T	SubstanceNucleicAcid	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	sequenceType	0	1	s	-		CodeableConcept	
+E	numberOfSubunits	0	1	s	-		integer	
+E	areaOfHybridisation	0	1	s	-		string	
+E	oligoNucleotideType	0	1	s	-		CodeableConcept	
+E	subunit	0	*	s	-		SubstanceNucleicAcid.subunit	
+T	SubstanceNucleicAcid.subunit	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	subunit	0	1	s	-		integer	
+E	sequence	0	1	s	-		string	
+E	length	0	1	s	-		integer	
+E	sequenceAttachment	0	1	s	-		Attachment	
+E	fivePrime	0	1	s	-		CodeableConcept	
+E	threePrime	0	1	s	-		CodeableConcept	
+E	linkage	0	*	s	-		SubstanceNucleicAcid.subunit.linkage	
+E	sugar	0	*	s	-		SubstanceNucleicAcid.subunit.sugar	
+T	SubstanceNucleicAcid.subunit.linkage	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	connectivity	0	1	s	-		string	
+E	identifier	0	1	s	-		Identifier	
+E	name	0	1	s	-		string	
+E	residueSite	0	1	s	-		string	
+T	SubstanceNucleicAcid.subunit.sugar	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	identifier	0	1	s	-		Identifier	
+E	name	0	1	s	-		string	
+E	residueSite	0	1	s	-		string	
+T	SubstancePolymer	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	class	0	1	s	-		CodeableConcept	
+E	geometry	0	1	s	-		CodeableConcept	
+E	copolymerConnectivity	0	*	s	-		CodeableConcept	
+E	modification	0	*	s	-		string	
+E	monomerSet	0	*	s	-		SubstancePolymer.monomerSet	
+E	repeat	0	*	s	-		SubstancePolymer.repeat	
+T	SubstancePolymer.monomerSet	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	ratioType	0	1	s	-		CodeableConcept	
+E	startingMaterial	0	*	s	-		SubstancePolymer.monomerSet.startingMaterial	
+T	SubstancePolymer.monomerSet.startingMaterial	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	material	0	1	s	-		CodeableConcept	
+E	type	0	1	s	-		CodeableConcept	
+E	isDefining	0	1	s	-		boolean	
+E	amount	0	1	s	-		SubstanceAmount	
+T	SubstancePolymer.repeat	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	numberOfUnits	0	1	s	-		integer	
+E	averageMolecularFormula	0	1	s	-		string	
+E	repeatUnitAmountType	0	1	s	-		CodeableConcept	
+E	repeatUnit	0	*	s	-		SubstancePolymer.repeat.repeatUnit	
+T	SubstancePolymer.repeat.repeatUnit	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	orientationOfPolymerisation	0	1	s	-		CodeableConcept	
+E	repeatUnit	0	1	s	-		string	
+E	amount	0	1	s	-		SubstanceAmount	
+E	degreeOfPolymerisation	0	*	s	-		SubstancePolymer.repeat.repeatUnit.degreeOfPolymerisation	
+E	structuralRepresentation	0	*	s	-		SubstancePolymer.repeat.repeatUnit.structuralRepresentation	
+T	SubstancePolymer.repeat.repeatUnit.degreeOfPolymerisation	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	degree	0	1	s	-		CodeableConcept	
+E	amount	0	1	s	-		SubstanceAmount	
+T	SubstancePolymer.repeat.repeatUnit.structuralRepresentation	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	0	1	s	-		CodeableConcept	
+E	representation	0	1	s	-		string	
+E	attachment	0	1	s	-		Attachment	
+T	SubstanceProtein	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	sequenceType	0	1	s	-		CodeableConcept	
+E	numberOfSubunits	0	1	s	-		integer	
+E	disulfideLinkage	0	*	s	-		string	
+E	subunit	0	*	s	-		SubstanceProtein.subunit	
+T	SubstanceProtein.subunit	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	subunit	0	1	s	-		integer	
+E	sequence	0	1	s	-		string	
+E	length	0	1	s	-		integer	
+E	sequenceAttachment	0	1	s	-		Attachment	
+E	nTerminalModificationId	0	1	s	-		Identifier	
+E	nTerminalModification	0	1	s	-		string	
+E	cTerminalModificationId	0	1	s	-		Identifier	
+E	cTerminalModification	0	1	s	-		string	
+T	SubstanceReferenceInformation	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	comment	0	1	s	-		string	
+E	gene	0	*	s	-		SubstanceReferenceInformation.gene	
+E	geneElement	0	*	s	-		SubstanceReferenceInformation.geneElement	
+E	classification	0	*	s	-		SubstanceReferenceInformation.classification	
+E	target	0	*	s	-		SubstanceReferenceInformation.target	
+T	SubstanceReferenceInformation.classification	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	domain	0	1	s	-		CodeableConcept	
+E	classification	0	1	s	-		CodeableConcept	
+E	subtype	0	*	s	-		CodeableConcept	
+E	source	0	*	s	-		Reference(DocumentReference)	
+T	SubstanceReferenceInformation.gene	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	geneSequenceOrigin	0	1	s	-		CodeableConcept	
+E	gene	0	1	s	-		CodeableConcept	
+E	source	0	*	s	-		Reference(DocumentReference)	
+T	SubstanceReferenceInformation.geneElement	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	0	1	s	-		CodeableConcept	
+E	element	0	1	s	-		Identifier	
+E	source	0	*	s	-		Reference(DocumentReference)	
+T	SubstanceReferenceInformation.target	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	target	0	1	s	-		Identifier	
+E	type	0	1	s	-		CodeableConcept	
+E	interaction	0	1	s	-		CodeableConcept	
+E	organism	0	1	s	-		CodeableConcept	
+E	organismType	0	1	s	-		CodeableConcept	
+E	amount	0	1	cs	-		Quantity Range string	
+E	amountType	0	1	s	-		CodeableConcept	
+E	source	0	*	s	-		Reference(DocumentReference)	
+T	SubstanceSourceMaterial	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	sourceMaterialClass	0	1	s	-		CodeableConcept	
+E	sourceMaterialType	0	1	s	-		CodeableConcept	
+E	sourceMaterialState	0	1	s	-		CodeableConcept	
+E	organismId	0	1	s	-		Identifier	
+E	organismName	0	1	s	-		string	
+E	parentSubstanceId	0	*	s	-		Identifier	
+E	parentSubstanceName	0	*	s	-		string	
+E	countryOfOrigin	0	*	s	-		CodeableConcept	
+E	geographicalLocation	0	*	s	-		string	
+E	developmentStage	0	1	s	-		CodeableConcept	
+E	fractionDescription	0	*	s	-		SubstanceSourceMaterial.fractionDescription	
+E	organism	0	1	s	-		SubstanceSourceMaterial.organism	
+E	partDescription	0	*	s	-		SubstanceSourceMaterial.partDescription	
+T	SubstanceSourceMaterial.fractionDescription	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	fraction	0	1	s	-		string	
+E	materialType	0	1	s	-		CodeableConcept	
+T	SubstanceSourceMaterial.organism	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	family	0	1	s	-		CodeableConcept	
+E	genus	0	1	s	-		CodeableConcept	
+E	species	0	1	s	-		CodeableConcept	
+E	intraspecificType	0	1	s	-		CodeableConcept	
+E	intraspecificDescription	0	1	s	-		string	
+E	author	0	*	s	-		SubstanceSourceMaterial.organism.author	
+E	hybrid	0	1	s	-		SubstanceSourceMaterial.organism.hybrid	
+E	organismGeneral	0	1	s	-		SubstanceSourceMaterial.organism.organismGeneral	
+T	SubstanceSourceMaterial.organism.author	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	authorType	0	1	s	-		CodeableConcept	
+E	authorDescription	0	1	s	-		string	
+T	SubstanceSourceMaterial.organism.hybrid	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	maternalOrganismId	0	1	s	-		string	
+E	maternalOrganismName	0	1	s	-		string	
+E	paternalOrganismId	0	1	s	-		string	
+E	paternalOrganismName	0	1	s	-		string	
+E	hybridType	0	1	s	-		CodeableConcept	
+T	SubstanceSourceMaterial.organism.organismGeneral	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	kingdom	0	1	s	-		CodeableConcept	
+E	phylum	0	1	s	-		CodeableConcept	
+E	class	0	1	s	-		CodeableConcept	
+E	order	0	1	s	-		CodeableConcept	
+T	SubstanceSourceMaterial.partDescription	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	part	0	1	s	-		CodeableConcept	
+E	partLocation	0	1	s	-		CodeableConcept	
+T	SubstanceSpecification	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	1	s	-		Identifier	
+E	type	0	1	s	-		CodeableConcept	
+E	status	0	1	s	-		CodeableConcept	
+E	domain	0	1	s	-		CodeableConcept	
+E	description	0	1	s	-		string	
+E	source	0	*	s	-		Reference(DocumentReference)	
+E	comment	0	1	s	-		string	
+E	moiety	0	*	s	-		SubstanceSpecification.moiety	
+E	property	0	*	s	-		SubstanceSpecification.property	
+E	referenceInformation	0	1	s	-		Reference(SubstanceReferenceInformation)	
+E	structure	0	1	s	-		SubstanceSpecification.structure	
+E	code	0	*	s	-		SubstanceSpecification.code	
+E	name	0	*	s	-		SubstanceSpecification.name	
+E	molecularWeight	0	*	s	-		SubstanceSpecification.structure.isotope.molecularWeight	
+E	relationship	0	*	s	-		SubstanceSpecification.relationship	
+E	nucleicAcid	0	1	s	-		Reference(SubstanceNucleicAcid)	
+E	polymer	0	1	s	-		Reference(SubstancePolymer)	
+E	protein	0	1	s	-		Reference(SubstanceProtein)	
+E	sourceMaterial	0	1	s	-		Reference(SubstanceSourceMaterial)	
+T	SubstanceSpecification.code	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	0	1	s	-		CodeableConcept	
+E	status	0	1	s	-		CodeableConcept	
+E	statusDate	0	1	s	-		dateTime	
+E	comment	0	1	s	-		string	
+E	source	0	*	s	-		Reference(DocumentReference)	
+T	SubstanceSpecification.moiety	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	role	0	1	s	-		CodeableConcept	
+E	identifier	0	1	s	-		Identifier	
+E	name	0	1	s	-		string	
+E	stereochemistry	0	1	s	-		CodeableConcept	
+E	opticalActivity	0	1	s	-		CodeableConcept	
+E	molecularFormula	0	1	s	-		string	
+E	amount	0	1	cs	-		Quantity string	
+T	SubstanceSpecification.name	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	name	1	1	s	-		string	
+E	type	0	1	s	-		CodeableConcept	
+E	status	0	1	s	-		CodeableConcept	
+E	preferred	0	1	s	-		boolean	
+E	language	0	*	s	-		CodeableConcept	
+E	domain	0	*	s	-		CodeableConcept	
+E	jurisdiction	0	*	s	-		CodeableConcept	
+E	synonym	0	*	s	-		SubstanceSpecification.name	
+E	translation	0	*	s	-		SubstanceSpecification.name	
+E	official	0	*	s	-		SubstanceSpecification.name.official	
+E	source	0	*	s	-		Reference(DocumentReference)	
+T	SubstanceSpecification.name.official	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	authority	0	1	s	-		CodeableConcept	
+E	status	0	1	s	-		CodeableConcept	
+E	date	0	1	s	-		dateTime	
+T	SubstanceSpecification.property	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	category	0	1	s	-		CodeableConcept	
+E	code	0	1	s	-		CodeableConcept	
+E	parameters	0	1	s	-		string	
+E	definingSubstance	0	1	cs	-		Reference(SubstanceSpecification,Substance) CodeableConcept	
+E	amount	0	1	cs	-		Quantity string	
+T	SubstanceSpecification.relationship	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	substance	0	1	cs	-		Reference(SubstanceSpecification) CodeableConcept	
+E	relationship	0	1	s	-		CodeableConcept	
+E	isDefining	0	1	s	-		boolean	
+E	amount	0	1	cs	-		Quantity Range Ratio string	
+E	amountRatioLowLimit	0	1	s	-		Ratio	
+E	amountType	0	1	s	-		CodeableConcept	
+E	source	0	*	s	-		Reference(DocumentReference)	
+T	SubstanceSpecification.structure	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	stereochemistry	0	1	s	-		CodeableConcept	
+E	opticalActivity	0	1	s	-		CodeableConcept	
+E	molecularFormula	0	1	s	-		string	
+E	molecularFormulaByMoiety	0	1	s	-		string	
+E	isotope	0	*	s	-		SubstanceSpecification.structure.isotope	
+E	molecularWeight	0	1	s	-		SubstanceSpecification.structure.isotope.molecularWeight	
+E	source	0	*	s	-		Reference(DocumentReference)	
+E	representation	0	*	s	-		SubstanceSpecification.structure.representation	
+T	SubstanceSpecification.structure.isotope	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	identifier	0	1	s	-		Identifier	
+E	name	0	1	s	-		CodeableConcept	
+E	substitution	0	1	s	-		CodeableConcept	
+E	halfLife	0	1	s	-		Quantity	
+E	molecularWeight	0	1	s	-		SubstanceSpecification.structure.isotope.molecularWeight	
+T	SubstanceSpecification.structure.isotope.molecularWeight	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	method	0	1	s	-		CodeableConcept	
+E	type	0	1	s	-		CodeableConcept	
+E	amount	0	1	s	-		Quantity	
+T	SubstanceSpecification.structure.representation	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	0	1	s	-		CodeableConcept	
+E	representation	0	1	s	-		string	
+E	attachment	0	1	s	-		Attachment	
+T	SupplyDelivery	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	-	-		Identifier	
+E	basedOn	0	*	s	-		Reference(SupplyRequest)	
+E	partOf	0	*	s	-		Reference(SupplyDelivery,Contract)	
+E	status	0	1	sm	r	http://hl7.org/fhir/ValueSet/supplydelivery-status	code	
+E	patient	0	1	-	-		Reference(Patient)	
+E	type	0	1	-	r	http://hl7.org/fhir/ValueSet/supplydelivery-type	CodeableConcept	
+E	suppliedItem	0	1	-	-		SupplyDelivery.suppliedItem	
+E	occurrence	0	1	cs	-		dateTime Period Timing	
+E	supplier	0	1	-	-		Reference(Practitioner,PractitionerRole,Organization)	
+E	destination	0	1	-	-		Reference(Location)	
+E	receiver	0	*	-	-		Reference(Practitioner,PractitionerRole)	
+T	SupplyDelivery.suppliedItem	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	quantity	0	1	-	-		Quantity	198
+E	item	0	1	c	x	http://hl7.org/fhir/ValueSet/supply-item	CodeableConcept Reference(Medication,Substance,Device)	
+T	SupplyRequest	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	s	-		Identifier	
+E	status	0	1	sm	r	http://hl7.org/fhir/ValueSet/supplyrequest-status	code	
+E	category	0	1	s	x	http://hl7.org/fhir/ValueSet/supplyrequest-kind	CodeableConcept	
+E	priority	0	1	s	r	http://hl7.org/fhir/ValueSet/request-priority	code	
+E	item	1	1	cs	x	http://hl7.org/fhir/ValueSet/supply-item	CodeableConcept Reference(Medication,Substance,Device)	
+E	quantity	1	1	s	-		Quantity	
+E	parameter	0	*	-	-		SupplyRequest.parameter	
+E	occurrence	0	1	cs	-		dateTime Period Timing	
+E	authoredOn	0	1	s	-		dateTime	
+E	requester	0	1	s	-		Reference(Practitioner,PractitionerRole,Organization,Patient,RelatedPerson,Device)	
+E	supplier	0	*	s	-		Reference(Organization,HealthcareService)	
+E	reasonCode	0	*	-	x	http://hl7.org/fhir/ValueSet/supplyrequest-reason	CodeableConcept	
+E	reasonReference	0	*	-	-		Reference(Condition,Observation,DiagnosticReport,DocumentReference)	
+E	deliverFrom	0	1	-	-		Reference(Organization,Location)	
+E	deliverTo	0	1	-	-		Reference(Organization,Location,Patient)	
+T	SupplyRequest.parameter	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	0	1	-	x		CodeableConcept	
+E	value	0	1	c	-		CodeableConcept Quantity Range boolean	
+T	Task	r	0	DomainResource	-		52,53,54,55,56,99
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	-	-		Identifier	
+E	instantiatesCanonical	0	1	s	-		canonical(ActivityDefinition)	
+E	instantiatesUri	0	1	s	-		uri	
+E	basedOn	0	*	s	-		Reference	
+E	groupIdentifier	0	1	s	-		Identifier	
+E	partOf	0	*	s	-		Reference(Task)	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/task-status	code	
+E	statusReason	0	1	s	x		CodeableConcept	
+E	businessStatus	0	1	s	x		CodeableConcept	
+E	intent	1	1	s	r	http://hl7.org/fhir/ValueSet/task-intent	code	
+E	priority	0	1	-	r	http://hl7.org/fhir/ValueSet/request-priority	code	
+E	code	0	1	s	x	http://hl7.org/fhir/ValueSet/task-code	CodeableConcept	
+E	description	0	1	s	-		string	
+E	focus	0	1	s	-		Reference	
+E	for	0	1	s	-		Reference	
+E	encounter	0	1	s	-		Reference(Encounter)	
+E	executionPeriod	0	1	s	-		Period	
+E	authoredOn	0	1	-	-		dateTime	
+E	lastModified	0	1	s	-		dateTime	
+E	requester	0	1	s	-		Reference(Device,Organization,Patient,Practitioner,PractitionerRole,RelatedPerson)	
+E	performerType	0	*	-	p	http://hl7.org/fhir/ValueSet/performer-role	CodeableConcept	
+E	owner	0	1	s	-		Reference(Practitioner,PractitionerRole,Organization,CareTeam,HealthcareService,Patient,Device,RelatedPerson)	
+E	location	0	1	s	-		Reference(Location)	
+E	reasonCode	0	1	-	x		CodeableConcept	
+E	reasonReference	0	1	-	-		Reference	
+E	insurance	0	*	-	-		Reference(Coverage,ClaimResponse)	
+E	note	0	*	-	-		Annotation	
+E	relevantHistory	0	*	-	-		Reference(Provenance)	
+E	restriction	0	1	-	-		Task.restriction	
+E	input	0	*	-	-		Task.input	
+E	output	0	*	-	-		Task.output	
+T	Task.input	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	-	x		CodeableConcept	
+E	value	1	1	c	-		base64Binary boolean canonical code date dateTime decimal id instant integer markdown oid positiveInt string time unsignedInt uri url uuid Address Age Annotation Attachment CodeableConcept Coding ContactPoint Count Distance Duration HumanName Identifier Money Period Quantity Range Ratio Reference SampledData Signature Timing ContactDetail Contributor DataRequirement Expression ParameterDefinition RelatedArtifact TriggerDefinition UsageContext Dosage Meta	
+T	Task.output	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	-	x		CodeableConcept	
+E	value	1	1	c	-		base64Binary boolean canonical code date dateTime decimal id instant integer markdown oid positiveInt string time unsignedInt uri url uuid Address Age Annotation Attachment CodeableConcept Coding ContactPoint Count Distance Duration HumanName Identifier Money Period Quantity Range Ratio Reference SampledData Signature Timing ContactDetail Contributor DataRequirement Expression ParameterDefinition RelatedArtifact TriggerDefinition UsageContext Dosage Meta	
+T	Task.restriction	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	repetitions	0	1	-	-		positiveInt	
+E	period	0	1	-	-		Period	
+E	recipient	0	*	-	-		Reference(Patient,Practitioner,PractitionerRole,RelatedPerson,Group,Organization)	
+T	TerminologyCapabilities	r	0	DomainResource	-		52,53,54,55,56,199,201,202,203,204
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	url	0	1	s	-		uri	
+E	version	0	1	s	-		string	
+E	name	0	1	s	-		string	
+E	title	0	1	s	-		string	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	experimental	0	1	s	-		boolean	
+E	date	1	1	s	-		dateTime	
+E	publisher	0	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+E	description	0	1	-	-		markdown	
+E	useContext	0	*	s	-		UsageContext	
+E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept	
+E	purpose	0	1	-	-		markdown	
+E	copyright	0	1	s	-		markdown	
+E	kind	1	1	s	r	http://hl7.org/fhir/ValueSet/capability-statement-kind	code	
+E	software	0	1	s	-		TerminologyCapabilities.software	
+E	implementation	0	1	s	-		TerminologyCapabilities.implementation	
+E	lockedDate	0	1	s	-		boolean	
+E	codeSystem	0	*	-	-		TerminologyCapabilities.codeSystem	
+E	expansion	0	1	-	-		TerminologyCapabilities.expansion	
+E	codeSearch	0	1	-	r	http://hl7.org/fhir/ValueSet/code-search-support	code	
+E	validateCode	0	1	-	-		TerminologyCapabilities.validateCode	
+E	translation	0	1	-	-		TerminologyCapabilities.translation	
+E	closure	0	1	-	-		TerminologyCapabilities.closure	
+T	TerminologyCapabilities.closure	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	translation	0	1	-	-		boolean	
+T	TerminologyCapabilities.codeSystem	b	0	BackboneElement	-		200
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	uri	0	1	-	-		canonical(CodeSystem)	
+E	version	0	*	-	-		TerminologyCapabilities.codeSystem.version	
+E	subsumption	0	1	-	-		boolean	
+T	TerminologyCapabilities.codeSystem.version	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	0	1	s	-		string	
+E	isDefault	0	1	s	-		boolean	
+E	compositional	0	1	-	-		boolean	
+E	language	0	*	-	-		code	
+E	filter	0	*	-	-		TerminologyCapabilities.codeSystem.version.filter	
+E	property	0	*	-	-		code	
+T	TerminologyCapabilities.codeSystem.version.filter	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	1	1	-	-		code	
+E	op	1	*	-	-		code	
+T	TerminologyCapabilities.expansion	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	hierarchical	0	1	-	-		boolean	
+E	paging	0	1	-	-		boolean	
+E	incomplete	0	1	-	-		boolean	
+E	parameter	0	*	-	-		TerminologyCapabilities.expansion.parameter	
+E	textFilter	0	1	-	-		markdown	
+T	TerminologyCapabilities.expansion.parameter	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	name	1	1	-	-		code	
+E	documentation	0	1	-	-		string	
+T	TerminologyCapabilities.implementation	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	description	1	1	s	-		string	
+E	url	0	1	s	-		url	
+T	TerminologyCapabilities.software	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	name	1	1	s	-		string	
+E	version	0	1	s	-		string	
+T	TerminologyCapabilities.translation	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	needsMap	1	1	-	-		boolean	
+T	TerminologyCapabilities.validateCode	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	translations	1	1	-	-		boolean	
+T	TestReport	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	1	s	-		Identifier	
+E	name	0	1	s	-		string	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/report-status-codes	code	
+E	testScript	1	1	s	-		Reference(TestScript)	
+E	result	1	1	s	r	http://hl7.org/fhir/ValueSet/report-result-codes	code	
+E	score	0	1	s	-		decimal	
+E	tester	0	1	s	-		string	
+E	issued	0	1	s	-		dateTime	
+E	participant	0	*	-	-		TestReport.participant	
+E	setup	0	1	-	-		TestReport.setup	
+E	test	0	*	-	-		TestReport.test	
+E	teardown	0	1	-	-		TestReport.teardown	
+T	TestReport.participant	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	1	1	-	r	http://hl7.org/fhir/ValueSet/report-participant-type	code	
+E	uri	1	1	-	-		uri	
+E	display	0	1	-	-		string	
+T	TestReport.setup	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	action	1	*	-	-		TestReport.setup.action	
+T	TestReport.setup.action	b	0	BackboneElement	-		100
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	operation	0	1	-	-		TestReport.setup.action.operation	
+E	assert	0	1	-	-		TestReport.setup.action.assert	
+T	TestReport.setup.action.assert	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	result	1	1	-	r	http://hl7.org/fhir/ValueSet/report-action-result-codes	code	
+E	message	0	1	-	-		markdown	
+E	detail	0	1	-	-		string	
+T	TestReport.setup.action.operation	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	result	1	1	-	r	http://hl7.org/fhir/ValueSet/report-action-result-codes	code	
+E	message	0	1	-	-		markdown	
+E	detail	0	1	-	-		uri	
+T	TestReport.teardown	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	action	1	*	-	-		TestReport.teardown.action	
+T	TestReport.teardown.action	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	operation	1	1	-	-		TestReport.setup.action.operation	
+T	TestReport.test	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	name	0	1	-	-		string	
+E	description	0	1	-	-		string	
+E	action	1	*	-	-		TestReport.test.action	
+T	TestReport.test.action	b	0	BackboneElement	-		101
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	operation	0	1	-	-		TestReport.setup.action.operation	
+E	assert	0	1	-	-		TestReport.setup.action.assert	
+T	TestScript	r	0	DomainResource	-		52,53,54,55,56,217
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	url	1	1	s	-		uri	
+E	identifier	0	1	s	-		Identifier	
+E	version	0	1	s	-		string	
+E	name	1	1	s	-		string	
+E	title	0	1	s	-		string	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	experimental	0	1	s	-		boolean	
+E	date	0	1	s	-		dateTime	
+E	publisher	0	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+E	description	0	1	-	-		markdown	
+E	useContext	0	*	s	-		UsageContext	
+E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept	
+E	purpose	0	1	-	-		markdown	
+E	copyright	0	1	-	-		markdown	
+E	origin	0	*	-	-		TestScript.origin	
+E	destination	0	*	-	-		TestScript.destination	
+E	metadata	0	1	-	-		TestScript.metadata	
+E	fixture	0	*	-	-		TestScript.fixture	
+E	profile	0	*	-	-		Reference	
+E	variable	0	*	-	-		TestScript.variable	
+E	setup	0	1	-	-		TestScript.setup	
+E	test	0	*	-	-		TestScript.test	
+E	teardown	0	1	-	-		TestScript.teardown	
+T	TestScript.destination	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	index	1	1	-	-		integer	
+E	profile	1	1	-	e	http://hl7.org/fhir/ValueSet/testscript-profile-destination-types	Coding	
+T	TestScript.fixture	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	autocreate	1	1	-	-		boolean	
+E	autodelete	1	1	-	-		boolean	
+E	resource	0	1	-	-		Reference	
+T	TestScript.metadata	b	0	BackboneElement	-		221
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	link	0	*	-	-		TestScript.metadata.link	
+E	capability	1	*	-	-		TestScript.metadata.capability	
+T	TestScript.metadata.capability	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	required	1	1	-	-		boolean	
+E	validated	1	1	-	-		boolean	
+E	description	0	1	-	-		string	
+E	origin	0	*	-	-		integer	
+E	destination	0	1	-	-		integer	
+E	link	0	*	-	-		uri	
+E	capabilities	1	1	-	-		canonical(CapabilityStatement)	
+T	TestScript.metadata.link	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	url	1	1	-	-		uri	
+E	description	0	1	-	-		string	
+T	TestScript.origin	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	index	1	1	-	-		integer	
+E	profile	1	1	-	e	http://hl7.org/fhir/ValueSet/testscript-profile-origin-types	Coding	
+T	TestScript.setup	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	action	1	*	-	-		TestScript.setup.action	
+T	TestScript.setup.action	b	0	BackboneElement	-		218
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	operation	0	1	-	-		TestScript.setup.action.operation	
+E	assert	0	1	-	-		TestScript.setup.action.assert	
+T	TestScript.setup.action.assert	b	0	BackboneElement	-		222,227,229
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	label	0	1	-	-		string	
+E	description	0	1	-	-		string	
+E	direction	0	1	-	r	http://hl7.org/fhir/ValueSet/assert-direction-codes	code	
+E	compareToSourceId	0	1	-	-		string	
+E	compareToSourceExpression	0	1	-	-		string	
+E	compareToSourcePath	0	1	-	-		string	
+E	contentType	0	1	-	r	http://hl7.org/fhir/ValueSet/mimetypes	code	
+E	expression	0	1	-	-		string	
+E	headerField	0	1	-	-		string	
+E	minimumId	0	1	-	-		string	
+E	navigationLinks	0	1	-	-		boolean	
+E	operator	0	1	-	r	http://hl7.org/fhir/ValueSet/assert-operator-codes	code	
+E	path	0	1	-	-		string	
+E	requestMethod	0	1	-	r	http://hl7.org/fhir/ValueSet/http-operations	code	
+E	requestURL	0	1	-	-		string	
+E	resource	0	1	-	r	http://hl7.org/fhir/ValueSet/defined-types	code	
+E	response	0	1	-	r	http://hl7.org/fhir/ValueSet/assert-response-code-types	code	
+E	responseCode	0	1	-	-		string	
+E	sourceId	0	1	-	-		id	
+E	validateProfileId	0	1	-	-		id	
+E	value	0	1	-	-		string	
+E	warningOnly	1	1	-	-		boolean	
+T	TestScript.setup.action.operation	b	0	BackboneElement	-		224
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	type	0	1	-	e	http://hl7.org/fhir/ValueSet/testscript-operation-codes	Coding	
+E	resource	0	1	-	r	http://hl7.org/fhir/ValueSet/defined-types	code	
+E	label	0	1	-	-		string	
+E	description	0	1	-	-		string	
+E	accept	0	1	-	r	http://hl7.org/fhir/ValueSet/mimetypes	code	
+E	contentType	0	1	-	r	http://hl7.org/fhir/ValueSet/mimetypes	code	
+E	destination	0	1	-	-		integer	
+E	encodeRequestUrl	1	1	-	-		boolean	
+E	method	0	1	-	r	http://hl7.org/fhir/ValueSet/http-operations	code	
+E	origin	0	1	-	-		integer	
+E	params	0	1	-	-		string	
+E	requestHeader	0	*	-	-		TestScript.setup.action.operation.requestHeader	
+E	requestId	0	1	-	-		id	
+E	responseId	0	1	-	-		id	
+E	sourceId	0	1	-	-		id	
+E	targetId	0	1	-	-		id	
+E	url	0	1	-	-		string	
+T	TestScript.setup.action.operation.requestHeader	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	field	1	1	-	-		string	
+E	value	1	1	-	-		string	
+T	TestScript.teardown	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	action	1	*	-	-		TestScript.teardown.action	
+T	TestScript.teardown.action	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	operation	1	1	-	-		TestScript.setup.action.operation	226
+T	TestScript.test	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	name	0	1	-	-		string	
+E	description	0	1	-	-		string	
+E	action	1	*	-	-		TestScript.test.action	
+T	TestScript.test.action	b	0	BackboneElement	-		219
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	operation	0	1	-	-		TestScript.setup.action.operation	225
+E	assert	0	1	-	-		TestScript.setup.action.assert	223,228,230
+T	TestScript.variable	b	0	BackboneElement	-		220
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	name	1	1	-	-		string	
+E	defaultValue	0	1	-	-		string	
+E	description	0	1	-	-		string	
+E	expression	0	1	-	-		string	
+E	headerField	0	1	-	-		string	
+E	hint	0	1	-	-		string	
+E	path	0	1	-	-		string	
+E	sourceId	0	1	-	-		id	
+T	Timing	c	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	event	0	*	s	-		dateTime	
+E	repeat	0	1	s	-		Timing.repeat	
+E	code	0	1	s	p	http://hl7.org/fhir/ValueSet/timing-abbreviation	CodeableConcept	
+T	Timing.repeat	b	0	Element	-		205,206,207,208,209,210,211,212,213
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	bounds	0	1	cs	-		Duration Range Period	
+E	count	0	1	s	-		positiveInt	
+E	countMax	0	1	s	-		positiveInt	
+E	duration	0	1	s	-		decimal	
+E	durationMax	0	1	s	-		decimal	
+E	durationUnit	0	1	s	r	http://hl7.org/fhir/ValueSet/units-of-time	code	
+E	frequency	0	1	s	-		positiveInt	
+E	frequencyMax	0	1	s	-		positiveInt	
+E	period	0	1	s	-		decimal	
+E	periodMax	0	1	s	-		decimal	
+E	periodUnit	0	1	s	r	http://hl7.org/fhir/ValueSet/units-of-time	code	
+E	dayOfWeek	0	*	s	r	http://hl7.org/fhir/ValueSet/days-of-week	code	
+E	timeOfDay	0	*	s	-		time	
+E	when	0	*	s	r	http://hl7.org/fhir/ValueSet/event-timing	code	
+E	offset	0	1	s	-		unsignedInt	
+T	TriggerDefinition	c	0	Element	-		214,215,216
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	type	1	1	s	r	http://hl7.org/fhir/ValueSet/trigger-type	code	
+E	name	0	1	s	-		string	
+E	timing	0	1	cs	-		Timing Reference(Schedule) date dateTime	
+E	data	0	*	s	-		DataRequirement	
+E	condition	0	1	s	-		Expression	
+T	UsageContext	c	0	Element	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	code	1	1	s	e	http://hl7.org/fhir/ValueSet/usage-context-type	Coding	
+E	value	1	1	cs	x	http://hl7.org/fhir/ValueSet/use-context	CodeableConcept Quantity Range Reference(PlanDefinition,ResearchStudy,InsurancePlan,HealthcareService,Group,Location,Organization)	
+T	ValueSet	r	0	DomainResource	-		52,53,54,55,56,233
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	url	0	1	s	-		uri	
+E	identifier	0	*	s	-		Identifier	
+E	version	0	1	s	-		string	
+E	name	0	1	s	-		string	
+E	title	0	1	s	-		string	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/publication-status	code	
+E	experimental	0	1	s	-		boolean	
+E	date	0	1	s	-		dateTime	
+E	publisher	0	1	s	-		string	
+E	contact	0	*	s	-		ContactDetail	
+E	description	0	1	-	-		markdown	
+E	useContext	0	*	s	-		UsageContext	
+E	jurisdiction	0	*	s	e	http://hl7.org/fhir/ValueSet/jurisdiction	CodeableConcept	
+E	immutable	0	1	s	-		boolean	
+E	purpose	0	1	-	-		markdown	
+E	copyright	0	1	-	-		markdown	
+E	compose	0	1	-	-		ValueSet.compose	
+E	expansion	0	1	-	-		ValueSet.expansion	
+T	ValueSet.compose	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	lockedDate	0	1	s	-		date	
+E	inactive	0	1	s	-		boolean	
+E	include	1	*	s	-		ValueSet.compose.include	
+E	exclude	0	*	-	-		ValueSet.compose.include	
+T	ValueSet.compose.include	b	0	BackboneElement	-		234,235,236
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	system	0	1	s	-		uri	
+E	version	0	1	s	-		string	
+E	concept	0	*	-	-		ValueSet.compose.include.concept	
+E	filter	0	*	s	-		ValueSet.compose.include.filter	
+E	valueSet	0	*	s	-		canonical(ValueSet)	
+T	ValueSet.compose.include.concept	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	code	1	1	-	-		code	
+E	display	0	1	-	-		string	
+E	designation	0	*	-	-		ValueSet.compose.include.concept.designation	
+T	ValueSet.compose.include.concept.designation	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	use	0	1	-	e	http://hl7.org/fhir/ValueSet/designation-use	Coding	
+E	value	1	1	-	-		string	
+T	ValueSet.compose.include.filter	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	property	1	1	s	-		code	
+E	op	1	1	s	r	http://hl7.org/fhir/ValueSet/filter-operator	code	
+E	value	1	1	s	-		string	
+T	ValueSet.expansion	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	identifier	0	1	-	-		uri	
+E	timestamp	1	1	-	-		dateTime	
+E	total	0	1	-	-		integer	
+E	offset	0	1	-	-		integer	
+E	parameter	0	*	-	-		ValueSet.expansion.parameter	
+E	contains	0	*	-	-		ValueSet.expansion.contains	
+T	ValueSet.expansion.contains	b	0	BackboneElement	-		237,238,239
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	system	0	1	-	-		uri	
+E	abstract	0	1	-	-		boolean	
+E	inactive	0	1	-	-		boolean	
+E	version	0	1	-	-		string	
+E	code	0	1	-	-		code	
+E	display	0	1	-	-		string	
+E	designation	0	*	-	-		ValueSet.compose.include.concept.designation	
+E	contains	0	*	-	-		ValueSet.expansion.contains	
+T	ValueSet.expansion.parameter	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	name	1	1	-	-		string	
+E	value	0	1	c	-		string boolean integer decimal uri code dateTime	
+T	VerificationResult	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	target	0	*	s	-		Reference	
+E	targetLocation	0	*	s	-		string	
+E	need	0	1	s	p	http://hl7.org/fhir/ValueSet/verificationresult-need	CodeableConcept	
+E	status	1	1	s	r	http://hl7.org/fhir/ValueSet/verificationresult-status	code	
+E	statusDate	0	1	s	-		dateTime	
+E	validationType	0	1	s	p	http://hl7.org/fhir/ValueSet/verificationresult-validation-type	CodeableConcept	
+E	validationProcess	0	*	s	x	http://hl7.org/fhir/ValueSet/verificationresult-validation-process	CodeableConcept	
+E	frequency	0	1	-	-		Timing	
+E	lastPerformed	0	1	-	-		dateTime	
+E	nextScheduled	0	1	-	-		date	
+E	failureAction	0	1	s	p	http://hl7.org/fhir/ValueSet/verificationresult-failure-action	CodeableConcept	
+E	primarySource	0	*	-	-		VerificationResult.primarySource	
+E	attestation	0	1	-	-		VerificationResult.attestation	
+E	validator	0	*	-	-		VerificationResult.validator	
+T	VerificationResult.attestation	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	who	0	1	s	-		Reference(Practitioner,PractitionerRole,Organization)	
+E	onBehalfOf	0	1	s	-		Reference(Organization,Practitioner,PractitionerRole)	
+E	communicationMethod	0	1	s	x	http://hl7.org/fhir/ValueSet/verificationresult-communication-method	CodeableConcept	
+E	date	0	1	s	-		date	
+E	sourceIdentityCertificate	0	1	-	-		string	
+E	proxyIdentityCertificate	0	1	-	-		string	
+E	proxySignature	0	1	-	-		Signature	
+E	sourceSignature	0	1	-	-		Signature	
+T	VerificationResult.primarySource	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	who	0	1	-	-		Reference(Organization,Practitioner,PractitionerRole)	
+E	type	0	*	s	x	http://hl7.org/fhir/ValueSet/verificationresult-primary-source-type	CodeableConcept	
+E	communicationMethod	0	*	s	x	http://hl7.org/fhir/ValueSet/verificationresult-communication-method	CodeableConcept	
+E	validationStatus	0	1	-	p	http://hl7.org/fhir/ValueSet/verificationresult-validation-status	CodeableConcept	
+E	validationDate	0	1	-	-		dateTime	
+E	canPushUpdates	0	1	s	p	http://hl7.org/fhir/ValueSet/verificationresult-can-push-updates	CodeableConcept	
+E	pushTypeAvailable	0	*	-	p	http://hl7.org/fhir/ValueSet/verificationresult-push-type-available	CodeableConcept	
+T	VerificationResult.validator	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	organization	1	1	-	-		Reference(Organization)	
+E	identityCertificate	0	1	-	-		string	
+E	attestationSignature	0	1	-	-		Signature	
+T	VisionPrescription	r	0	DomainResource	-		52,53,54,55,56
+E	id	0	1	s	-		id	
+E	meta	0	1	s	-		Meta	
+E	implicitRules	0	1	sm	-		uri	
+E	language	0	1	-	p	http://hl7.org/fhir/ValueSet/languages	code	
+E	text	0	1	-	-		Narrative	
+E	contained	0	*	-	-		Resource	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	m	-		Extension	
+E	identifier	0	*	-	-		Identifier	
+E	status	1	1	sm	r	http://hl7.org/fhir/ValueSet/fm-status	code	
+E	created	1	1	s	-		dateTime	
+E	patient	1	1	s	-		Reference(Patient)	
+E	encounter	0	1	-	-		Reference(Encounter)	
+E	dateWritten	1	1	s	-		dateTime	
+E	prescriber	1	1	s	-		Reference(Practitioner,PractitionerRole)	
+E	lensSpecification	1	*	s	-		VisionPrescription.lensSpecification	
+T	VisionPrescription.lensSpecification	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	product	1	1	s	x	http://hl7.org/fhir/ValueSet/vision-product	CodeableConcept	
+E	eye	1	1	s	r	http://hl7.org/fhir/ValueSet/vision-eye-codes	code	
+E	sphere	0	1	-	-		decimal	
+E	cylinder	0	1	-	-		decimal	
+E	axis	0	1	-	-		integer	
+E	prism	0	*	-	-		VisionPrescription.lensSpecification.prism	
+E	add	0	1	-	-		decimal	
+E	power	0	1	-	-		decimal	
+E	backCurve	0	1	-	-		decimal	
+E	diameter	0	1	-	-		decimal	
+E	duration	0	1	-	-		Quantity	198
+E	color	0	1	-	-		string	
+E	brand	0	1	-	-		string	
+E	note	0	*	-	-		Annotation	
+T	VisionPrescription.lensSpecification.prism	b	0	BackboneElement	-		
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+E	modifierExtension	0	*	sm	-		Extension	
+E	amount	1	1	-	-		decimal	
+E	base	1	1	-	r	http://hl7.org/fhir/ValueSet/vision-base-codes	code	
+T	base64Binary	p	0	Element	s	(\s*([0-9a-zA-Z\+/=]){4}\s*)+	
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+T	boolean	p	0	Element	b	true|false	
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+T	canonical	p	0	uri	s	\S*	
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+T	code	p	0	string	s	[^\s]+(\s[^\s]+)*	
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+T	date	p	0	Element	s	([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)?	
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+T	dateTime	p	0	Element	s	([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1])(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?	
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+T	decimal	p	0	Element	n	-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?	
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+T	id	p	0	string	s	[A-Za-z0-9\-\.]{1,64}	
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+T	instant	p	0	Element	s	([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)-(0[1-9]|1[0-2])-(0[1-9]|[1-2][0-9]|3[0-1])T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))	
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+T	integer	p	0	Element	n	-?([0]|([1-9][0-9]*))	
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+T	markdown	p	0	string	s	[ \r\n\t\S]+	
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+T	oid	p	0	uri	s	urn:oid:[0-2](\.(0|[1-9][0-9]*))+	
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+T	positiveInt	p	0	integer	n	[1-9][0-9]*	
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+T	string	p	0	Element	s	[ \r\n\t\S]+	
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+)BEVAN"
+R"BEVAN(T	time	p	0	Element	s	([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?	
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+T	unsignedInt	p	0	integer	n	[0]|([1-9][0-9]*)	
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+T	uri	p	0	Element	s	\S*	
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+T	url	p	0	uri	s	\S*	
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+T	uuid	p	0	uri	s	urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}	
+E	id	0	1	-	-		string	
+E	extension	0	*	-	-		Extension	
+T	xhtml	p	0	Element	s		
+E	id	0	1	-	-		string	
+E	extension	0	0	-	-		Extension	
 )BEVAN";
 
 }  // namespace bevan::fhir::generated
