@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cstdint>
 
+#include "fhir/xhtml.h"
 #include "json/json.h"
 
 namespace bevan::fhir {
@@ -126,6 +127,7 @@ std::string_view CheckInteger(std::string_view s, int64_t min) {
   size_t i = 0;
   bool neg = false;
   if (i < s.size() && s[i] == '-') {
+    if (min >= 0) return "must not be negative";
     neg = true;
     ++i;
   }
@@ -146,14 +148,17 @@ std::string_view CheckInteger(std::string_view s, int64_t min) {
 
 bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
 
+// Control characters in strings are only a SHOULD NOT in R4: the validator
+// warns about them (HasControlCharacters); they are not an error here.
 std::string_view CheckStringChars(std::string_view s) {
   if (s.empty()) return "must not be empty";
+  return {};
+}
+
+std::string_view CheckCodeChars(std::string_view s) {
   for (char c : s) {
-    auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 && c != '\t' && c != '\r' && c != '\n') return "contains a control character";
+    if (static_cast<unsigned char>(c) < 0x20) return "contains a control character";
   }
-  // A string of only whitespace does not match [ \r\n\t\S]+ in spirit: the
-  // regex requires at least one character, which whitespace satisfies, so allow it.
   return {};
 }
 
@@ -165,7 +170,7 @@ std::string_view CheckCode(std::string_view s) {
       return "only single spaces may separate parts of a code";
     }
   }
-  return CheckStringChars(s);
+  return CheckCodeChars(s);
 }
 
 std::string_view CheckId(std::string_view s) {
@@ -243,17 +248,15 @@ std::string_view CheckTime(std::string_view s) {
   return {};
 }
 
-char Lower(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
-
-bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) return false;
-  for (size_t i = 0; i < prefix.size(); ++i) {
-    if (Lower(s[i]) != prefix[i]) return false;
-  }
-  return true;
-}
-
 }  // namespace
+
+bool HasControlCharacters(std::string_view s) {
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 && c != '\t' && c != '\r' && c != '\n') return true;
+  }
+  return false;
+}
 
 PrimitiveCheck PrimitiveCheckFor(std::string_view t) {
   struct Entry {
@@ -318,11 +321,13 @@ std::string_view CheckPrimitive(PrimitiveCheck check, std::string_view s) {
     case PrimitiveCheck::kInstant: return CheckDateTime(s, true);
     case PrimitiveCheck::kTime: return CheckTime(s);
     case PrimitiveCheck::kXhtml: {
-      if (!StartsWithNoCase(s, "<div")) return "narrative must be an XHTML <div>";
-      if (s.find("http://www.w3.org/1999/xhtml") == std::string_view::npos) {
-        return "narrative <div> must declare xmlns=\"http://www.w3.org/1999/xhtml\"";
-      }
-      return CheckNarrativeSafety(s);
+      // The validator reports unsafe and empty narrative separately (security,
+      // txt-2); here only the form: a well-formed XHTML <div>.
+      thread_local std::string reason;
+      XhtmlCheck c = CheckNarrativeXhtml(s);
+      if (c.problem != XhtmlProblem::kMalformed) return {};
+      reason = std::move(c.message);
+      return reason;
     }
     case PrimitiveCheck::kNone: return {};
   }
@@ -330,50 +335,11 @@ std::string_view CheckPrimitive(PrimitiveCheck check, std::string_view s) {
 }
 
 std::string_view CheckNarrativeSafety(std::string_view x) {
-  static constexpr std::array<std::string_view, 12> kForbiddenTags = {
-      "script", "iframe", "frame", "frameset", "object", "embed", "applet", "form", "base", "link", "head", "body"};
-  for (size_t i = 0; i < x.size(); ++i) {
-    if (x[i] != '<') continue;
-    size_t j = i + 1;
-    if (j < x.size() && x[j] == '/') ++j;
-    size_t name_start = j;
-    while (j < x.size() && (std::isalnum(static_cast<unsigned char>(x[j])) || x[j] == ':' || x[j] == '-')) ++j;
-    std::string_view name = x.substr(name_start, j - name_start);
-    if (size_t colon = name.rfind(':'); colon != std::string_view::npos) name = name.substr(colon + 1);
-    for (std::string_view tag : kForbiddenTags) {
-      if (name.size() == tag.size() && StartsWithNoCase(name, tag)) {
-        return tag == "script" ? std::string_view("narrative contains a <script> element")
-                               : std::string_view(
-                                     "narrative contains a forbidden element (script, frame, object, "
-                                     "form, base, link, head or body)");
-      }
-    }
-    // Attributes up to the end of the tag.
-    size_t end = x.find('>', j);
-    if (end == std::string_view::npos) end = x.size();
-    std::string_view attrs = x.substr(j, end - j);
-    for (size_t k = 0; k + 2 < attrs.size(); ++k) {
-      bool boundary = IsSpace(attrs[k]) || attrs[k] == '/' || attrs[k] == '"' || attrs[k] == '\'';
-      if (boundary && Lower(attrs[k + 1]) == 'o' && Lower(attrs[k + 2]) == 'n') {
-        size_t m = k + 3;
-        while (m < attrs.size() && std::isalpha(static_cast<unsigned char>(attrs[m]))) ++m;
-        size_t eq = m;
-        while (eq < attrs.size() && IsSpace(attrs[eq])) ++eq;
-        if (m > k + 3 && eq < attrs.size() && attrs[eq] == '=') {
-          return "narrative contains an event handler attribute (on...)";
-        }
-      }
-      if (attrs[k] == '=') {
-        size_t v = k + 1;
-        while (v < attrs.size() && (IsSpace(attrs[v]) || attrs[v] == '"' || attrs[v] == '\'')) ++v;
-        if (StartsWithNoCase(attrs.substr(v), "javascript:") || StartsWithNoCase(attrs.substr(v), "vbscript:")) {
-          return "narrative contains a script URL";
-        }
-      }
-    }
-    i = end;
-  }
-  return {};
+  thread_local std::string reason;
+  XhtmlCheck c = CheckNarrativeXhtml(x);
+  if (c.problem != XhtmlProblem::kUnsafe) return {};
+  reason = std::move(c.message);
+  return reason;
 }
 
 }  // namespace bevan::fhir

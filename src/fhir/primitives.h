@@ -40,6 +40,10 @@ PrimitiveCheck PrimitiveCheckFor(std::string_view type_name);
 // reason ("not a valid date: month 13").
 std::string_view CheckPrimitive(PrimitiveCheck check, std::string_view text);
 
+// True if `s` has control characters other than tab, CR and LF (R4: strings
+// SHOULD NOT contain them; a warning, not an error).
+bool HasControlCharacters(std::string_view s);
+
 // Narrative XHTML safety: returns a reason when `xhtml` contains elements or
 // attributes FHIR forbids (script, iframe, object, embed, form, base, link,
 // head, body, event handler attributes, javascript: URLs), else empty.

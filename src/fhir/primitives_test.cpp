@@ -60,7 +60,10 @@ TEST(Primitives, Strings) {
   EXPECT_FALSE(Ok(PrimitiveCheck::kCode, " x"));
   EXPECT_FALSE(Ok(PrimitiveCheck::kCode, "a  b"));
   EXPECT_FALSE(Ok(PrimitiveCheck::kString, ""));
-  EXPECT_FALSE(Ok(PrimitiveCheck::kString, "a\x01"));
+  EXPECT_TRUE(Ok(PrimitiveCheck::kString, "a\x01"));  // only a SHOULD NOT: the validator warns
+  EXPECT_TRUE(HasControlCharacters("a\x01"));
+  EXPECT_FALSE(HasControlCharacters("tab\tline\n"));
+  EXPECT_FALSE(Ok(PrimitiveCheck::kCode, "a\x01"));
   EXPECT_TRUE(Ok(PrimitiveCheck::kString, "line\nbreak\ttab"));
   EXPECT_FALSE(Ok(PrimitiveCheck::kUri, "http://a b"));
   EXPECT_TRUE(Ok(PrimitiveCheck::kOid, "urn:oid:2.16.840.1.113883"));
@@ -73,13 +76,14 @@ TEST(Primitives, Strings) {
 }
 
 TEST(Primitives, NarrativeSafety) {
+  const std::string kDiv = "<div xmlns=\"http://www.w3.org/1999/xhtml\">";
   EXPECT_TRUE(CheckNarrativeSafety("<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>ok</p></div>").empty());
-  EXPECT_FALSE(CheckNarrativeSafety("<div><script>alert(1)</script></div>").empty());
-  EXPECT_FALSE(CheckNarrativeSafety("<div><SCRIPT>x</SCRIPT></div>").empty());
-  EXPECT_FALSE(CheckNarrativeSafety("<div><img src=\"x\" onerror=\"alert(1)\"/></div>").empty());
-  EXPECT_FALSE(CheckNarrativeSafety("<div><a href=\"javascript:alert(1)\">x</a></div>").empty());
-  EXPECT_FALSE(CheckNarrativeSafety("<div><iframe src=\"x\"></iframe></div>").empty());
-  EXPECT_TRUE(CheckNarrativeSafety("<div><p>one = two, on time</p></div>").empty());
+  EXPECT_FALSE(CheckNarrativeSafety(kDiv + "<script>alert(1)</script></div>").empty());
+  EXPECT_FALSE(CheckNarrativeSafety(kDiv + "<SCRIPT>x</SCRIPT></div>").empty());
+  EXPECT_FALSE(CheckNarrativeSafety(kDiv + "<img src=\"x\" onerror=\"alert(1)\"/></div>").empty());
+  EXPECT_FALSE(CheckNarrativeSafety(kDiv + "<a href=\"javascript:alert(1)\">x</a></div>").empty());
+  EXPECT_FALSE(CheckNarrativeSafety(kDiv + "<iframe src=\"x\"></iframe></div>").empty());
+  EXPECT_TRUE(CheckNarrativeSafety(kDiv + "<p>one = two, on time</p></div>").empty());
 }
 
 // Every primitive type of the model has a check, and each check agrees with

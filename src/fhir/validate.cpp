@@ -8,6 +8,7 @@
 #include "fhir/model.h"
 #include "fhir/primitives.h"
 #include "fhir/uk_core.h"
+#include "fhir/xhtml.h"
 
 namespace bevan::fhir {
 
@@ -21,6 +22,7 @@ struct Known {
   const TypeDef* coding = nullptr;
   const TypeDef* codeable_concept = nullptr;
   const TypeDef* resource = nullptr;
+  const TypeDef* bundle = nullptr;
   const ElementDef* contained = nullptr;  // DomainResource.contained
   std::unordered_map<const TypeDef*, PrimitiveCheck> checks;
   // Per type, its elements with min > 0.
@@ -35,6 +37,7 @@ struct Known {
       k.coding = FindType("Coding");
       k.codeable_concept = FindType("CodeableConcept");
       k.resource = FindType("Resource");
+      k.bundle = FindType("Bundle");
       if (const TypeDef* dr = FindType("DomainResource")) k.contained = dr->FindElement("contained");
       for (const TypeDef* t : AllTypes()) {
         if (t->kind == TypeKind::kPrimitive) k.checks[t] = PrimitiveCheckFor(t->name);
@@ -96,7 +99,12 @@ class Validator {
       Error(IssueType::kInvariant, path_, "a contained resource must not contain resources (dom-2)");
       path_.resize(path_.size() - std::string_view(".contained").size());
     }
+    if (!contained) contained_stack_.push_back(v.Find("contained"));
+    bool bundle = type == known_.bundle;
+    if (bundle) bundle_stack_.push_back(&v);
     Object(v, type, true);
+    if (bundle) bundle_stack_.pop_back();
+    if (!contained) contained_stack_.pop_back();
     path_.resize(mark);
   }
 
@@ -113,6 +121,11 @@ class Validator {
     out_.Add(Severity::kError, code, std::string(location), std::move(message));
   }
 
+  void Warning(IssueType code, std::string_view location, std::string message) {
+    if (out_.issues.size() >= options_.max_issues) return;
+    out_.Add(Severity::kWarning, code, std::string(location), std::move(message));
+  }
+
   void Push(std::string_view name) {
     if (!path_.empty()) path_ += '.';
     path_ += name;
@@ -125,7 +138,7 @@ class Validator {
 
   // `via` is the TypeRef the object was reached through (for Reference targets).
   void Object(const json::Value& obj, const TypeDef* type, bool is_resource, const TypeRef* via = nullptr) {
-    if (obj.size() == 0 || (is_resource && obj.size() == 1)) {
+    if (obj.size() == 0) {
       Error(IssueType::kStructure, path_, "an element must have a value or children: empty object");
     }
     // Elements seen (by definition), for cardinality and choice checks.
@@ -178,14 +191,13 @@ class Validator {
       }
       Push(name);
       if (ext_form) {
-        PrimitiveExtension(m.value, *el);
+        PrimitiveExtension(m.value, *el, obj.Find(name));
       } else {
-        bool has_partner = false;
+        const json::Value* partner = nullptr;
         if (tr->type->kind == TypeKind::kPrimitive && m.value.is_array()) {
-          std::string partner = "_" + std::string(name);
-          has_partner = obj.Find(partner) != nullptr;
+          partner = obj.Find("_" + std::string(name));
         }
-        ElementValue(m.value, *el, *tr, has_partner);
+        ElementValue(m.value, *el, *tr, partner);
       }
       path_.resize(mark);
     }
@@ -210,7 +222,8 @@ class Validator {
     if (type == known_.identifier && options_.uk_core) UkIdentifier(obj);
   }
 
-  void ElementValue(const json::Value& v, const ElementDef& el, const TypeRef& tr, bool has_partner) {
+  // `partner`: for a primitive array, the `_name` array beside it (or null).
+  void ElementValue(const json::Value& v, const ElementDef& el, const TypeRef& tr, const json::Value* partner) {
     bool repeating = el.max > 1;
     if (!repeating) {
       if (v.is_array()) {
@@ -235,9 +248,14 @@ class Validator {
     size_t mark = path_.size();
     size_t i = 0;
     for (const json::Value& item : v.items()) {
-      PushIndex(i++);
-      if (item.is_null() && has_partner) {
-        // A null placeholder matched by an entry in the `_name` array.
+      size_t at = i++;
+      PushIndex(at);
+      if (item.is_null()) {
+        // Only a placeholder for an extension at the same index of `_name`.
+        bool matched = partner && partner->is_array() && at < partner->size() && !partner->items()[at].is_null();
+        if (!matched)
+          Error(IssueType::kStructure, path_,
+                "null without an extension at the same index of _" + std::string(el.name));
       } else {
         Item(item, el, tr);
       }
@@ -246,7 +264,8 @@ class Validator {
     }
   }
 
-  void PrimitiveExtension(const json::Value& v, const ElementDef& el) {
+  // The `_name` part of a primitive; `values` is the `name` part (or null).
+  void PrimitiveExtension(const json::Value& v, const ElementDef& el, const json::Value* values) {
     auto one = [&](const json::Value& item) {
       if (!item.is_object()) {
         Error(IssueType::kStructure, path_, "a primitive's extension part must be a JSON object");
@@ -259,11 +278,21 @@ class Validator {
         Error(IssueType::kStructure, path_, "must be an array: " + std::string(el.name) + " repeats");
         return;
       }
+      if (v.size() == 0) {
+        Error(IssueType::kStructure, path_, "arrays must not be empty");
+        return;
+      }
       size_t mark = path_.size();
       size_t i = 0;
       for (const json::Value& item : v.items()) {
-        PushIndex(i++);
-        if (!item.is_null()) one(item);
+        size_t at = i++;
+        PushIndex(at);
+        if (!item.is_null()) {
+          one(item);
+        } else if (!values || !values->is_array() || at >= values->size() || values->items()[at].is_null()) {
+          Error(IssueType::kStructure, path_,
+                "null in _" + std::string(el.name) + " without a value at the same index");
+        }
         path_.resize(mark);
       }
       return;
@@ -324,11 +353,17 @@ class Validator {
     auto it = known_.checks.find(t);
     PrimitiveCheck check = it == known_.checks.end() ? PrimitiveCheck::kNone : it->second;
     if (check == PrimitiveCheck::kXhtml) {
-      std::string_view unsafe = CheckNarrativeSafety(text);
-      if (!unsafe.empty()) {
-        Error(IssueType::kSecurity, path_, std::string(unsafe));
-        return;
+      XhtmlCheck x = CheckNarrativeXhtml(text);
+      switch (x.problem) {
+        case XhtmlProblem::kNone: break;
+        case XhtmlProblem::kUnsafe: Error(IssueType::kSecurity, path_, std::move(x.message)); return;
+        case XhtmlProblem::kMalformed: Error(IssueType::kValue, path_, std::move(x.message)); return;
+        case XhtmlProblem::kEmpty: Error(IssueType::kInvariant, path_, "txt-2: " + x.message); return;
       }
+      return;
+    }
+    if (check == PrimitiveCheck::kString && HasControlCharacters(text)) {
+      Warning(IssueType::kValue, path_, "string contains control characters (R4: SHOULD NOT)");
     }
     std::string_view reason = CheckPrimitive(check, text);
     if (!reason.empty()) {
@@ -362,7 +397,12 @@ class Validator {
 
   void ConceptBinding(const json::Value& concept_value, const ValueSetDef& vs) {
     const json::Value* codings = concept_value.Find("coding");
-    if (!codings || !codings->is_array()) return;  // text only: nothing to check
+    if (!codings || !codings->is_array()) {
+      // Required binding: text alone does not say which code is meant.
+      Error(IssueType::kCodeInvalid, path_,
+            "a coding from the required value set " + std::string(vs.url) + " is needed");
+      return;
+    }
     for (const json::Value& c : codings->items()) {
       if (vs.Contains(StringMember(c, "system"), StringMember(c, "code"))) return;
     }
@@ -381,10 +421,26 @@ class Validator {
     std::string_view problem;
     std::string_view target;
     if (r.starts_with("#")) {
-      if (r.size() > 1 && !CheckPrimitive(PrimitiveCheck::kId, r.substr(1)).empty())
+      if (r.size() > 1 && !CheckPrimitive(PrimitiveCheck::kId, r.substr(1)).empty()) {
         problem = "invalid local reference";
+      } else if (r.size() > 1) {
+        // Must name a contained resource of the enclosing resource (ref-1).
+        const json::Value* found = FindContained(r.substr(1));
+        bool judgeable = !contained_stack_.empty() && (!contained_stack_.back() || contained_stack_.back()->is_array());
+        if (!found && judgeable) {
+          path_.resize(mark);
+          Error(IssueType::kInvariant, path_, "ref-1: " + Quote(r) + " does not name a contained resource");
+          return;
+        }
+        const json::Value* rt = found ? found->Find("resourceType") : nullptr;
+        if (rt && rt->is_string() && FindResourceType(rt->as_string())) target = rt->as_string();
+      }
     } else if (r.starts_with("urn:uuid:")) {
       problem = CheckPrimitive(PrimitiveCheck::kUuid, r);
+      if (problem.empty()) {
+        target = BundleEntryType(r);
+        if (!FindResourceType(target)) target = {};
+      }
     } else if (r.starts_with("urn:oid:")) {
       problem = CheckPrimitive(PrimitiveCheck::kOid, r);
     } else if (size_t q = r.find('?'); q != std::string_view::npos && r.find('/') > q) {
@@ -396,6 +452,8 @@ class Validator {
       }
     } else if (r.find("://") != std::string_view::npos) {
       problem = CheckPrimitive(PrimitiveCheck::kUri, r);
+      // A RESTful absolute URL ends in Type/id or Type/id/_history/v.
+      if (problem.empty()) target = TypeOfRestUrl(r);
     } else {
       // Type/id or Type/id/_history/vid.
       size_t slash = r.find('/');
@@ -432,6 +490,47 @@ class Validator {
     path_.resize(mark);
   }
 
+  const json::Value* FindContained(std::string_view id) const {
+    if (contained_stack_.empty() || !contained_stack_.back() || !contained_stack_.back()->is_array()) return nullptr;
+    for (const json::Value& c : contained_stack_.back()->items()) {
+      if (const json::Value* cid = c.Find("id"); cid && cid->is_string() && cid->as_string() == id) return &c;
+    }
+    return nullptr;
+  }
+
+  // The resourceType of the entry of the enclosing Bundle whose fullUrl is `url`, or "".
+  std::string_view BundleEntryType(std::string_view url) const {
+    if (bundle_stack_.empty()) return {};
+    const json::Value* entries = bundle_stack_.back()->Find("entry");
+    if (!entries || !entries->is_array()) return {};
+    for (const json::Value& e : entries->items()) {
+      const json::Value* full = e.Find("fullUrl");
+      if (!full || full->as_string() != url) continue;
+      const json::Value* res = e.Find("resource");
+      const json::Value* rt = res ? res->Find("resourceType") : nullptr;
+      return rt ? rt->as_string() : std::string_view();
+    }
+    return {};
+  }
+
+  static std::string_view TypeOfRestUrl(std::string_view url) {
+    std::string_view path = url.substr(url.find("://") + 3);
+    std::vector<std::string_view> segments;
+    size_t start = 0;
+    while (start <= path.size()) {
+      size_t slash = path.find('/', start);
+      if (slash == std::string_view::npos) slash = path.size();
+      segments.push_back(path.substr(start, slash - start));
+      start = slash + 1;
+    }
+    size_t n = segments.size();
+    if (n >= 4 && segments[n - 2] == "_history") n -= 2;
+    if (n >= 3 && FindResourceType(segments[n - 2]) && CheckPrimitive(PrimitiveCheck::kId, segments[n - 1]).empty()) {
+      return segments[n - 2];
+    }
+    return {};
+  }
+
   void UkIdentifier(const json::Value& obj) {
     std::string_view system = StringMember(obj, "system");
     if (system.empty()) return;
@@ -456,6 +555,10 @@ class Validator {
   OperationOutcome& out_;
   const Known& known_;
   std::string path_;
+  // `contained` of the enclosing top-level resource, for "#id" references.
+  std::vector<const json::Value*> contained_stack_;
+  // Enclosing Bundles, for urn:uuid references to their entries.
+  std::vector<const json::Value*> bundle_stack_;
 };
 
 }  // namespace
