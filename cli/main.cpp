@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "fhir/model.h"
+#include "serve_command.h"
 
 #ifndef BEVAN_VERSION
 #define BEVAN_VERSION "0.0.0"
@@ -23,11 +24,24 @@ int main(int argc, char** argv) {
   v->add_flag("--compact", validate.compact, "Print each OperationOutcome on one line");
   v->add_flag("!--no-uk-core", validate.uk_core, "Skip UK Core checks (NHS number, ODS codes)");
 
+  bevan::cli::ServeArgs serve;
+  CLI::App* sv =
+      app.add_subcommand("serve", "Run the FHIR R4 server (loopback only until authorisation is configured)");
+  sv->add_option("--db", serve.db, "Store: sqlite:PATH or postgresql://...")->capture_default_str();
+  sv->add_option("--address", serve.address, "Listen address")->capture_default_str();
+  sv->add_option("--port", serve.port, "Listen port (0: any free port)")->capture_default_str();
+  sv->add_option("--threads", serve.threads, "I/O threads (0: one per core)")->capture_default_str();
+  sv->add_option("--config", serve.config, "JSON config file (db, address, port, threads, tls_cert, tls_key, ...)");
+  sv->add_option("--tls-cert", serve.tls_cert, "TLS certificate chain (PEM)");
+  sv->add_option("--tls-key", serve.tls_key, "TLS private key (PEM)");
+  sv->add_option("--base-url", serve.base_url, "Public base URL (default http://ADDRESS:PORT/fhir)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
   if (v->parsed()) return bevan::cli::RunValidate(validate);
+  if (sv->parsed()) return bevan::cli::RunServe(serve);
   return 2;
 }

@@ -1,0 +1,25 @@
+// `bevan serve`: the FHIR server of a node.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace bevan::cli {
+
+struct ServeArgs {
+  std::string db = "sqlite:./bevan.db";  // sqlite:PATH or postgresql://...
+  std::string address = "127.0.0.1";
+  uint16_t port = 8080;
+  int threads = 0;     // I/O threads; 0: one per core
+  std::string config;  // JSON file with any of the keys below
+  std::string tls_cert;
+  std::string tls_key;
+  std::string base_url;  // public base URL; default http(s)://address:port/fhir
+  size_t max_body_bytes = 32u << 20;
+  size_t max_bundle_entries = 1000;
+};
+
+// Runs until SIGTERM/SIGINT; returns the process exit status.
+int RunServe(ServeArgs args);
+
+}  // namespace bevan::cli

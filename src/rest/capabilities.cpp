@@ -1,0 +1,71 @@
+#include "rest/capabilities.h"
+
+#include <vector>
+
+#include "fhir/model.h"
+#include "json/json.h"
+
+#ifndef BEVAN_VERSION
+#define BEVAN_VERSION "0.0.0"
+#endif
+
+namespace bevan::rest {
+
+namespace {
+
+json::Member M(json::Document& d, std::string_view k, json::Value v) { return {d.MakeString(k), v}; }
+
+json::Value Obj(json::Document& d, std::initializer_list<json::Member> members) {
+  return d.MakeObject(std::vector<json::Member>(members));
+}
+
+json::Value Codes(json::Document& d, std::string_view key, std::initializer_list<std::string_view> codes) {
+  std::vector<json::Value> items;
+  for (std::string_view c : codes) items.push_back(Obj(d, {M(d, key, d.MakeString(c))}));
+  return d.MakeArray(items);
+}
+
+}  // namespace
+
+std::string CapabilityStatementJson(std::string_view base_url) {
+  json::Document d;
+  std::vector<json::Value> resources;
+  for (std::string_view type : fhir::ResourceTypeNames()) {
+    std::vector<json::Value> params;
+    params.push_back(Obj(d, {M(d, "name", d.MakeString("_id")), M(d, "type", d.MakeString("token"))}));
+    if (const fhir::SearchParamDef* sp = fhir::FindSearchParam(type, "identifier");
+        sp && sp->type == fhir::SearchParamType::kToken) {
+      params.push_back(Obj(d, {M(d, "name", d.MakeString("identifier")), M(d, "type", d.MakeString("token"))}));
+    }
+    resources.push_back(Obj(
+        d, {M(d, "type", d.MakeString(type)),
+            M(d, "interaction",
+              Codes(d, "code",
+                    {"read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create",
+                     "search-type"})),
+            M(d, "versioning", d.MakeString("versioned")), M(d, "readHistory", json::Value::Bool(true)),
+            M(d, "updateCreate", json::Value::Bool(true)), M(d, "conditionalCreate", json::Value::Bool(true)),
+            M(d, "conditionalRead", d.MakeString("modified-since")), M(d, "conditionalUpdate", json::Value::Bool(true)),
+            M(d, "conditionalDelete", d.MakeString("single")), M(d, "searchParam", d.MakeArray(params))}));
+  }
+  json::Value validate_op =
+      Obj(d, {M(d, "name", d.MakeString("validate")),
+              M(d, "definition", d.MakeString("http://hl7.org/fhir/OperationDefinition/Resource-validate"))});
+  json::Value rest = Obj(d, {M(d, "mode", d.MakeString("server")), M(d, "resource", d.MakeArray(resources)),
+                             M(d, "interaction", Codes(d, "code", {"transaction", "batch", "history-system"})),
+                             M(d, "operation", d.MakeArray({&validate_op, 1}))});
+  json::Value json_format = d.MakeString("json");
+  json::Value patch_format = d.MakeString("application/json-patch+json");
+  json::Value root = Obj(
+      d, {M(d, "resourceType", d.MakeString("CapabilityStatement")), M(d, "status", d.MakeString("active")),
+          M(d, "date", d.MakeString("2026-11-24")), M(d, "publisher", d.MakeString("Bevan")),
+          M(d, "kind", d.MakeString("instance")),
+          M(d, "software", Obj(d, {M(d, "name", d.MakeString("Bevan")), M(d, "version", d.MakeString(BEVAN_VERSION))})),
+          M(d, "implementation",
+            Obj(d, {M(d, "description", d.MakeString("Bevan FHIR R4 server")), M(d, "url", d.MakeString(base_url))})),
+          M(d, "fhirVersion", d.MakeString(fhir::FhirVersion())), M(d, "format", d.MakeArray({&json_format, 1})),
+          M(d, "patchFormat", d.MakeArray({&patch_format, 1})), M(d, "rest", d.MakeArray({&rest, 1}))});
+  return json::ToString(root);
+}
+
+}  // namespace bevan::rest

@@ -1,0 +1,1405 @@
+#include "rest/service.h"
+
+#include <algorithm>
+#include <charconv>
+#include <random>
+#include <set>
+#include <unordered_map>
+
+#include "fhir/model.h"
+#include "fhir/operation_outcome.h"
+#include "fhir/primitives.h"
+#include "fhir/validate.h"
+#include "json/json.h"
+#include "json/patch.h"
+#include "rest/capabilities.h"
+#include "rest/indexer.h"
+#include "rest/time.h"
+#include "rest/url.h"
+
+namespace bevan::rest {
+
+using fhir::IssueType;
+using fhir::OperationOutcome;
+using fhir::Severity;
+using store::Micros;
+
+namespace {
+
+constexpr std::string_view kFhirJson = "application/fhir+json; charset=utf-8";
+
+// An HTTP error answered with an OperationOutcome.
+struct HttpError {
+  int status = 400;
+  OperationOutcome outcome;
+
+  static HttpError Of(int status, IssueType code, std::string message, std::string location = "") {
+    HttpError e;
+    e.status = status;
+    e.outcome.Add(Severity::kError, code, std::move(location), std::move(message));
+    return e;
+  }
+};
+
+int HttpStatusFor(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return 200;
+    case StatusCode::kInvalidArgument: return 400;
+    case StatusCode::kNotFound: return 404;
+    case StatusCode::kAlreadyExists: return 409;
+    case StatusCode::kFailedPrecondition: return 412;
+    case StatusCode::kResourceExhausted: return 413;
+    case StatusCode::kUnimplemented: return 501;
+    case StatusCode::kUnavailable: return 503;
+    case StatusCode::kInternal:
+    case StatusCode::kIoError: return 500;
+  }
+  return 500;
+}
+
+IssueType IssueTypeFor(StatusCode code) {
+  switch (code) {
+    case StatusCode::kInvalidArgument: return IssueType::kInvalid;
+    case StatusCode::kNotFound: return IssueType::kNotSupported;
+    case StatusCode::kFailedPrecondition: return IssueType::kBusinessRule;
+    case StatusCode::kResourceExhausted: return IssueType::kTooCostly;
+    default: return IssueType::kInvalid;
+  }
+}
+
+HttpError FromStatus(const Status& s) {
+  return HttpError::Of(HttpStatusFor(s.code()), IssueTypeFor(s.code()), s.message());
+}
+
+std::string ETag(int64_t version) { return "W/\"" + std::to_string(version) + "\""; }
+
+// "W/\"3\"" or "\"3\"" or "3" -> 3.
+std::optional<int64_t> ParseETag(std::string_view v) {
+  if (v.starts_with("W/")) v.remove_prefix(2);
+  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+  int64_t n = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc() || p != v.data() + v.size() || n < 1) return std::nullopt;
+  return n;
+}
+
+std::string NewId() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  uint64_t a = rng(), b = rng();
+  a = (a & 0xFFFFFFFFFFFF0FFFULL) | 0x0000000000004000ULL;  // version 4
+  b = (b & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;  // variant 10
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(36);
+  auto put = [&](uint64_t v, int nibbles) {
+    for (int i = nibbles - 1; i >= 0; --i) out += kHex[(v >> (i * 4)) & 0xF];
+  };
+  put(a >> 32, 8);
+  out += '-';
+  put((a >> 16) & 0xFFFF, 4);
+  out += '-';
+  put(a & 0xFFFF, 4);
+  out += '-';
+  put(b >> 48, 4);
+  out += '-';
+  put(b & 0xFFFFFFFFFFFFULL, 12);
+  return out;
+}
+
+bool IsJsonContentType(std::string_view ct) {
+  if (ct.empty()) return true;  // lenient: many clients omit it
+  std::string lower(ct.substr(0, ct.find(';')));
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  while (!lower.empty() && lower.back() == ' ') lower.pop_back();
+  return lower == "application/fhir+json" || lower == "application/json" || lower == "application/json+fhir" ||
+         lower == "text/json";
+}
+
+enum class Prefer { kRepresentation, kMinimal, kOutcome };
+
+Prefer ParsePrefer(std::string_view v) {
+  if (v.find("return=minimal") != std::string_view::npos) return Prefer::kMinimal;
+  if (v.find("return=OperationOutcome") != std::string_view::npos) return Prefer::kOutcome;
+  return Prefer::kRepresentation;
+}
+
+}  // namespace
+
+// The result of one interaction, as a response or a Bundle entry.
+struct Answer {
+  int status = 200;
+  std::string body;  // resource or OperationOutcome JSON; may be empty
+  std::string location;
+  std::optional<int64_t> version;
+  std::optional<Micros> last_modified;
+  bool body_is_outcome = false;
+};
+
+class FhirService::Impl {
+ public:
+  Impl(store::Store& store, ServiceOptions options) : store_(store), opt_(std::move(options)) {}
+
+  void Handle(const http::Request& req, http::Response& res) const;
+  bool IsLong(const http::Request& req) const {
+    return req.method == "POST" && (req.path == opt_.base_path || req.path == opt_.base_path + "/");
+  }
+
+ private:
+  friend class FhirService;
+
+  // A parsed request body: the document keeps the values alive.
+  struct Body {
+    json::Document doc;
+    json::Value root;
+  };
+
+  static void Send(http::Response& res, const Answer& a);
+  static void SendError(http::Response& res, const HttpError& e);
+
+  std::optional<HttpError> ParseResourceBody(std::string_view text, std::string_view url_type, Body& out) const;
+  std::optional<HttpError> CheckValid(const json::Value& root) const;
+
+  // Sets id, meta.versionId and meta.lastUpdated; returns the compact JSON.
+  static std::string Stamp(json::Document& doc, const json::Value& root, std::string_view id, int64_t version,
+                           Micros last_updated);
+
+  // Writes a new version of (type, id) inside `tx`. `if_match`: required
+  // current version. Fills `a`.
+  Status WriteVersion(store::Transaction& tx, std::string_view type, const std::string& id, Body& body,
+                      std::optional<int64_t> if_match, Answer& a) const;
+
+  // Resources of `type` matching conditional `criteria` (a query string).
+  Result<std::vector<store::ResourceKey>> FindMatches(store::Transaction& tx, std::string_view type,
+                                                      std::string_view criteria, int limit) const;
+
+  // Interactions.
+  void Read(std::string_view type, std::string_view id, const http::Request& req, http::Response& res) const;
+  void VRead(std::string_view type, std::string_view id, std::string_view vid, http::Response& res) const;
+  Answer Create(std::string_view type, const std::string& body, std::string_view if_none_exist, Prefer prefer) const;
+  Answer Update(std::string_view type, std::string_view id, const std::string& body, std::string_view if_match,
+                Prefer prefer) const;
+  Answer ConditionalUpdate(std::string_view type, std::string_view criteria, const std::string& body,
+                           Prefer prefer) const;
+  Answer Delete(std::string_view type, std::string_view id) const;
+  Answer ConditionalDelete(std::string_view type, std::string_view criteria) const;
+  Answer Patch(std::string_view type, std::string_view id, std::string_view criteria, const std::string& body,
+               std::string_view content_type, std::string_view if_match, Prefer prefer) const;
+  void History(std::string_view type, std::string_view id, const http::Request& req, http::Response& res) const;
+  void Validate(std::string_view type, std::string_view id, const http::Request& req, http::Response& res) const;
+  void Search(std::string_view type, const http::Request& req, http::Response& res) const;
+  void ProcessBundle(const http::Request& req, http::Response& res) const;
+
+  Answer Finish(Answer a, Prefer prefer) const;
+
+  store::Store& store_;
+  ServiceOptions opt_;
+  Indexer indexer_;
+};
+
+void FhirService::Impl::Send(http::Response& res, const Answer& a) {
+  res.status = a.status;
+  if (!a.body.empty()) {
+    res.SetHeader("Content-Type", std::string(kFhirJson));
+    res.body = a.body;
+  }
+  if (!a.location.empty()) res.SetHeader("Location", a.location);
+  if (a.version) res.SetHeader("ETag", ETag(*a.version));
+  if (a.last_modified) res.SetHeader("Last-Modified", FormatHttpDate(*a.last_modified));
+}
+
+void FhirService::Impl::SendError(http::Response& res, const HttpError& e) {
+  res.status = e.status;
+  res.SetHeader("Content-Type", std::string(kFhirJson));
+  res.body = e.outcome.ToJson();
+}
+
+std::optional<HttpError> FhirService::Impl::ParseResourceBody(std::string_view text, std::string_view url_type,
+                                                              Body& out) const {
+  auto doc = json::Document::Parse(text);
+  if (!doc.ok()) return HttpError::Of(400, IssueType::kStructure, doc.status().message());
+  out.doc = std::move(doc).value();
+  out.root = out.doc.root();
+  if (!out.root.is_object()) return HttpError::Of(400, IssueType::kStructure, "the body must be a JSON object");
+  const json::Value* rt = out.root.Find("resourceType");
+  if (!rt || !rt->is_string()) return HttpError::Of(400, IssueType::kRequired, "missing resourceType", "resourceType");
+  if (!url_type.empty() && rt->as_string() != url_type) {
+    return HttpError::Of(400, IssueType::kInvalid,
+                         "resourceType '" + std::string(rt->as_string()) + "' does not match the URL's type '" +
+                             std::string(url_type) + "'",
+                         "resourceType");
+  }
+  return std::nullopt;
+}
+
+std::optional<HttpError> FhirService::Impl::CheckValid(const json::Value& root) const {
+  if (!opt_.validate_writes) return std::nullopt;
+  OperationOutcome o = fhir::Validate(root);
+  if (!o.HasErrors()) return std::nullopt;
+  HttpError e;
+  e.status = 422;
+  e.outcome = std::move(o);
+  return e;
+}
+
+std::string FhirService::Impl::Stamp(json::Document& doc, const json::Value& root, std::string_view id, int64_t version,
+                                     Micros last_updated) {
+  json::Value meta = json::Value::ObjectRef(nullptr, 0);
+  if (const json::Value* old = root.Find("meta"); old && old->is_object()) meta = *old;
+  meta = doc.WithMember(meta, "versionId", doc.MakeString(std::to_string(version)));
+  meta = doc.WithMember(meta, "lastUpdated", doc.MakeString(FormatInstant(last_updated)));
+  std::vector<json::Member> members;
+  members.reserve(root.size() + 2);
+  for (const json::Member& m : root.members()) {
+    if (m.name() == "resourceType") {
+      members.push_back(m);
+      members.push_back({doc.MakeString("id"), doc.MakeString(id)});
+      members.push_back({doc.MakeString("meta"), meta});
+    }
+  }
+  for (const json::Member& m : root.members()) {
+    if (m.name() != "resourceType" && m.name() != "id" && m.name() != "meta") members.push_back(m);
+  }
+  return json::ToString(doc.MakeObject(members));
+}
+
+Status FhirService::Impl::WriteVersion(store::Transaction& tx, std::string_view type, const std::string& id, Body& body,
+                                       std::optional<int64_t> if_match, Answer& a) const {
+  auto current = tx.Read(type, id);
+  int64_t next = 1;
+  bool existed = false;
+  if (current.ok()) {
+    next = current->version + 1;
+    existed = !current->deleted;
+  } else if (current.status().code() != StatusCode::kNotFound) {
+    return current.status();
+  }
+  if (if_match) {
+    if (!existed) return FailedPreconditionError("If-Match: " + std::string(type) + "/" + id + " does not exist");
+    if (current->version != *if_match) {
+      return FailedPreconditionError("version conflict: If-Match asks for version " + std::to_string(*if_match) +
+                                     " but the current version is " + std::to_string(current->version));
+    }
+  }
+  store::IndexRows rows;
+  std::string compartment;
+  RETURN_IF_ERROR(indexer_.Extract(type, id, body.root, rows, compartment));
+  Micros now = store_.Now();
+  std::string stored = Stamp(body.doc, body.root, id, next, now);
+  store::ResourceWrite w;
+  w.type = type;
+  w.id = id;
+  w.version = next;
+  w.last_updated = now;
+  w.body = stored;
+  w.compartment = compartment;
+  w.index = &rows;
+  ASSIGN_OR_RETURN(store::WriteResult r, tx.Put(w));
+  a.status = existed ? 200 : 201;
+  a.version = r.version;
+  a.last_modified = r.last_updated;
+  a.location = opt_.base_url + "/" + std::string(type) + "/" + id + "/_history/" + std::to_string(r.version);
+  a.body = std::move(stored);
+  return Status::Ok();
+}
+
+Result<std::vector<store::ResourceKey>> FhirService::Impl::FindMatches(store::Transaction& tx, std::string_view type,
+                                                                       std::string_view criteria, int limit) const {
+  auto params = ParseQuery(criteria);
+  if (!params) return InvalidArgumentError("malformed conditional criteria (bad percent-encoding)");
+  if (params->empty()) return InvalidArgumentError("conditional criteria are empty");
+  std::optional<std::set<std::string>> ids;  // intersection over parameters
+  auto intersect = [&](std::set<std::string> found) {
+    if (!ids) {
+      ids = std::move(found);
+      return;
+    }
+    std::set<std::string> both;
+    std::set_intersection(ids->begin(), ids->end(), found.begin(), found.end(), std::inserter(both, both.end()));
+    ids = std::move(both);
+  };
+  std::unordered_map<std::string, int64_t> versions;
+  for (const auto& [name, value] : *params) {
+    std::set<std::string> found;
+    size_t start = 0;
+    // Comma-separated values are ORed.
+    for (;;) {
+      size_t comma = value.find(',', start);
+      std::string_view v =
+          std::string_view(value).substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      if (name == "_id") {
+        auto r = tx.Read(type, v);
+        if (r.ok() && !r->deleted) {
+          found.insert(std::string(v));
+          versions[std::string(v)] = r->version;
+        } else if (!r.ok() && r.status().code() != StatusCode::kNotFound) {
+          return r.status();
+        }
+      } else if (indexer_.Indexes(type, name)) {
+        std::optional<std::string_view> system;
+        std::string_view code = v;
+        if (size_t bar = v.find('|'); bar != std::string_view::npos) {
+          system = v.substr(0, bar);
+          code = v.substr(bar + 1);
+        }
+        if (code.empty())
+          return InvalidArgumentError("conditional criteria: '" + name + "=" + value + "' needs a code");
+        ASSIGN_OR_RETURN(auto keys, tx.FindByToken(type, name, system, code, 1000));
+        for (const auto& k : keys) {
+          found.insert(k.id);
+          versions[k.id] = k.version;
+        }
+      } else {
+        return InvalidArgumentError("conditional criteria: parameter '" + name + "' is not supported for " +
+                                    std::string(type) + " (supported: _id, identifier)");
+      }
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    intersect(std::move(found));
+  }
+  std::vector<store::ResourceKey> out;
+  for (const auto& id : *ids) {
+    if (static_cast<int>(out.size()) >= limit) break;
+    out.push_back({0, id, versions[id]});
+  }
+  return out;
+}
+
+Answer FhirService::Impl::Finish(Answer a, Prefer prefer) const {
+  if (prefer == Prefer::kMinimal) {
+    a.body.clear();
+  } else if (prefer == Prefer::kOutcome) {
+    OperationOutcome o;
+    o.Add(Severity::kInformation, IssueType::kInvalid, "", "");
+    o.issues.clear();
+    a.body = o.ToJson();
+    a.body_is_outcome = true;
+  }
+  return a;
+}
+
+Answer ErrorAnswer(const HttpError& e) {
+  Answer a;
+  a.status = e.status;
+  a.body = e.outcome.ToJson();
+  a.body_is_outcome = true;
+  return a;
+}
+
+Answer FhirService::Impl::Create(std::string_view type, const std::string& text, std::string_view if_none_exist,
+                                 Prefer prefer) const {
+  Body body;
+  if (auto e = ParseResourceBody(text, type, body)) return ErrorAnswer(*e);
+  if (auto e = CheckValid(body.root)) return ErrorAnswer(*e);
+  std::string id = NewId();
+  Answer a;
+  Status st = store_.Transact([&](store::Transaction& tx) -> Status {
+    a = Answer();
+    if (!if_none_exist.empty()) {
+      ASSIGN_OR_RETURN(auto matches, FindMatches(tx, type, if_none_exist, 2));
+      if (matches.size() > 1) {
+        return FailedPreconditionError("If-None-Exist matches more than one " + std::string(type));
+      }
+      if (matches.size() == 1) {
+        ASSIGN_OR_RETURN(store::ResourceVersion cur, tx.Read(type, matches[0].id, true));
+        a.status = 200;
+        a.version = cur.version;
+        a.last_modified = cur.last_updated;
+        a.location =
+            opt_.base_url + "/" + std::string(type) + "/" + cur.id + "/_history/" + std::to_string(cur.version);
+        a.body = std::move(cur.body);
+        return Status::Ok();
+      }
+    }
+    return WriteVersion(tx, type, id, body, std::nullopt, a);
+  });
+  if (!st.ok()) return ErrorAnswer(FromStatus(st));
+  return Finish(std::move(a), prefer);
+}
+
+Answer FhirService::Impl::Update(std::string_view type, std::string_view id, const std::string& text,
+                                 std::string_view if_match, Prefer prefer) const {
+  Body body;
+  if (auto e = ParseResourceBody(text, type, body)) return ErrorAnswer(*e);
+  const json::Value* body_id = body.root.Find("id");
+  if (!body_id || !body_id->is_string()) {
+    return ErrorAnswer(HttpError::Of(400, IssueType::kRequired, "an update must carry the resource id", "id"));
+  }
+  if (body_id->as_string() != id) {
+    return ErrorAnswer(HttpError::Of(400, IssueType::kInvalid,
+                                     "the resource id '" + std::string(body_id->as_string()) +
+                                         "' does not match the URL's id '" + std::string(id) + "'",
+                                     "id"));
+  }
+  if (!fhir::CheckPrimitive(fhir::PrimitiveCheck::kId, id).empty()) {
+    return ErrorAnswer(HttpError::Of(400, IssueType::kValue, "invalid id '" + std::string(id) + "'"));
+  }
+  if (auto e = CheckValid(body.root)) return ErrorAnswer(*e);
+  std::optional<int64_t> expected;
+  if (!if_match.empty()) {
+    expected = ParseETag(if_match);
+    if (!expected) return ErrorAnswer(HttpError::Of(400, IssueType::kInvalid, "malformed If-Match (use W/\"n\")"));
+  }
+  Answer a;
+  std::string sid(id);
+  Status st = store_.Transact([&](store::Transaction& tx) { return WriteVersion(tx, type, sid, body, expected, a); });
+  if (!st.ok()) return ErrorAnswer(FromStatus(st));
+  return Finish(std::move(a), prefer);
+}
+
+Answer FhirService::Impl::ConditionalUpdate(std::string_view type, std::string_view criteria, const std::string& text,
+                                            Prefer prefer) const {
+  Body body;
+  if (auto e = ParseResourceBody(text, type, body)) return ErrorAnswer(*e);
+  if (auto e = CheckValid(body.root)) return ErrorAnswer(*e);
+  std::string body_id;
+  if (const json::Value* v = body.root.Find("id"); v && v->is_string()) body_id = v->as_string();
+  Answer a;
+  Status st = store_.Transact([&](store::Transaction& tx) -> Status {
+    a = Answer();
+    ASSIGN_OR_RETURN(auto matches, FindMatches(tx, type, criteria, 2));
+    if (matches.size() > 1) return FailedPreconditionError("the criteria match more than one " + std::string(type));
+    std::string id;
+    if (matches.size() == 1) {
+      id = matches[0].id;
+      if (!body_id.empty() && body_id != id) {
+        return InvalidArgumentError("the resource id '" + body_id + "' does not match the resource found ('" + id +
+                                    "')");
+      }
+    } else {
+      id = body_id.empty() ? NewId() : body_id;
+    }
+    return WriteVersion(tx, type, id, body, std::nullopt, a);
+  });
+  if (!st.ok()) return ErrorAnswer(FromStatus(st));
+  return Finish(std::move(a), prefer);
+}
+
+Answer FhirService::Impl::Delete(std::string_view type, std::string_view id) const {
+  Answer a;
+  Status st = store_.Transact([&](store::Transaction& tx) -> Status {
+    a = Answer();
+    auto cur = tx.Read(type, id);
+    if (!cur.ok()) return cur.status();
+    if (cur->deleted) {
+      a.status = 204;  // deleting a deleted resource is a no-op
+      return Status::Ok();
+    }
+    store::ResourceDelete d;
+    d.type = type;
+    d.id = id;
+    d.version = cur->version + 1;
+    d.last_updated = store_.Now();
+    ASSIGN_OR_RETURN(store::WriteResult r, tx.Delete(d));
+    a.status = 204;
+    a.version = r.version;
+    return Status::Ok();
+  });
+  if (!st.ok()) {
+    if (st.code() == StatusCode::kNotFound) {
+      return ErrorAnswer(
+          HttpError::Of(404, IssueType::kNotSupported, std::string(type) + "/" + std::string(id) + " does not exist"));
+    }
+    return ErrorAnswer(FromStatus(st));
+  }
+  return a;
+}
+
+Answer FhirService::Impl::ConditionalDelete(std::string_view type, std::string_view criteria) const {
+  Answer a;
+  Status st = store_.Transact([&](store::Transaction& tx) -> Status {
+    a = Answer();
+    ASSIGN_OR_RETURN(auto matches, FindMatches(tx, type, criteria, 2));
+    if (matches.size() > 1) return FailedPreconditionError("the criteria match more than one " + std::string(type));
+    a.status = 204;
+    if (matches.empty()) return Status::Ok();
+    store::ResourceDelete d;
+    d.type = type;
+    d.id = matches[0].id;
+    d.version = matches[0].version + 1;
+    d.last_updated = store_.Now();
+    ASSIGN_OR_RETURN(store::WriteResult r, tx.Delete(d));
+    a.version = r.version;
+    return Status::Ok();
+  });
+  if (!st.ok()) return ErrorAnswer(FromStatus(st));
+  return a;
+}
+
+Answer FhirService::Impl::Patch(std::string_view type, std::string_view id, std::string_view criteria,
+                                const std::string& text, std::string_view content_type, std::string_view if_match,
+                                Prefer prefer) const {
+  std::string ct(content_type.substr(0, content_type.find(';')));
+  bool json_patch = ct == "application/json-patch+json";
+  if (!json_patch) {
+    return ErrorAnswer(HttpError::Of(415, IssueType::kNotSupported,
+                                     "PATCH needs Content-Type application/json-patch+json (FHIRPath Patch is not "
+                                     "supported yet)"));
+  }
+  auto patch_doc = json::Document::Parse(text);
+  if (!patch_doc.ok()) return ErrorAnswer(HttpError::Of(400, IssueType::kStructure, patch_doc.status().message()));
+  std::optional<int64_t> expected;
+  if (!if_match.empty()) {
+    expected = ParseETag(if_match);
+    if (!expected) return ErrorAnswer(HttpError::Of(400, IssueType::kInvalid, "malformed If-Match (use W/\"n\")"));
+  }
+  Answer a;
+  std::optional<HttpError> invalid;
+  Status st = store_.Transact([&](store::Transaction& tx) -> Status {
+    a = Answer();
+    invalid.reset();
+    std::string target(id);
+    if (target.empty()) {
+      ASSIGN_OR_RETURN(auto matches, FindMatches(tx, type, criteria, 2));
+      if (matches.size() != 1) {
+        return matches.empty() ? NotFoundError("no " + std::string(type) + " matches the criteria")
+                               : FailedPreconditionError("the criteria match more than one " + std::string(type));
+      }
+      target = matches[0].id;
+    }
+    ASSIGN_OR_RETURN(store::ResourceVersion cur, tx.Read(type, target, true));
+    if (cur.deleted) return NotFoundError(std::string(type) + "/" + target + " is deleted");
+    Body body;
+    ASSIGN_OR_RETURN(body.doc, json::Document::Parse(cur.body));
+    auto patched = json::ApplyJsonPatch(body.doc, body.doc.root(), patch_doc->root());
+    if (!patched.ok()) {
+      invalid = HttpError::Of(422, IssueType::kInvalid, patched.status().message());
+      return patched.status();
+    }
+    body.root = *patched;
+    const json::Value* rt = body.root.Find("resourceType");
+    const json::Value* pid = body.root.Find("id");
+    if (!rt || rt->as_string() != type || !pid || pid->as_string() != target) {
+      invalid = HttpError::Of(422, IssueType::kInvalid, "a patch must not change resourceType or id");
+      return InvalidArgumentError("patch changed resourceType or id");
+    }
+    if (auto e = CheckValid(body.root)) {
+      invalid = std::move(e);
+      return InvalidArgumentError("patched resource is invalid");
+    }
+    return WriteVersion(tx, type, target, body, expected, a);
+  });
+  if (invalid) return ErrorAnswer(*invalid);
+  if (!st.ok()) return ErrorAnswer(FromStatus(st));
+  return Finish(std::move(a), prefer);
+}
+
+void FhirService::Impl::Read(std::string_view type, std::string_view id, const http::Request& req,
+                             http::Response& res) const {
+  auto r = store_.Read(type, id);
+  if (!r.ok()) {
+    if (r.status().code() == StatusCode::kNotFound) {
+      return SendError(res, HttpError::Of(404, IssueType::kNotSupported,
+                                          std::string(type) + "/" + std::string(id) + " is not known"));
+    }
+    return SendError(res, FromStatus(r.status()));
+  }
+  if (r->deleted) {
+    res.SetHeader("ETag", ETag(r->version));
+    return SendError(
+        res, HttpError::Of(410, IssueType::kNotSupported, std::string(type) + "/" + std::string(id) + " was deleted"));
+  }
+  if (auto inm = req.Header("If-None-Match"); !inm.empty()) {
+    if (auto v = ParseETag(inm); v && *v == r->version) {
+      res.status = 304;
+      res.SetHeader("ETag", ETag(r->version));
+      return;
+    }
+  }
+  if (auto ims = req.Header("If-Modified-Since"); !ims.empty()) {
+    if (auto since = ParseHttpDate(ims); since && r->last_updated < *since + 1'000'000) {
+      res.status = 304;
+      res.SetHeader("ETag", ETag(r->version));
+      return;
+    }
+  }
+  Answer a;
+  a.status = 200;
+  a.version = r->version;
+  a.last_modified = r->last_updated;
+  a.body = std::move(r->body);  // the stored bytes, not re-serialised
+  Send(res, a);
+}
+
+void FhirService::Impl::VRead(std::string_view type, std::string_view id, std::string_view vid,
+                              http::Response& res) const {
+  int64_t version = 0;
+  auto [p, ec] = std::from_chars(vid.data(), vid.data() + vid.size(), version);
+  if (ec != std::errc() || p != vid.data() + vid.size() || version < 1) {
+    return SendError(res, HttpError::Of(400, IssueType::kValue, "invalid version id '" + std::string(vid) + "'"));
+  }
+  auto r = store_.VRead(type, id, version);
+  if (!r.ok()) {
+    if (r.status().code() == StatusCode::kNotFound) {
+      return SendError(
+          res, HttpError::Of(404, IssueType::kNotSupported,
+                             std::string(type) + "/" + std::string(id) + " has no version " + std::string(vid)));
+    }
+    return SendError(res, FromStatus(r.status()));
+  }
+  if (r->deleted) {
+    res.SetHeader("ETag", ETag(r->version));
+    return SendError(res,
+                     HttpError::Of(410, IssueType::kNotSupported, "version " + std::string(vid) + " is a deletion"));
+  }
+  Answer a;
+  a.version = r->version;
+  a.last_modified = r->last_updated;
+  a.body = std::move(r->body);
+  Send(res, a);
+}
+
+namespace {
+
+// Appends {"relation":..., "url":...}.
+void AppendLink(std::string& out, std::string_view relation, std::string_view url) {
+  out += "{\"relation\":";
+  json::WriteString(relation, out);
+  out += ",\"url\":";
+  json::WriteString(url, out);
+  out += "}";
+}
+
+std::string_view MethodName(store::Method m) {
+  switch (m) {
+    case store::Method::kCreate: return "POST";
+    case store::Method::kUpdate: return "PUT";
+    case store::Method::kDelete: return "DELETE";
+  }
+  return "PUT";
+}
+
+}  // namespace
+
+void FhirService::Impl::History(std::string_view type, std::string_view id, const http::Request& req,
+                                http::Response& res) const {
+  auto params = ParseQuery(req.query);
+  if (!params) return SendError(res, HttpError::Of(400, IssueType::kInvalid, "malformed query string"));
+  store::HistoryQuery q;
+  q.type = type;
+  q.id = id;
+  q.count = opt_.default_page_size;
+  for (const auto& [name, value] : *params) {
+    if (name == "_count") {
+      int n = 0;
+      auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+      if (ec != std::errc() || p != value.data() + value.size() || n < 1) {
+        return SendError(res, HttpError::Of(400, IssueType::kValue, "_count must be a positive integer", "_count"));
+      }
+      q.count = std::min(n, opt_.max_page_size);
+    } else if (name == "_since") {
+      auto r = ParseDateTimeRange(value);
+      if (!r) return SendError(res, HttpError::Of(400, IssueType::kValue, "_since must be an instant", "_since"));
+      q.since = r->lo;
+    } else if (name == "_at") {
+      auto r = ParseDateTimeRange(value);
+      if (!r) return SendError(res, HttpError::Of(400, IssueType::kValue, "_at must be a date or dateTime", "_at"));
+      q.at_lo = r->lo;
+      q.at_hi = r->hi;
+    } else if (name == "_cursor") {
+      auto c = store::HistoryCursor::Parse(value);
+      if (!c.ok()) return SendError(res, HttpError::Of(400, IssueType::kValue, "invalid _cursor", "_cursor"));
+      q.after = *c;
+    } else if (name == "_format") {
+      // JSON only; checked by the router.
+    } else {
+      return SendError(res, HttpError::Of(400, IssueType::kNotSupported,
+                                          "unknown history parameter '" + name + "' (supported: _count, _since, _at)"));
+    }
+  }
+  auto page = store_.History(q);
+  if (!page.ok()) {
+    if (page.status().code() == StatusCode::kNotFound) {
+      return SendError(res, HttpError::Of(404, IssueType::kNotSupported,
+                                          std::string(type) + "/" + std::string(id) + " is not known"));
+    }
+    return SendError(res, FromStatus(page.status()));
+  }
+  // Links keep every parameter but the cursor.
+  std::string base = opt_.base_url;
+  if (!type.empty()) base += "/" + std::string(type);
+  if (!id.empty()) base += "/" + std::string(id);
+  base += "/_history";
+  std::string kept;
+  for (const auto& [name, value] : *params) {
+    if (name == "_cursor") continue;
+    kept += kept.empty() ? "?" : "&";
+    kept += PercentEncode(name) + "=" + PercentEncode(value);
+  }
+  std::string out = R"({"resourceType":"Bundle","type":"history","link":[)";
+  AppendLink(out, "self", base + (req.query.empty() ? "" : "?" + req.query));
+  if (page->next) {
+    out += ",";
+    AppendLink(out, "next", base + kept + (kept.empty() ? "?" : "&") + "_cursor=" + page->next->ToString());
+  }
+  out += "],\"entry\":[";
+  bool first = true;
+  for (const store::HistoryEntry& e : page->entries) {
+    if (!first) out += ",";
+    first = false;
+    std::string rel = e.type + "/" + e.id;
+    out += "{\"fullUrl\":";
+    json::WriteString(opt_.base_url + "/" + rel, out);
+    if (!e.body.empty()) {
+      out += ",\"resource\":";
+      out += e.body;  // stored bytes, spliced in as they are
+    }
+    out += ",\"request\":{\"method\":\"";
+    out += MethodName(e.method);
+    out += "\",\"url\":";
+    json::WriteString(e.method == store::Method::kCreate ? e.type : rel, out);
+    out += "},\"response\":{\"status\":\"";
+    out += e.method == store::Method::kCreate ? "201" : (e.method == store::Method::kDelete ? "204" : "200");
+    out += "\",\"etag\":";
+    json::WriteString(ETag(e.version), out);
+    out += ",\"lastModified\":";
+    json::WriteString(FormatInstant(e.last_updated), out);
+    out += "}}";
+  }
+  out += "]}";
+  res.status = 200;
+  res.SetHeader("Content-Type", std::string(kFhirJson));
+  res.body = std::move(out);
+}
+
+void FhirService::Impl::Validate(std::string_view type, std::string_view id, const http::Request& req,
+                                 http::Response& res) const {
+  std::string text;
+  if (!req.body.empty()) {
+    text = req.body;
+  } else if (!id.empty()) {
+    auto r = store_.Read(type, id);
+    if (!r.ok() || r->deleted) {
+      return SendError(res, HttpError::Of(404, IssueType::kNotSupported,
+                                          std::string(type) + "/" + std::string(id) + " is not known"));
+    }
+    text = std::move(r->body);
+  } else {
+    return SendError(res, HttpError::Of(400, IssueType::kRequired, "$validate needs a resource in the body"));
+  }
+  auto doc = json::Document::Parse(text);
+  if (!doc.ok()) return SendError(res, HttpError::Of(400, IssueType::kStructure, doc.status().message()));
+  const json::Value* resource = &doc->root();
+  // A Parameters body carries the resource in parameter "resource".
+  if (const json::Value* rt = resource->Find("resourceType"); rt && rt->as_string() == "Parameters") {
+    const json::Value* found = nullptr;
+    if (const json::Value* ps = resource->Find("parameter"); ps && ps->is_array()) {
+      for (const json::Value& p : ps->items()) {
+        const json::Value* n = p.Find("name");
+        if (n && n->as_string() == "resource") found = p.Find("resource");
+      }
+    }
+    if (!found) return SendError(res, HttpError::Of(400, IssueType::kRequired, "Parameters without a 'resource'"));
+    resource = found;
+  }
+  const json::Value* rt = resource->Find("resourceType");
+  if (rt && rt->as_string() != type) {
+    return SendError(res, HttpError::Of(400, IssueType::kInvalid, "the resource is not a " + std::string(type)));
+  }
+  OperationOutcome o = fhir::Validate(*resource);
+  res.status = 200;
+  res.SetHeader("Content-Type", std::string(kFhirJson));
+  res.body = o.ToJson();
+}
+
+void FhirService::Impl::Search(std::string_view type, const http::Request& req, http::Response& res) const {
+  // Until the search layer lands: _id and identifier, as for conditional
+  // operations. Anything else is a clear 400, never a silent full result.
+  std::string query = req.query;
+  if (req.method == "POST") query = req.body;
+  auto params = ParseQuery(query);
+  if (!params) return SendError(res, HttpError::Of(400, IssueType::kInvalid, "malformed query string"));
+  QueryParams criteria;
+  for (auto& [k, v] : *params) {
+    if (k == "_format" || k == "_count") continue;
+    criteria.emplace_back(k, v);
+  }
+  if (criteria.empty()) {
+    return SendError(
+        res, HttpError::Of(400, IssueType::kNotSupported, "search needs criteria (supported so far: _id, identifier)"));
+  }
+  std::string crit;
+  for (const auto& [k, v] : criteria) {
+    crit += crit.empty() ? "" : "&";
+    crit += PercentEncode(k) + "=" + PercentEncode(v);
+  }
+  std::vector<store::ResourceVersion> found;
+  Status st = store_.Transact([&](store::Transaction& tx) -> Status {
+    found.clear();
+    ASSIGN_OR_RETURN(auto keys, FindMatches(tx, type, crit, opt_.max_page_size));
+    for (const auto& k : keys) {
+      ASSIGN_OR_RETURN(store::ResourceVersion v, tx.Read(type, k.id, true));
+      if (!v.deleted) found.push_back(std::move(v));
+    }
+    return Status::Ok();
+  });
+  if (!st.ok()) return SendError(res, FromStatus(st));
+  std::string self = opt_.base_url + "/" + std::string(type) + (req.query.empty() ? "" : "?" + req.query);
+  std::string out =
+      R"({"resourceType":"Bundle","type":"searchset","total":)" + std::to_string(found.size()) + R"(,"link":[)";
+  AppendLink(out, "self", self);
+  out += "],\"entry\":[";
+  bool first = true;
+  for (const auto& v : found) {
+    if (!first) out += ",";
+    first = false;
+    out += "{\"fullUrl\":";
+    json::WriteString(opt_.base_url + "/" + v.type + "/" + v.id, out);
+    out += ",\"resource\":";
+    out += v.body;
+    out += R"(,"search":{"mode":"match"}})";
+  }
+  out += "]}";
+  res.status = 200;
+  res.SetHeader("Content-Type", std::string(kFhirJson));
+  res.body = std::move(out);
+}
+
+namespace {
+
+std::string StatusLine(int status) {
+  switch (status) {
+    case 200: return "200 OK";
+    case 201: return "201 Created";
+    case 204: return "204 No Content";
+    case 304: return "304 Not Modified";
+    case 400: return "400 Bad Request";
+    case 404: return "404 Not Found";
+    case 409: return "409 Conflict";
+    case 410: return "410 Gone";
+    case 412: return "412 Precondition Failed";
+    case 422: return "422 Unprocessable Entity";
+    default: return std::to_string(status);
+  }
+}
+
+std::optional<std::string> DecodeBase64(std::string_view in) {
+  auto val = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  std::string out;
+  uint32_t buf = 0;
+  int bits = 0;
+  for (char c : in) {
+    if (c == '=' || c == ' ' || c == '\n' || c == '\r') continue;
+    int v = val(c);
+    if (v < 0) return std::nullopt;
+    buf = (buf << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((buf >> bits) & 0xFF);
+    }
+  }
+  return out;
+}
+
+// Replaces Reference.reference strings found in `map` everywhere under `v`;
+// copies only the paths that change.
+json::Value RewriteReferences(json::Document& doc, const json::Value& v,
+                              const std::unordered_map<std::string, std::string>& map, bool* changed) {
+  if (v.is_array()) {
+    std::vector<json::Value> items;
+    bool any = false;
+    for (const json::Value& item : v.items()) {
+      bool c = false;
+      items.push_back(RewriteReferences(doc, item, map, &c));
+      any |= c;
+    }
+    if (!any) return v;
+    *changed = true;
+    return doc.MakeArray(items);
+  }
+  if (!v.is_object()) return v;
+  std::vector<json::Member> members;
+  bool any = false;
+  for (const json::Member& m : v.members()) {
+    json::Member copy = m;
+    if (m.name() == "reference" && m.value.is_string()) {
+      if (auto it = map.find(std::string(m.value.as_string())); it != map.end()) {
+        copy.value = doc.MakeString(it->second);
+        any = true;
+      }
+    } else {
+      bool c = false;
+      copy.value = RewriteReferences(doc, m.value, map, &c);
+      any |= c;
+    }
+    members.push_back(copy);
+  }
+  if (!any) return v;
+  *changed = true;
+  return doc.MakeObject(members);
+}
+
+// Collects conditional references ("Type?criteria") under `v`.
+void CollectConditionalReferences(const json::Value& v, std::set<std::string>& out) {
+  if (v.is_array()) {
+    for (const json::Value& item : v.items()) CollectConditionalReferences(item, out);
+  } else if (v.is_object()) {
+    for (const json::Member& m : v.members()) {
+      if (m.name() == "reference" && m.value.is_string()) {
+        std::string_view r = m.value.as_string();
+        size_t q = r.find('?');
+        if (q != std::string_view::npos && r.find('/') > q && fhir::FindResourceType(r.substr(0, q))) {
+          out.insert(std::string(r));
+        }
+      } else {
+        CollectConditionalReferences(m.value, out);
+      }
+    }
+  }
+}
+
+struct EntryRequest {
+  std::string method;
+  std::string type;
+  std::string id;
+  std::string vid;
+  std::string criteria;  // for conditional operations (after '?')
+  std::string if_none_exist;
+  std::string if_match;
+  std::string full_url;
+  const json::Value* resource = nullptr;
+  int order = 0;  // DELETE 0, POST 1, PUT/PATCH 2, GET/HEAD 3
+};
+
+}  // namespace
+
+void FhirService::Impl::ProcessBundle(const http::Request& req, http::Response& res) const {
+  Body bundle;
+  if (auto e = ParseResourceBody(req.body, "Bundle", bundle)) return SendError(res, *e);
+  const json::Value* type_v = bundle.root.Find("type");
+  std::string_view btype = type_v ? type_v->as_string() : "";
+  bool transaction = btype == "transaction";
+  if (!transaction && btype != "batch") {
+    return SendError(
+        res, HttpError::Of(400, IssueType::kInvalid, "POST to the base URL takes a Bundle of type batch or transaction",
+                           "Bundle.type"));
+  }
+  const json::Value* entries_v = bundle.root.Find("entry");
+  std::span<const json::Value> entries = entries_v ? entries_v->items() : std::span<const json::Value>();
+  if (entries.size() > opt_.max_bundle_entries) {
+    return SendError(res, HttpError::Of(413, IssueType::kTooCostly,
+                                        "the Bundle has " + std::to_string(entries.size()) + " entries; the limit is " +
+                                            std::to_string(opt_.max_bundle_entries)));
+  }
+  Prefer prefer = ParsePrefer(req.Header("Prefer"));
+
+  // Parse every entry's request.
+  std::vector<EntryRequest> reqs(entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const json::Value& e = entries[i];
+    std::string where = "Bundle.entry[" + std::to_string(i) + "]";
+    EntryRequest& r = reqs[i];
+    const json::Value* request = e.Find("request");
+    if (!request || !request->is_object()) {
+      return SendError(res, HttpError::Of(400, IssueType::kRequired, "entry without request", where + ".request"));
+    }
+    if (const json::Value* m = request->Find("method")) r.method = m->as_string();
+    std::string url(request->Find("url") ? request->Find("url")->as_string() : "");
+    if (url.starts_with(opt_.base_url + "/")) url = url.substr(opt_.base_url.size() + 1);
+    if (!url.empty() && url[0] == '/') url = url.substr(1);
+    if (const json::Value* v = request->Find("ifNoneExist")) r.if_none_exist = v->as_string();
+    if (const json::Value* v = request->Find("ifMatch")) r.if_match = v->as_string();
+    if (const json::Value* v = e.Find("fullUrl")) r.full_url = v->as_string();
+    r.resource = e.Find("resource");
+    size_t q = url.find('?');
+    if (q != std::string::npos) {
+      r.criteria = url.substr(q + 1);
+      url = url.substr(0, q);
+    }
+    std::vector<std::string> seg;
+    for (size_t s = 0; s <= url.size();) {
+      size_t slash = url.find('/', s);
+      if (slash == std::string::npos) slash = url.size();
+      seg.push_back(url.substr(s, slash - s));
+      s = slash + 1;
+    }
+    if (seg.empty() || !fhir::FindResourceType(seg[0])) {
+      return SendError(
+          res, HttpError::Of(400, IssueType::kInvalid, "entry request url '" + url + "' does not name a resource type",
+                             where + ".request.url"));
+    }
+    r.type = seg[0];
+    if (seg.size() >= 2) r.id = seg[1];
+    if (seg.size() == 4 && seg[2] == "_history") r.vid = seg[3];
+    if (r.method == "DELETE") {
+      r.order = 0;
+    } else if (r.method == "POST") {
+      r.order = 1;
+    } else if (r.method == "PUT" || r.method == "PATCH") {
+      r.order = 2;
+    } else if (r.method == "GET" || r.method == "HEAD") {
+      r.order = 3;
+    } else {
+      return SendError(
+          res, HttpError::Of(400, IssueType::kInvalid, "unknown method '" + r.method + "'", where + ".request.method"));
+    }
+    if ((r.method == "POST" || r.method == "PUT") && (!r.resource || !r.resource->is_object())) {
+      return SendError(
+          res, HttpError::Of(400, IssueType::kRequired, r.method + " entry without a resource", where + ".resource"));
+    }
+  }
+
+  std::vector<Answer> answers(entries.size());
+  if (!transaction) {
+    // Batch: each entry on its own.
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      const EntryRequest& r = reqs[i];
+      std::string text = r.resource ? json::ToString(*r.resource) : "";
+      if (r.method == "POST") {
+        answers[i] = Create(r.type, text, r.if_none_exist, Prefer::kRepresentation);
+      } else if (r.method == "PUT") {
+        answers[i] = r.id.empty() ? ConditionalUpdate(r.type, r.criteria, text, Prefer::kRepresentation)
+                                  : Update(r.type, r.id, text, r.if_match, Prefer::kRepresentation);
+      } else if (r.method == "DELETE") {
+        answers[i] = r.id.empty() ? ConditionalDelete(r.type, r.criteria) : Delete(r.type, r.id);
+      } else if (r.method == "PATCH") {
+        answers[i] = ErrorAnswer(HttpError::Of(501, IssueType::kNotSupported, "PATCH in a batch is not supported yet"));
+      } else {
+        http::Request get;
+        get.method = "GET";
+        http::Response got;
+        if (!r.id.empty() && r.vid.empty()) {
+          Read(r.type, r.id, get, got);
+        } else if (!r.vid.empty()) {
+          VRead(r.type, r.id, r.vid, got);
+        } else {
+          get.query = r.criteria;
+          Search(r.type, get, got);
+        }
+        answers[i].status = got.status;
+        answers[i].body = got.body;
+        if (auto et = got.Header("ETag"); !et.empty()) answers[i].version = ParseETag(et);
+      }
+    }
+  } else {
+    // Transaction: validate everything first, then one atomic store transaction.
+    std::vector<Body> bodies(entries.size());
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      const EntryRequest& r = reqs[i];
+      if (!r.resource) continue;
+      std::string where = "Bundle.entry[" + std::to_string(i) + "].resource";
+      if (r.method == "PATCH") continue;
+      const json::Value* rt = r.resource->Find("resourceType");
+      if (!rt || rt->as_string() != r.type) {
+        return SendError(res,
+                         HttpError::Of(400, IssueType::kInvalid, "resourceType does not match the request url", where));
+      }
+      OperationOutcome o = fhir::Validate(*r.resource);
+      if (o.HasErrors()) {
+        for (auto& issue : o.issues) issue.location = where + (issue.location.empty() ? "" : "." + issue.location);
+        HttpError e;
+        e.status = 422;
+        e.outcome = std::move(o);
+        return SendError(res, e);
+      }
+    }
+    std::vector<size_t> order(reqs.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return reqs[a].order < reqs[b].order; });
+    std::vector<std::string> new_ids(reqs.size());
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      if (reqs[i].method == "POST") new_ids[i] = NewId();
+    }
+    size_t failed_entry = 0;
+    Status st = store_.Transact([&](store::Transaction& tx) -> Status {
+      failed_entry = 0;
+      std::unordered_map<std::string, std::string> refs;  // fullUrl or conditional -> Type/id
+      std::vector<bool> skip(reqs.size(), false);
+      for (size_t i = 0; i < reqs.size(); ++i) answers[i] = Answer();
+      // Conditional creates: an existing match replaces the new resource.
+      for (size_t i = 0; i < reqs.size(); ++i) {
+        const EntryRequest& r = reqs[i];
+        std::string id = new_ids[i];
+        if (r.method == "POST" && !r.if_none_exist.empty()) {
+          failed_entry = i;
+          ASSIGN_OR_RETURN(auto m, FindMatches(tx, r.type, r.if_none_exist, 2));
+          if (m.size() > 1) return FailedPreconditionError("ifNoneExist matches more than one " + r.type);
+          if (m.size() == 1) {
+            id = m[0].id;
+            skip[i] = true;
+            ASSIGN_OR_RETURN(store::ResourceVersion cur, tx.Read(r.type, id, true));
+            answers[i].status = 200;
+            answers[i].version = cur.version;
+            answers[i].last_modified = cur.last_updated;
+            answers[i].location = opt_.base_url + "/" + r.type + "/" + id + "/_history/" + std::to_string(cur.version);
+            answers[i].body = cur.body;
+          }
+        }
+        if (r.method == "POST" || r.method == "PUT") {
+          std::string target = r.type + "/" + (r.method == "POST" ? id : r.id);
+          if (!r.full_url.empty()) refs[r.full_url] = target;
+        }
+      }
+      // Conditional references.
+      std::set<std::string> conditional;
+      for (const auto& r : reqs) {
+        if (r.resource) CollectConditionalReferences(*r.resource, conditional);
+      }
+      for (const std::string& c : conditional) {
+        size_t q = c.find('?');
+        std::string type = c.substr(0, q);
+        ASSIGN_OR_RETURN(auto m, FindMatches(tx, type, std::string_view(c).substr(q + 1), 2));
+        if (m.size() != 1) {
+          return FailedPreconditionError("conditional reference '" + c + "' matches " + std::to_string(m.size()) +
+                                         " resources (exactly one is needed)");
+        }
+        refs[c] = type + "/" + m[0].id;
+      }
+      for (size_t k : order) {
+        failed_entry = k;
+        const EntryRequest& r = reqs[k];
+        Answer& a = answers[k];
+        if (skip[k]) continue;
+        if (r.method == "DELETE") {
+          std::string id = r.id;
+          if (id.empty()) {
+            ASSIGN_OR_RETURN(auto m, FindMatches(tx, r.type, r.criteria, 2));
+            if (m.size() > 1) return FailedPreconditionError("the criteria match more than one " + r.type);
+            a.status = 204;
+            if (m.empty()) continue;
+            id = m[0].id;
+          }
+          auto cur = tx.Read(r.type, id);
+          if (!cur.ok()) return cur.status();
+          a.status = 204;
+          if (cur->deleted) continue;
+          store::ResourceDelete d{r.type, id, cur->version + 1, store_.Now()};
+          ASSIGN_OR_RETURN(store::WriteResult w, tx.Delete(d));
+          a.version = w.version;
+        } else if (r.method == "POST" || r.method == "PUT") {
+          Body& body = bodies[k];
+          // Re-parse the entry so a re-run of this callback starts clean.
+          ASSIGN_OR_RETURN(body.doc, json::Document::Parse(json::ToString(*r.resource)));
+          bool changed = false;
+          body.root = RewriteReferences(body.doc, body.doc.root(), refs, &changed);
+          std::string id = r.method == "POST" ? new_ids[k] : r.id;
+          std::optional<int64_t> if_match;
+          if (!r.if_match.empty()) {
+            if_match = ParseETag(r.if_match);
+            if (!if_match) return InvalidArgumentError("malformed ifMatch");
+          }
+          if (r.method == "PUT" && id.empty()) {
+            ASSIGN_OR_RETURN(auto m, FindMatches(tx, r.type, r.criteria, 2));
+            if (m.size() > 1) return FailedPreconditionError("the criteria match more than one " + r.type);
+            id = m.empty() ? NewId() : m[0].id;
+          }
+          if (r.method == "PUT") {
+            const json::Value* bid = body.root.Find("id");
+            if (bid && bid->as_string() != id)
+              return InvalidArgumentError("resource id does not match the request url");
+          }
+          RETURN_IF_ERROR(WriteVersion(tx, r.type, id, body, if_match, a));
+        } else if (r.method == "PATCH") {
+          const json::Value* data = r.resource ? r.resource->Find("data") : nullptr;
+          const json::Value* ct = r.resource ? r.resource->Find("contentType") : nullptr;
+          if (!data || !ct || ct->as_string() != "application/json-patch+json") {
+            return UnimplementedError("PATCH entries must be a Binary holding application/json-patch+json");
+          }
+          auto patch_text = DecodeBase64(data->as_string());
+          if (!patch_text) return InvalidArgumentError("PATCH entry: invalid base64");
+          ASSIGN_OR_RETURN(json::Document patch, json::Document::Parse(*patch_text));
+          ASSIGN_OR_RETURN(store::ResourceVersion cur, tx.Read(r.type, r.id, true));
+          if (cur.deleted) return NotFoundError(r.type + "/" + r.id + " is deleted");
+          Body body;
+          ASSIGN_OR_RETURN(body.doc, json::Document::Parse(cur.body));
+          ASSIGN_OR_RETURN(body.root, json::ApplyJsonPatch(body.doc, body.doc.root(), patch.root()));
+          if (fhir::Validate(body.root).HasErrors()) return InvalidArgumentError("the patched resource is invalid");
+          std::optional<int64_t> if_match;
+          if (!r.if_match.empty()) if_match = ParseETag(r.if_match);
+          RETURN_IF_ERROR(WriteVersion(tx, r.type, r.id, body, if_match, a));
+        } else {
+          if (r.id.empty()) return UnimplementedError("search GET entries in a transaction are not supported yet");
+          auto cur = tx.Read(r.type, r.id, true);
+          if (!cur.ok()) return cur.status();
+          if (cur->deleted) {
+            a.status = 410;
+          } else {
+            a.status = 200;
+            a.version = cur->version;
+            a.last_modified = cur->last_updated;
+            a.body = cur->body;
+          }
+        }
+      }
+      return Status::Ok();
+    });
+    if (!st.ok()) {
+      HttpError e = FromStatus(st);
+      e.outcome.issues[0].location = "Bundle.entry[" + std::to_string(failed_entry) + "]";
+      e.outcome.issues[0].diagnostics = "transaction failed at entry " + std::to_string(failed_entry) +
+                                        " (nothing was stored): " + e.outcome.issues[0].diagnostics;
+      return SendError(res, e);
+    }
+  }
+
+  std::string out = R"({"resourceType":"Bundle","type":")";
+  out += transaction ? "transaction-response" : "batch-response";
+  out += R"(","entry":[)";
+  for (size_t i = 0; i < answers.size(); ++i) {
+    const Answer& a = answers[i];
+    if (i) out += ",";
+    out += "{";
+    bool resource = !a.body.empty() && !a.body_is_outcome && prefer != Prefer::kMinimal;
+    if (resource) {
+      out += "\"resource\":";
+      out += a.body;
+      out += ",";
+    }
+    out += "\"response\":{\"status\":";
+    json::WriteString(StatusLine(a.status), out);
+    if (!a.location.empty()) {
+      out += ",\"location\":";
+      json::WriteString(a.location, out);
+    }
+    if (a.version) {
+      out += ",\"etag\":";
+      json::WriteString(ETag(*a.version), out);
+    }
+    if (a.last_modified) {
+      out += ",\"lastModified\":";
+      json::WriteString(FormatInstant(*a.last_modified), out);
+    }
+    if (a.body_is_outcome && !a.body.empty()) {
+      out += ",\"outcome\":";
+      out += a.body;
+    }
+    out += "}}";
+  }
+  out += "]}";
+  res.status = 200;
+  res.SetHeader("Content-Type", std::string(kFhirJson));
+  res.body = std::move(out);
+}
+
+void FhirService::Impl::Handle(const http::Request& req, http::Response& res) const {
+  std::string_view path = req.path;
+  if (!path.starts_with(opt_.base_path)) {
+    return SendError(res, HttpError::Of(404, IssueType::kNotSupported, "not a FHIR URL"));
+  }
+  path.remove_prefix(opt_.base_path.size());
+  if (!path.empty() && path[0] != '/')
+    return SendError(res, HttpError::Of(404, IssueType::kNotSupported, "not a FHIR URL"));
+  std::vector<std::string> seg;
+  while (!path.empty()) {
+    path.remove_prefix(1);  // '/'
+    size_t slash = path.find('/');
+    std::string_view s = path.substr(0, slash);
+    auto decoded = PercentDecode(s, false);
+    if (!decoded) return SendError(res, HttpError::Of(400, IssueType::kInvalid, "malformed URL path"));
+    if (!decoded->empty()) seg.push_back(std::move(*decoded));
+    if (slash == std::string_view::npos) break;
+    path.remove_prefix(slash);
+  }
+  // JSON only.
+  auto params = ParseQuery(req.query);
+  if (!params) return SendError(res, HttpError::Of(400, IssueType::kInvalid, "malformed query string"));
+  if (auto f = FirstParam(*params, "_format"); f && f->find("json") == std::string_view::npos) {
+    return SendError(res, HttpError::Of(406, IssueType::kNotSupported, "only JSON is supported (_format=json)"));
+  }
+  if (auto accept = req.Header("Accept"); !accept.empty() && accept.find("json") == std::string_view::npos &&
+                                          accept.find("*/*") == std::string_view::npos) {
+    return SendError(res, HttpError::Of(406, IssueType::kNotSupported, "only application/fhir+json is supported"));
+  }
+  const std::string& m = req.method;
+  if ((m == "POST" || m == "PUT") && !IsJsonContentType(req.Header("Content-Type")) &&
+      !(seg.size() >= 2 && seg.back().starts_with("$")) && !(seg.size() == 2 && seg[1] == "_search")) {
+    return SendError(res, HttpError::Of(415, IssueType::kNotSupported, "send resources as application/fhir+json"));
+  }
+  Prefer prefer = ParsePrefer(req.Header("Prefer"));
+  auto bad_method = [&] {
+    SendError(res, HttpError::Of(405, IssueType::kNotSupported, "method " + m + " is not allowed here"));
+  };
+  auto unknown_type = [&](const std::string& t) {
+    SendError(res, HttpError::Of(404, IssueType::kNotSupported, "unknown resource type '" + t + "'"));
+  };
+
+  if (seg.empty()) {
+    if (m == "POST") return ProcessBundle(req, res);
+    return bad_method();
+  }
+  if (seg[0] == "metadata") {
+    if (m != "GET") return bad_method();
+    res.status = 200;
+    res.SetHeader("Content-Type", std::string(kFhirJson));
+    res.body = CapabilityStatementJson(opt_.base_url);
+    return;
+  }
+  if (seg[0] == "_history") {
+    if (m != "GET" || seg.size() != 1) return bad_method();
+    return History("", "", req, res);
+  }
+  const std::string& type = seg[0];
+  if (!fhir::FindResourceType(type)) return unknown_type(type);
+  if (seg.size() == 1) {
+    if (m == "POST") return Send(res, Create(type, req.body, req.Header("If-None-Exist"), prefer));
+    if (m == "GET") return Search(type, req, res);
+    if (m == "PUT" && !req.query.empty()) return Send(res, ConditionalUpdate(type, req.query, req.body, prefer));
+    if (m == "DELETE" && !req.query.empty()) return Send(res, ConditionalDelete(type, req.query));
+    if (m == "PATCH" && !req.query.empty()) {
+      return Send(res,
+                  Patch(type, "", req.query, req.body, req.Header("Content-Type"), req.Header("If-Match"), prefer));
+    }
+    return bad_method();
+  }
+  const std::string& second = seg[1];
+  if (seg.size() == 2 && second == "_history") {
+    if (m != "GET") return bad_method();
+    return History(type, "", req, res);
+  }
+  if (seg.size() == 2 && second == "_search") {
+    if (m != "POST") return bad_method();
+    return Search(type, req, res);
+  }
+  if (seg.size() == 2 && second == "$validate") {
+    if (m != "POST") return bad_method();
+    return Validate(type, "", req, res);
+  }
+  if (!fhir::CheckPrimitive(fhir::PrimitiveCheck::kId, second).empty()) {
+    return SendError(res, HttpError::Of(400, IssueType::kValue, "invalid resource id '" + second + "'"));
+  }
+  if (seg.size() == 2) {
+    if (m == "GET" || m == "HEAD") {
+      Read(type, second, req, res);
+      if (m == "HEAD") res.body.clear();
+      return;
+    }
+    if (m == "PUT") return Send(res, Update(type, second, req.body, req.Header("If-Match"), prefer));
+    if (m == "DELETE") return Send(res, Delete(type, second));
+    if (m == "PATCH") {
+      return Send(res, Patch(type, second, "", req.body, req.Header("Content-Type"), req.Header("If-Match"), prefer));
+    }
+    return bad_method();
+  }
+  if (seg.size() == 3 && seg[2] == "$validate") {
+    if (m != "POST" && m != "GET") return bad_method();
+    return Validate(type, second, req, res);
+  }
+  if (seg[2] == "_history") {
+    if (m != "GET") return bad_method();
+    if (seg.size() == 3) return History(type, second, req, res);
+    if (seg.size() == 4) return VRead(type, second, seg[3], res);
+  }
+  SendError(res, HttpError::Of(404, IssueType::kNotSupported, "no such FHIR endpoint"));
+}
+
+FhirService::FhirService(store::Store& store, ServiceOptions options)
+    : impl_(std::make_unique<Impl>(store, std::move(options))) {}
+FhirService::~FhirService() = default;
+
+void FhirService::Handle(const http::Request& req, http::Response& res) const { impl_->Handle(req, res); }
+bool FhirService::IsLong(const http::Request& req) const { return impl_->IsLong(req); }
+
+void FhirService::ServerError(int status, std::string_view message, http::Response& res) {
+  IssueType code = status == 413 || status == 431 || status == 503 ? IssueType::kTooCostly : IssueType::kInvalid;
+  FhirService::Impl::SendError(res, HttpError::Of(status, code, std::string(message)));
+}
+
+}  // namespace bevan::rest

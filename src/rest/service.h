@@ -1,0 +1,51 @@
+// FHIR R4 REST semantics over a Store: the interactions of the RESTful API
+// (create, read, vread, update, patch, delete, history, capabilities),
+// conditional operations, batch and transaction Bundles, and $validate.
+//
+// Requests arrive as plain HTTP messages whose path starts with the FHIR
+// base path ("/fhir"). Every error is answered with an OperationOutcome and
+// leaves stored data untouched. Thread-safe: one FhirService serves all I/O
+// threads.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "http/message.h"
+#include "store/store.h"
+
+namespace bevan::rest {
+
+struct ServiceOptions {
+  std::string base_path = "/fhir";                      // where the FHIR API lives
+  std::string base_url = "http://127.0.0.1:8080/fhir";  // absolute, for Location and fullUrl
+  size_t max_bundle_entries = 1000;                     // over: 413
+  int default_page_size = 50;
+  int max_page_size = 1000;
+  bool validate_writes = true;  // reject invalid resources with 422
+};
+
+class FhirService {
+ public:
+  FhirService(store::Store& store, ServiceOptions options);
+  ~FhirService();
+  FhirService(const FhirService&) = delete;
+  FhirService& operator=(const FhirService&) = delete;
+
+  // Handles one request under base_path.
+  void Handle(const http::Request& req, http::Response& res) const;
+
+  // Whether a request should run on the server's work pool (Bundles).
+  bool IsLong(const http::Request& req) const;
+
+  // Fills `res` with an OperationOutcome for an error the HTTP server
+  // produced itself (413, 431, 408, 503, 500).
+  static void ServerError(int status, std::string_view message, http::Response& res);
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace bevan::rest

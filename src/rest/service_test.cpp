@@ -1,0 +1,311 @@
+// FHIR interactions through FhirService::Handle over a real SQLite store.
+#include "rest/service.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "json/json.h"
+
+namespace bevan::rest {
+namespace {
+
+class RestTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto s = store::OpenStore("sqlite::memory:");
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(s).value();
+    ServiceOptions o;
+    o.base_url = "http://test/fhir";
+    o.max_bundle_entries = 20;
+    service_ = std::make_unique<FhirService>(*store_, o);
+  }
+
+  http::Response Call(std::string method, std::string target, std::string body = "", http::Headers headers = {}) {
+    http::Request req;
+    req.method = std::move(method);
+    req.target = target;
+    size_t q = target.find('?');
+    req.path = target.substr(0, q);
+    if (q != std::string::npos) req.query = target.substr(q + 1);
+    req.body = std::move(body);
+    req.headers = std::move(headers);
+    http::Response res;
+    service_->Handle(req, res);
+    return res;
+  }
+
+  static std::string Field(const std::string& json_text, std::string_view pointer) {
+    auto doc = json::Document::Parse(json_text);
+    if (!doc.ok()) return "<not json>";
+    auto v = json::ResolvePointer(doc->root(), pointer);
+    if (!v.ok() || !*v) return "<missing>";
+    return (*v)->is_string() ? std::string((*v)->as_string()) : json::ToString(**v);
+  }
+
+  std::string CreatePatient(const std::string& extra = "") {
+    auto r = Call("POST", "/fhir/Patient", R"({"resourceType":"Patient","active":true)" + extra + "}");
+    EXPECT_EQ(r.status, 201) << r.body;
+    return Field(r.body, "/id");
+  }
+
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<FhirService> service_;
+};
+
+TEST_F(RestTest, CreateReadVreadWithHeaders) {
+  auto r = Call("POST", "/fhir/Patient", R"({"resourceType":"Patient","id":"ignored","birthDate":"1970-01-01"})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  std::string id = Field(r.body, "/id");
+  EXPECT_NE(id, "ignored");
+  EXPECT_EQ(r.Header("ETag"), "W/\"1\"");
+  EXPECT_EQ(r.Header("Location"), "http://test/fhir/Patient/" + id + "/_history/1");
+  EXPECT_FALSE(r.Header("Last-Modified").empty());
+  EXPECT_EQ(Field(r.body, "/meta/versionId"), "1");
+  auto read = Call("GET", "/fhir/Patient/" + id);
+  ASSERT_EQ(read.status, 200);
+  EXPECT_EQ(read.body, r.body);  // the stored bytes
+  EXPECT_EQ(read.Header("Content-Type"), "application/fhir+json; charset=utf-8");
+  EXPECT_EQ(Call("GET", "/fhir/Patient/" + id + "/_history/1").body, r.body);
+  EXPECT_EQ(Call("GET", "/fhir/Patient/" + id + "/_history/2").status, 404);
+  EXPECT_EQ(Call("GET", "/fhir/Patient/nope").status, 404);
+  // Conditional read.
+  EXPECT_EQ(Call("GET", "/fhir/Patient/" + id, "", {{"If-None-Match", "W/\"1\""}}).status, 304);
+  EXPECT_EQ(
+      Call("GET", "/fhir/Patient/" + id, "", {{"If-Modified-Since", std::string(r.Header("Last-Modified"))}}).status,
+      304);
+  EXPECT_EQ(Call("GET", "/fhir/Patient/" + id, "", {{"If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT"}}).status,
+            200);
+}
+
+TEST_F(RestTest, BadInputIsRejectedAndNothingStored) {
+  EXPECT_EQ(Call("POST", "/fhir/Patient", "{not json").status, 400);
+  EXPECT_EQ(Call("POST", "/fhir/Patient", R"({"resourceType":"Observation"})").status, 400);
+  auto invalid = Call("POST", "/fhir/Patient", R"({"resourceType":"Patient","birthDate":"1970-02-30"})");
+  EXPECT_EQ(invalid.status, 422);
+  EXPECT_EQ(Field(invalid.body, "/issue/0/expression/0"), "Patient.birthDate");
+  EXPECT_EQ(Call("POST", "/fhir/Nonsense", R"({"resourceType":"Nonsense"})").status, 404);
+  EXPECT_EQ(Call("POST", "/fhir/Patient", "<Patient/>", {{"Content-Type", "application/fhir+xml"}}).status, 415);
+  EXPECT_EQ(Call("GET", "/fhir/Patient/a", "", {{"Accept", "application/fhir+xml"}}).status, 406);
+  EXPECT_EQ(Call("GET", "/fhir/Patient/bad_id!").status, 400);
+  auto history = Call("GET", "/fhir/_history");
+  EXPECT_EQ(history.status, 200);
+  EXPECT_EQ(Field(history.body, "/entry"), "[]");  // nothing was stored
+}
+
+TEST_F(RestTest, UpdateVersionsAndIfMatch) {
+  std::string id = CreatePatient();
+  std::string body = R"({"resourceType":"Patient","id":")" + id + R"(","active":false})";
+  auto u = Call("PUT", "/fhir/Patient/" + id, body, {{"If-Match", "W/\"1\""}});
+  ASSERT_EQ(u.status, 200) << u.body;
+  EXPECT_EQ(u.Header("ETag"), "W/\"2\"");
+  auto stale = Call("PUT", "/fhir/Patient/" + id, body, {{"If-Match", "W/\"1\""}});
+  EXPECT_EQ(stale.status, 412);
+  // id mismatch and missing id.
+  EXPECT_EQ(Call("PUT", "/fhir/Patient/" + id, R"({"resourceType":"Patient","id":"other"})").status, 400);
+  EXPECT_EQ(Call("PUT", "/fhir/Patient/" + id, R"({"resourceType":"Patient"})").status, 400);
+  // Update as create with a client id.
+  auto c = Call("PUT", "/fhir/Patient/client-1", R"({"resourceType":"Patient","id":"client-1"})");
+  EXPECT_EQ(c.status, 201);
+  EXPECT_EQ(Field(c.body, "/meta/versionId"), "1");
+  // Prefer.
+  auto minimal = Call("PUT", "/fhir/Patient/client-1", R"({"resourceType":"Patient","id":"client-1"})",
+                      {{"Prefer", "return=minimal"}});
+  EXPECT_EQ(minimal.status, 200);
+  EXPECT_TRUE(minimal.body.empty());
+  auto oo = Call("PUT", "/fhir/Patient/client-1", R"({"resourceType":"Patient","id":"client-1"})",
+                 {{"Prefer", "return=OperationOutcome"}});
+  EXPECT_EQ(Field(oo.body, "/resourceType"), "OperationOutcome");
+}
+
+TEST_F(RestTest, DeleteGivesGoneAndHistoryKeepsVersions) {
+  std::string id = CreatePatient();
+  EXPECT_EQ(Call("DELETE", "/fhir/Patient/" + id).status, 204);
+  EXPECT_EQ(Call("GET", "/fhir/Patient/" + id).status, 410);
+  EXPECT_EQ(Call("DELETE", "/fhir/Patient/" + id).status, 204);
+  EXPECT_EQ(Call("DELETE", "/fhir/Patient/never").status, 404);
+  EXPECT_EQ(Call("GET", "/fhir/Patient/" + id + "/_history/2").status, 410);
+  EXPECT_EQ(Call("GET", "/fhir/Patient/" + id + "/_history/1").status, 200);
+  auto h = Call("GET", "/fhir/Patient/" + id + "/_history");
+  ASSERT_EQ(h.status, 200);
+  EXPECT_EQ(Field(h.body, "/type"), "history");
+  EXPECT_EQ(Field(h.body, "/entry/0/request/method"), "DELETE");
+  EXPECT_EQ(Field(h.body, "/entry/1/request/method"), "POST");
+  EXPECT_EQ(Field(h.body, "/entry/1/resource/id"), id);
+  // Re-create after delete.
+  auto again = Call("PUT", "/fhir/Patient/" + id, R"({"resourceType":"Patient","id":")" + id + R"("})");
+  EXPECT_EQ(again.status, 201);
+  EXPECT_EQ(again.Header("ETag"), "W/\"3\"");
+}
+
+TEST_F(RestTest, HistoryPagingAndSince) {
+  for (int i = 0; i < 5; ++i) CreatePatient();
+  auto page1 = Call("GET", "/fhir/Patient/_history?_count=2");
+  ASSERT_EQ(page1.status, 200) << page1.body;
+  std::string next = Field(page1.body, "/link/1/url");
+  ASSERT_NE(next.find("_cursor="), std::string::npos) << page1.body;
+  auto page2 = Call("GET", next.substr(std::string("http://test").size()));
+  ASSERT_EQ(page2.status, 200) << page2.body;
+  EXPECT_NE(Field(page1.body, "/entry/0/fullUrl"), Field(page2.body, "/entry/0/fullUrl"));
+  EXPECT_EQ(Call("GET", "/fhir/_history?_since=2999-01-01").body.find("\"entry\":[]") != std::string::npos, true);
+  EXPECT_EQ(Call("GET", "/fhir/_history?_since=notadate").status, 400);
+  EXPECT_EQ(Call("GET", "/fhir/_history?_count=0").status, 400);
+  EXPECT_EQ(Call("GET", "/fhir/_history?foo=1").status, 400);
+}
+
+TEST_F(RestTest, ConditionalCreateUpdateDelete) {
+  std::string ident = R"(,"identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}])";
+  auto first = Call("POST", "/fhir/Patient", R"({"resourceType":"Patient")" + ident + "}",
+                    {{"If-None-Exist", "identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009"}});
+  ASSERT_EQ(first.status, 201) << first.body;
+  auto second = Call("POST", "/fhir/Patient", R"({"resourceType":"Patient")" + ident + "}",
+                     {{"If-None-Exist", "identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009"}});
+  EXPECT_EQ(second.status, 200);
+  EXPECT_EQ(Field(second.body, "/id"), Field(first.body, "/id"));
+  auto upd = Call("PUT", "/fhir/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009",
+                  R"({"resourceType":"Patient","active":false)" + ident + "}");
+  EXPECT_EQ(upd.status, 200) << upd.body;
+  EXPECT_EQ(Field(upd.body, "/id"), Field(first.body, "/id"));
+  // A second resource with the same identifier makes the criteria ambiguous.
+  CreatePatient(ident);
+  EXPECT_EQ(Call("POST", "/fhir/Patient", R"({"resourceType":"Patient"})",
+                 {{"If-None-Exist", "identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009"}})
+                .status,
+            412);
+  EXPECT_EQ(Call("DELETE", "/fhir/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009").status, 412);
+  EXPECT_EQ(Call("DELETE", "/fhir/Patient?_id=" + Field(first.body, "/id")).status, 204);
+  EXPECT_EQ(Call("GET", "/fhir/Patient/" + Field(first.body, "/id")).status, 410);
+  EXPECT_EQ(Call("POST", "/fhir/Patient", R"({"resourceType":"Patient"})", {{"If-None-Exist", "name=x"}}).status, 400);
+}
+
+TEST_F(RestTest, RacingConditionalCreatesMakeOneResource) {
+  std::atomic<int> created{0}, found{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      auto r = Call("POST", "/fhir/Patient",
+                    R"({"resourceType":"Patient","identifier":[{"system":"urn:x","value":"race"}]})",
+                    {{"If-None-Exist", "identifier=urn:x|race"}});
+      if (r.status == 201) ++created;
+      if (r.status == 200) ++found;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(created, 1);
+  EXPECT_EQ(found, 7);
+}
+
+TEST_F(RestTest, ParallelIfMatchUpdatesLoseNothing) {
+  std::string id = CreatePatient();
+  std::atomic<int> wins{0}, conflicts{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 50; ++t) {
+    threads.emplace_back([&, t] {
+      std::string body =
+          R"({"resourceType":"Patient","id":")" + id + R"(","gender":")" + (t % 2 ? "male" : "female") + R"("})";
+      auto r = Call("PUT", "/fhir/Patient/" + id, body, {{"If-Match", "W/\"1\""}});
+      if (r.status == 200) ++wins;
+      if (r.status == 412) ++conflicts;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wins, 1);
+  EXPECT_EQ(conflicts, 49);
+  EXPECT_EQ(Call("GET", "/fhir/Patient/" + id).Header("ETag"), "W/\"2\"");
+}
+
+TEST_F(RestTest, JsonPatch) {
+  std::string id = CreatePatient();
+  auto p = Call("PATCH", "/fhir/Patient/" + id, R"([{"op":"replace","path":"/active","value":false}])",
+                {{"Content-Type", "application/json-patch+json"}});
+  ASSERT_EQ(p.status, 200) << p.body;
+  EXPECT_EQ(Field(p.body, "/active"), "false");
+  EXPECT_EQ(Field(p.body, "/meta/versionId"), "2");
+  auto bad = Call("PATCH", "/fhir/Patient/" + id, R"([{"op":"replace","path":"/birthDate","value":"x"}])",
+                  {{"Content-Type", "application/json-patch+json"}});
+  EXPECT_EQ(bad.status, 422);  // /birthDate does not exist
+  auto invalid = Call("PATCH", "/fhir/Patient/" + id, R"([{"op":"add","path":"/birthDate","value":"1970-13-01"}])",
+                      {{"Content-Type", "application/json-patch+json"}});
+  EXPECT_EQ(invalid.status, 422);
+  EXPECT_EQ(Call("GET", "/fhir/Patient/" + id).Header("ETag"), "W/\"2\"");
+}
+
+TEST_F(RestTest, TransactionIsAtomicAndRewritesReferences) {
+  std::string tx = R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"fullUrl":"urn:uuid:11111111-1111-4111-8111-111111111111","resource":{"resourceType":"Patient","active":true},
+     "request":{"method":"POST","url":"Patient"}},
+    {"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},
+      "subject":{"reference":"urn:uuid:11111111-1111-4111-8111-111111111111"}},
+     "request":{"method":"POST","url":"Observation"}}]})";
+  auto r = Call("POST", "/fhir", tx);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Field(r.body, "/type"), "transaction-response");
+  EXPECT_EQ(Field(r.body, "/entry/0/response/status"), "201 Created");
+  std::string pid = Field(r.body, "/entry/0/resource/id");
+  EXPECT_EQ(Field(r.body, "/entry/1/resource/subject/reference"), "Patient/" + pid);
+  // A failing entry rolls back the whole transaction.
+  std::string bad = R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"resource":{"resourceType":"Patient","active":true},"request":{"method":"POST","url":"Patient"}},
+    {"request":{"method":"DELETE","url":"Patient/does-not-exist"}}]})";
+  auto f = Call("POST", "/fhir", bad);
+  EXPECT_EQ(f.status, 404) << f.body;
+  auto h = Call("GET", "/fhir/Patient/_history");
+  EXPECT_EQ(h.body.find(pid) != std::string::npos, true);
+  // Only the first transaction's patient exists: one history entry for Patient.
+  EXPECT_EQ(Field(h.body, "/entry/1"), "<missing>");
+}
+
+TEST_F(RestTest, BatchEntriesAreIndependent) {
+  std::string batch = R"({"resourceType":"Bundle","type":"batch","entry":[
+    {"resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Patient"}},
+    {"request":{"method":"GET","url":"Patient/missing"}},
+    {"resource":{"resourceType":"Patient","birthDate":"bad"},"request":{"method":"POST","url":"Patient"}}]})";
+  auto r = Call("POST", "/fhir", batch);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Field(r.body, "/entry/0/response/status"), "201 Created");
+  EXPECT_EQ(Field(r.body, "/entry/1/response/status"), "404 Not Found");
+  EXPECT_EQ(Field(r.body, "/entry/2/response/status"), "422 Unprocessable Entity");
+  EXPECT_EQ(Field(r.body, "/entry/2/response/outcome/resourceType"), "OperationOutcome");
+}
+
+TEST_F(RestTest, BundleLimits) {
+  std::string big = R"({"resourceType":"Bundle","type":"batch","entry":[)";
+  for (int i = 0; i < 21; ++i) big += std::string(i ? "," : "") + R"({"request":{"method":"GET","url":"Patient/x"}})";
+  big += "]}";
+  EXPECT_EQ(Call("POST", "/fhir", big).status, 413);
+  EXPECT_EQ(Call("POST", "/fhir", R"({"resourceType":"Bundle","type":"collection"})").status, 400);
+}
+
+TEST_F(RestTest, ValidateAndCapabilities) {
+  auto v = Call("POST", "/fhir/Patient/$validate", R"({"resourceType":"Patient","gender":"x"})");
+  EXPECT_EQ(v.status, 200);
+  EXPECT_EQ(Field(v.body, "/issue/0/code"), "code-invalid");
+  auto ok = Call("POST", "/fhir/Patient/$validate", R"({"resourceType":"Patient"})");
+  EXPECT_EQ(Field(ok.body, "/issue/0/severity"), "information");
+  auto m = Call("GET", "/fhir/metadata");
+  ASSERT_EQ(m.status, 200);
+  EXPECT_EQ(Field(m.body, "/resourceType"), "CapabilityStatement");
+  EXPECT_EQ(Field(m.body, "/fhirVersion"), "4.0.1");
+  // The CapabilityStatement is itself a valid resource.
+  auto self = Call("POST", "/fhir/CapabilityStatement/$validate", m.body);
+  EXPECT_EQ(Field(self.body, "/issue/0/severity"), "information") << self.body.substr(0, 800);
+}
+
+TEST_F(RestTest, CompartmentIsRecorded) {
+  std::string pid = CreatePatient();
+  auto o =
+      Call("POST", "/fhir/Observation",
+           R"({"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/)" +
+               pid + R"("}})");
+  ASSERT_EQ(o.status, 201) << o.body;
+  auto stored = store_->Read("Observation", Field(o.body, "/id"));
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->compartment, pid);
+  auto p = store_->Read("Patient", pid);
+  EXPECT_EQ(p->compartment, pid);
+}
+
+}  // namespace
+}  // namespace bevan::rest

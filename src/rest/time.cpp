@@ -1,0 +1,122 @@
+#include "rest/time.h"
+
+#include <cstdio>
+#include <ctime>
+
+#include "fhir/primitives.h"
+
+namespace bevan::rest {
+
+namespace {
+
+constexpr Micros kSecond = 1'000'000;
+
+// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm).
+int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+int Num(std::string_view s, size_t at, size_t n) {
+  int v = 0;
+  for (size_t i = at; i < at + n; ++i) v = v * 10 + (s[i] - '0');
+  return v;
+}
+
+}  // namespace
+
+std::string FormatInstant(Micros t) {
+  time_t secs = static_cast<time_t>(t >= 0 ? t / kSecond : (t - kSecond + 1) / kSecond);
+  auto frac = static_cast<long>(t - static_cast<Micros>(secs) * kSecond);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+  return buf;
+}
+
+std::optional<TimeRange> ParseDateTimeRange(std::string_view s) {
+  // Accept what the dateTime check accepts, plus a dateTime without a zone.
+  bool valid = fhir::CheckPrimitive(fhir::PrimitiveCheck::kDateTime, s).empty();
+  std::string_view zone;
+  std::string_view body = s;
+  if (!valid && s.size() > 10 && s[10] == 'T') {
+    // "2024-05-06T10:11:12" without a zone: read as UTC.
+    std::string with_z(s);
+    with_z += 'Z';
+    if (!fhir::CheckPrimitive(fhir::PrimitiveCheck::kDateTime, with_z).empty()) return std::nullopt;
+    valid = true;
+  }
+  if (!valid) return std::nullopt;
+  int year = Num(s, 0, 4);
+  unsigned month = 1, day = 1;
+  if (s.size() == 4) {
+    Micros lo = DaysFromCivil(year, 1, 1) * 86400 * kSecond;
+    Micros hi = DaysFromCivil(year + 1, 1, 1) * 86400 * kSecond - 1;
+    return TimeRange{lo, hi};
+  }
+  month = static_cast<unsigned>(Num(s, 5, 2));
+  if (s.size() == 7) {
+    Micros lo = DaysFromCivil(year, month, 1) * 86400 * kSecond;
+    Micros hi = (month == 12 ? DaysFromCivil(year + 1, 1, 1) : DaysFromCivil(year, month + 1, 1)) * 86400 * kSecond - 1;
+    return TimeRange{lo, hi};
+  }
+  day = static_cast<unsigned>(Num(s, 8, 2));
+  Micros day_start = DaysFromCivil(year, month, day) * 86400 * kSecond;
+  if (s.size() == 10) return TimeRange{day_start, day_start + 86400 * kSecond - 1};
+  // Time part.
+  body = s.substr(11);
+  Micros t =
+      day_start + (static_cast<Micros>(Num(body, 0, 2)) * 3600 + Num(body, 3, 2) * 60 + Num(body, 6, 2)) * kSecond;
+  size_t i = 8;
+  Micros frac = 0;
+  int digits = 0;
+  if (i < body.size() && body[i] == '.') {
+    ++i;
+    while (i < body.size() && body[i] >= '0' && body[i] <= '9') {
+      if (digits < 6) {
+        frac = frac * 10 + (body[i] - '0');
+        ++digits;
+      }
+      ++i;
+    }
+  }
+  Micros unit = 1;
+  for (int k = digits; k < 6; ++k) {
+    frac *= 10;
+    unit *= 10;
+  }
+  t += frac;
+  zone = body.substr(i);
+  if (!zone.empty() && zone != "Z") {
+    int offset = (Num(zone, 1, 2) * 60 + Num(zone, 4, 2)) * 60;
+    t += (zone[0] == '+' ? -1 : 1) * static_cast<Micros>(offset) * kSecond;
+  }
+  // Precision: seconds (or the fraction given) form the range.
+  Micros width = digits == 0 ? kSecond : unit;
+  return TimeRange{t, t + width - 1};
+}
+
+std::string FormatHttpDate(Micros t) {
+  time_t secs = static_cast<time_t>(t / kSecond);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  return buf;
+}
+
+std::optional<Micros> ParseHttpDate(std::string_view text) {
+  std::tm tm{};
+  std::string s(text);
+  const char* end = strptime(s.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (!end || *end != '\0') return std::nullopt;
+  return static_cast<Micros>(timegm(&tm)) * kSecond;
+}
+
+}  // namespace bevan::rest

@@ -1,0 +1,56 @@
+#include "rest/time.h"
+
+#include <gtest/gtest.h>
+
+#include "rest/url.h"
+
+namespace bevan::rest {
+namespace {
+
+TEST(RestTime, FormatsAndParsesInstants) {
+  EXPECT_EQ(FormatInstant(0), "1970-01-01T00:00:00.000000Z");
+  EXPECT_EQ(FormatInstant(1'700'000'000'123'456), "2023-11-14T22:13:20.123456Z");
+  auto r = ParseDateTimeRange("2023-11-14T22:13:20.123456Z");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->lo, 1'700'000'000'123'456);
+  EXPECT_EQ(r->hi, 1'700'000'000'123'456);
+}
+
+TEST(RestTime, RangesByPrecision) {
+  auto year = ParseDateTimeRange("2024");
+  ASSERT_TRUE(year);
+  EXPECT_EQ(FormatInstant(year->lo), "2024-01-01T00:00:00.000000Z");
+  EXPECT_EQ(FormatInstant(year->hi), "2024-12-31T23:59:59.999999Z");
+  auto month = ParseDateTimeRange("2024-02");
+  ASSERT_TRUE(month);
+  EXPECT_EQ(FormatInstant(month->hi), "2024-02-29T23:59:59.999999Z");
+  auto zoned = ParseDateTimeRange("2024-02-01T10:00:00+01:00");
+  ASSERT_TRUE(zoned);
+  EXPECT_EQ(FormatInstant(zoned->lo), "2024-02-01T09:00:00.000000Z");
+  EXPECT_EQ(FormatInstant(zoned->hi), "2024-02-01T09:00:00.999999Z");
+  EXPECT_TRUE(ParseDateTimeRange("2024-02-01T10:00:00"));  // no zone: UTC
+  EXPECT_FALSE(ParseDateTimeRange("2024-02-30"));
+  EXPECT_FALSE(ParseDateTimeRange("yesterday"));
+}
+
+TEST(RestTime, HttpDates) {
+  EXPECT_EQ(FormatHttpDate(784111777'000'000), "Sun, 06 Nov 1994 08:49:37 GMT");
+  EXPECT_EQ(*ParseHttpDate("Sun, 06 Nov 1994 08:49:37 GMT"), 784111777'000'000);
+  EXPECT_FALSE(ParseHttpDate("06 Nov 1994"));
+}
+
+TEST(RestUrl, Query) {
+  auto q = ParseQuery("identifier=http%3A%2F%2Fx%7C1&name=a+b&empty=");
+  ASSERT_TRUE(q);
+  ASSERT_EQ(q->size(), 3u);
+  EXPECT_EQ((*q)[0].second, "http://x|1");
+  EXPECT_EQ((*q)[1].second, "a b");
+  EXPECT_EQ((*q)[2].second, "");
+  EXPECT_FALSE(ParseQuery("a=%zz"));
+  EXPECT_FALSE(ParseQuery("a=%0"));
+  EXPECT_FALSE(ParseQuery("a=%00"));
+  EXPECT_EQ(PercentEncode("a b|c/"), "a%20b%7Cc%2F");
+}
+
+}  // namespace
+}  // namespace bevan::rest

@@ -1,0 +1,27 @@
+// URL pieces the REST layer parses: percent-decoding, query strings.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace bevan::rest {
+
+using QueryParams = std::vector<std::pair<std::string, std::string>>;
+
+// Percent-decodes `s` ('+' as space when `plus_is_space`); nullopt on a bad
+// escape or a decoded NUL.
+std::optional<std::string> PercentDecode(std::string_view s, bool plus_is_space);
+
+// Splits "a=1&b=x%20y" into decoded pairs, in order. nullopt on a bad escape.
+std::optional<QueryParams> ParseQuery(std::string_view query);
+
+// The first value of `name`, or nullopt.
+std::optional<std::string_view> FirstParam(const QueryParams& params, std::string_view name);
+
+// Percent-encodes a query value (RFC 3986 unreserved characters stay).
+std::string PercentEncode(std::string_view s);
+
+}  // namespace bevan::rest

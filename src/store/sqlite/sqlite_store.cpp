@@ -1,0 +1,836 @@
+// The SQLite backend.
+//
+// Connections: one writer connection owned by one writer thread, and a pool of
+// reader connections (a thread takes one for the length of a call, so there is
+// one per concurrently reading thread). WAL mode lets readers run while the
+// writer writes; each read statement sees the last committed state.
+//
+// Group commit: Transact() queues its callback and blocks. The writer thread
+// takes everything queued (up to StoreOptions::sqlite_max_group), opens one
+// SQLite transaction, runs each callback inside its own SAVEPOINT (a failed
+// callback rolls back to its savepoint only), commits once (one WAL fsync for
+// the whole group) and only then wakes the callers. While a group commits, the
+// next one queues up, so the group size adapts to the load with no timer.
+//
+// Durability: journal_mode=WAL with synchronous=FULL by default, so COMMIT
+// returns after the WAL is fsynced: an acknowledged write survives kill -9 and
+// power loss. NORMAL (an option) would already survive kill -9, because the
+// WAL frames are in the OS page cache when COMMIT returns, but not power loss;
+// with group commit FULL costs one fsync per group, which we can afford.
+#include <sqlite3.h>
+
+#include <array>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <limits>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "store/internal.h"
+#include "store/sql.h"
+
+namespace bevan::store::internal {
+namespace {
+
+using sql::IndexTable;
+
+// Prepared statements, by id; the text of each is in kSql.
+enum Stmt : int {
+  kBegin,
+  kCommit,
+  kRollback,
+  kSavepoint,
+  kRelease,
+  kRollbackTo,
+  kReadCurrent,
+  kReadCurrentMeta,
+  kVRead,
+  kExists,
+  kRidOf,
+  kInsertResource,
+  kUpdateResource,
+  kDeleteResource,
+  kInsertHistory,
+  kInsertToken,
+  kInsertString,
+  kInsertDate,
+  kInsertNumber,
+  kInsertQuantity,
+  kInsertReference,
+  kInsertUri,
+  kFindToken,
+  kFindTokenAnySystem,
+  kDeleteIndex0,                                      // + IndexTable
+  kHistory0 = kDeleteIndex0 + sql::kIndexTableCount,  // + level * 2 + with_at
+  kStmtCount = kHistory0 + 6,
+};
+
+const char* const kFixedSql[] = {
+    "BEGIN IMMEDIATE",
+    "COMMIT",
+    "ROLLBACK",
+    "SAVEPOINT txn",
+    "RELEASE txn",
+    "ROLLBACK TO txn",
+    "SELECT rid, version, last_updated, deleted, compartment, body FROM resource WHERE type = ?1 AND id = ?2",
+    "SELECT rid, version, last_updated, deleted, compartment FROM resource WHERE type = ?1 AND id = ?2",
+    "SELECT h.rid, h.version, h.last_updated, h.method, h.compartment, h.body FROM resource r "
+    "JOIN resource_history h ON h.rid = r.rid WHERE r.type = ?1 AND r.id = ?2 AND h.version = ?3",
+    "SELECT deleted FROM resource WHERE type = ?1 AND id = ?2",
+    "SELECT rid FROM resource WHERE type = ?1 AND id = ?2",
+    "INSERT INTO resource (type, id, version, last_updated, deleted, compartment, body) "
+    "VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6)",
+    "UPDATE resource SET version = ?2, last_updated = ?3, deleted = 0, compartment = ?4, body = ?5 WHERE rid = ?1",
+    "UPDATE resource SET version = ?2, last_updated = ?3, deleted = 1, body = NULL WHERE rid = ?1",
+    "INSERT INTO resource_history (rid, version, type, last_updated, method, compartment, body) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    "INSERT OR IGNORE INTO idx_token (rid, param, system, code, compartment) VALUES (?1, ?2, ?3, ?4, ?5)",
+    "INSERT OR IGNORE INTO idx_string (rid, param, normalized, exact, compartment) VALUES (?1, ?2, ?3, ?4, ?5)",
+    "INSERT OR IGNORE INTO idx_date (rid, param, lo, hi, compartment) VALUES (?1, ?2, ?3, ?4, ?5)",
+    "INSERT OR IGNORE INTO idx_number (rid, param, lo, hi, compartment) VALUES (?1, ?2, ?3, ?4, ?5)",
+    "INSERT OR IGNORE INTO idx_quantity (rid, param, lo, hi, system, code, canonical_lo, canonical_hi, "
+    "canonical_unit, compartment) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    "INSERT OR IGNORE INTO idx_reference (rid, param, target_type, target_id, url, compartment) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    "INSERT OR IGNORE INTO idx_uri (rid, param, uri, compartment) VALUES (?1, ?2, ?3, ?4)",
+    "SELECT r.rid, r.id, r.version FROM idx_token t JOIN resource r ON r.rid = t.rid "
+    "WHERE t.param = ?2 AND t.code = ?4 AND t.system = ?3 AND r.type = ?1 AND r.deleted = 0 "
+    "GROUP BY r.rid ORDER BY r.id LIMIT ?5",
+    "SELECT r.rid, r.id, r.version FROM idx_token t JOIN resource r ON r.rid = t.rid "
+    "WHERE t.param = ?2 AND t.code = ?4 AND r.type = ?1 AND r.deleted = 0 "
+    "GROUP BY r.rid ORDER BY r.id LIMIT ?5",
+};
+static_assert(sizeof(kFixedSql) / sizeof(kFixedSql[0]) == kDeleteIndex0);
+
+std::string StmtSql(int id) {
+  if (id < kDeleteIndex0) return kFixedSql[id];
+  if (id < kHistory0) return std::string(sql::DeleteIndexRows(static_cast<IndexTable>(id - kDeleteIndex0)));
+  int h = id - kHistory0;
+  return sql::History(h / 2, h % 2 == 1);
+}
+
+// Schema version 1. Index tables are clustered by rid (WITHOUT ROWID), so
+// replacing a resource's rows is one range delete, with a secondary index in
+// search order.
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE resource (
+  rid INTEGER PRIMARY KEY,
+  type TEXT NOT NULL,
+  id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  last_updated INTEGER NOT NULL,
+  deleted INTEGER NOT NULL,
+  compartment TEXT,
+  body BLOB,
+  UNIQUE (type, id));
+CREATE INDEX resource_compartment ON resource (compartment) WHERE compartment IS NOT NULL;
+CREATE TABLE resource_history (
+  rid INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  last_updated INTEGER NOT NULL,
+  method INTEGER NOT NULL,
+  compartment TEXT,
+  body BLOB,
+  PRIMARY KEY (rid, version));
+CREATE INDEX resource_history_time ON resource_history (last_updated, rid, version);
+CREATE INDEX resource_history_type_time ON resource_history (type, last_updated, rid, version);
+CREATE TABLE idx_token (
+  rid INTEGER NOT NULL, param TEXT NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL, compartment TEXT,
+  PRIMARY KEY (rid, param, system, code)) WITHOUT ROWID;
+CREATE INDEX idx_token_value ON idx_token (param, code, system);
+CREATE TABLE idx_string (
+  rid INTEGER NOT NULL, param TEXT NOT NULL, normalized TEXT NOT NULL, exact TEXT NOT NULL, compartment TEXT,
+  PRIMARY KEY (rid, param, exact)) WITHOUT ROWID;
+CREATE INDEX idx_string_value ON idx_string (param, normalized);
+CREATE TABLE idx_date (
+  rid INTEGER NOT NULL, param TEXT NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL, compartment TEXT,
+  PRIMARY KEY (rid, param, lo, hi)) WITHOUT ROWID;
+CREATE INDEX idx_date_value ON idx_date (param, lo, hi);
+CREATE TABLE idx_number (
+  rid INTEGER NOT NULL, param TEXT NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL, compartment TEXT,
+  PRIMARY KEY (rid, param, lo, hi)) WITHOUT ROWID;
+CREATE INDEX idx_number_value ON idx_number (param, lo, hi);
+CREATE TABLE idx_quantity (
+  rid INTEGER NOT NULL, param TEXT NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL, system TEXT NOT NULL,
+  code TEXT NOT NULL, canonical_lo REAL, canonical_hi REAL, canonical_unit TEXT NOT NULL, compartment TEXT,
+  PRIMARY KEY (rid, param, system, code, lo, hi)) WITHOUT ROWID;
+CREATE INDEX idx_quantity_value ON idx_quantity (param, code, lo);
+CREATE INDEX idx_quantity_canonical ON idx_quantity (param, canonical_unit, canonical_lo);
+CREATE TABLE idx_reference (
+  rid INTEGER NOT NULL, param TEXT NOT NULL, target_type TEXT NOT NULL, target_id TEXT NOT NULL,
+  url TEXT NOT NULL, compartment TEXT,
+  PRIMARY KEY (rid, param, target_type, target_id, url)) WITHOUT ROWID;
+CREATE INDEX idx_reference_target ON idx_reference (param, target_id, target_type);
+CREATE INDEX idx_reference_url ON idx_reference (param, url);
+CREATE TABLE idx_uri (
+  rid INTEGER NOT NULL, param TEXT NOT NULL, uri TEXT NOT NULL, compartment TEXT,
+  PRIMARY KEY (rid, param, uri)) WITHOUT ROWID;
+CREATE INDEX idx_uri_value ON idx_uri (param, uri);
+)sql";
+
+Status SqliteError(sqlite3* db, int rc, std::string_view what) {
+  std::string msg = "sqlite: " + std::string(what) + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return UnavailableError(std::move(msg));
+    case SQLITE_FULL: return ResourceExhaustedError(std::move(msg));
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY: return IoError(std::move(msg));
+    default: return InternalError(std::move(msg));
+  }
+}
+
+// One SQLite connection and its lazily prepared statements. Used by one
+// thread at a time.
+class Conn {
+ public:
+  Conn() = default;
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+  ~Conn() {
+    for (sqlite3_stmt* s : stmts_) sqlite3_finalize(s);
+    sqlite3_close_v2(db_);
+  }
+
+  static Result<std::unique_ptr<Conn>> Open(const std::string& path, bool writer, const StoreOptions& options) {
+    auto conn = std::make_unique<Conn>();
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
+    int rc = sqlite3_open_v2(path.c_str(), &conn->db_, flags, nullptr);
+    if (rc != SQLITE_OK) return SqliteError(conn->db_, rc, "open " + path);
+    sqlite3_extended_result_codes(conn->db_, 1);
+    // The writer never waits for locks (it is the only writer); readers may
+    // briefly wait while a checkpoint or WAL recovery runs.
+    sqlite3_busy_timeout(conn->db_, 10000);
+    if (writer) {
+      RETURN_IF_ERROR(conn->Exec("PRAGMA journal_mode = WAL"));
+      RETURN_IF_ERROR(
+          conn->Exec(options.sqlite_synchronous_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL"));
+      RETURN_IF_ERROR(conn->Exec("PRAGMA cache_size = -65536"));
+      // Fewer, larger checkpoints: each one fsyncs the database file.
+      RETURN_IF_ERROR(conn->Exec("PRAGMA wal_autocheckpoint = 4000"));
+    } else {
+      RETURN_IF_ERROR(conn->Exec("PRAGMA query_only = 1"));
+      RETURN_IF_ERROR(conn->Exec("PRAGMA cache_size = -16384"));
+      RETURN_IF_ERROR(conn->Exec("PRAGMA mmap_size = 268435456"));
+    }
+    RETURN_IF_ERROR(conn->Exec("PRAGMA temp_store = MEMORY"));
+    return conn;
+  }
+
+  sqlite3* db() const { return db_; }
+
+  Status Exec(const char* sql) {
+    char* err = nullptr;
+    int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
+    if (rc != SQLITE_OK) {
+      std::string msg = std::string(sql).substr(0, 60) + ": " + (err ? err : sqlite3_errstr(rc));
+      sqlite3_free(err);
+      return SqliteError(nullptr, rc, msg);
+    }
+    return Status::Ok();
+  }
+
+  Result<sqlite3_stmt*> Get(int id) {
+    if (stmts_[id] == nullptr) {
+      std::string text = StmtSql(id);
+      int rc = sqlite3_prepare_v3(db_, text.c_str(), static_cast<int>(text.size()) + 1, SQLITE_PREPARE_PERSISTENT,
+                                  &stmts_[id], nullptr);
+      if (rc != SQLITE_OK) return SqliteError(db_, rc, "prepare " + text.substr(0, 60));
+    }
+    return stmts_[id];
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+  std::array<sqlite3_stmt*, kStmtCount> stmts_{};
+};
+
+// One execution of a prepared statement: binds, steps, reads columns, and
+// resets the statement when it goes out of scope (a statement left un-reset
+// would hold its read snapshot open). Bound text and blobs are not copied: they
+// must outlive the Query.
+class Query {
+ public:
+  Query(Conn& conn, sqlite3_stmt* stmt) : conn_(conn), stmt_(stmt) {}
+  Query(const Query&) = delete;
+  Query& operator=(const Query&) = delete;
+  ~Query() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+
+  Query& Int(int i, std::int64_t v) { return Check(sqlite3_bind_int64(stmt_, i, v)); }
+  Query& Double(int i, double v) { return Check(sqlite3_bind_double(stmt_, i, v)); }
+  Query& Text(int i, std::string_view v) {
+    return Check(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
+  }
+  Query& TextOrNull(int i, std::string_view v) { return v.empty() ? Check(sqlite3_bind_null(stmt_, i)) : Text(i, v); }
+  Query& Blob(int i, std::string_view v) {
+    return Check(sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
+  }
+  Query& OptDouble(int i, const std::optional<double>& v) {
+    return v ? Double(i, *v) : Check(sqlite3_bind_null(stmt_, i));
+  }
+
+  // true: a row is available; false: done.
+  Result<bool> Step() {
+    if (bind_rc_ != SQLITE_OK) return SqliteError(conn_.db(), bind_rc_, "bind");
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return SqliteError(conn_.db(), rc, "step");
+  }
+  Status Run() {
+    ASSIGN_OR_RETURN(bool row, Step());
+    (void)row;
+    return Status::Ok();
+  }
+
+  std::int64_t ColInt(int c) const { return sqlite3_column_int64(stmt_, c); }
+  std::string ColText(int c) const {
+    const void* p = sqlite3_column_blob(stmt_, c);
+    int n = sqlite3_column_bytes(stmt_, c);
+    return p ? std::string(static_cast<const char*>(p), n) : std::string();
+  }
+
+ private:
+  Query& Check(int rc) {
+    if (rc != SQLITE_OK && bind_rc_ == SQLITE_OK) bind_rc_ = rc;
+    return *this;
+  }
+
+  Conn& conn_;
+  sqlite3_stmt* stmt_;
+  int bind_rc_ = SQLITE_OK;
+};
+
+#define BEVAN_QUERY(var, conn, id)                            \
+  ASSIGN_OR_RETURN(sqlite3_stmt* var##_stmt, (conn).Get(id)); \
+  Query var((conn), var##_stmt)
+
+Status ExecStmt(Conn& conn, int id) {
+  BEVAN_QUERY(q, conn, id);
+  return q.Run();
+}
+
+// The current row of (type, id); nullopt when there is none.
+Result<std::optional<ResourceVersion>> ReadCurrent(Conn& conn, std::string_view type, std::string_view id,
+                                                   bool with_body) {
+  BEVAN_QUERY(q, conn, with_body ? kReadCurrent : kReadCurrentMeta);
+  q.Text(1, type).Text(2, id);
+  ASSIGN_OR_RETURN(bool row, q.Step());
+  if (!row) return std::optional<ResourceVersion>();
+  ResourceVersion v;
+  v.rid = q.ColInt(0);
+  v.type = type;
+  v.id = id;
+  v.version = q.ColInt(1);
+  v.last_updated = q.ColInt(2);
+  v.deleted = q.ColInt(3) != 0;
+  v.compartment = q.ColText(4);
+  if (with_body) v.body = q.ColText(5);
+  return std::optional<ResourceVersion>(std::move(v));
+}
+
+Status DeleteIndexRows(Conn& conn, Rid rid) {
+  for (int t = 0; t < sql::kIndexTableCount; ++t) {
+    BEVAN_QUERY(q, conn, kDeleteIndex0 + t);
+    RETURN_IF_ERROR(q.Int(1, rid).Run());
+  }
+  return Status::Ok();
+}
+
+Status InsertIndexRows(Conn& conn, Rid rid, std::string_view compartment, const IndexRows& rows) {
+  for (const TokenRow& r : rows.tokens) {
+    BEVAN_QUERY(q, conn, kInsertToken);
+    RETURN_IF_ERROR(q.Int(1, rid).Text(2, r.param).Text(3, r.system).Text(4, r.code).TextOrNull(5, compartment).Run());
+  }
+  for (const StringRow& r : rows.strings) {
+    BEVAN_QUERY(q, conn, kInsertString);
+    RETURN_IF_ERROR(
+        q.Int(1, rid).Text(2, r.param).Text(3, r.normalized).Text(4, r.exact).TextOrNull(5, compartment).Run());
+  }
+  for (const DateRow& r : rows.dates) {
+    BEVAN_QUERY(q, conn, kInsertDate);
+    RETURN_IF_ERROR(q.Int(1, rid).Text(2, r.param).Int(3, r.lo).Int(4, r.hi).TextOrNull(5, compartment).Run());
+  }
+  for (const NumberRow& r : rows.numbers) {
+    BEVAN_QUERY(q, conn, kInsertNumber);
+    RETURN_IF_ERROR(q.Int(1, rid).Text(2, r.param).Double(3, r.lo).Double(4, r.hi).TextOrNull(5, compartment).Run());
+  }
+  for (const QuantityRow& r : rows.quantities) {
+    BEVAN_QUERY(q, conn, kInsertQuantity);
+    q.Int(1, rid).Text(2, r.param).Double(3, r.lo).Double(4, r.hi).Text(5, r.system).Text(6, r.code);
+    q.OptDouble(7, r.canonical_lo).OptDouble(8, r.canonical_hi).Text(9, r.canonical_unit);
+    RETURN_IF_ERROR(q.TextOrNull(10, compartment).Run());
+  }
+  for (const ReferenceRow& r : rows.references) {
+    BEVAN_QUERY(q, conn, kInsertReference);
+    q.Int(1, rid).Text(2, r.param).Text(3, r.target_type).Text(4, r.target_id).Text(5, r.url);
+    RETURN_IF_ERROR(q.TextOrNull(6, compartment).Run());
+  }
+  for (const UriRow& r : rows.uris) {
+    BEVAN_QUERY(q, conn, kInsertUri);
+    RETURN_IF_ERROR(q.Int(1, rid).Text(2, r.param).Text(3, r.uri).TextOrNull(4, compartment).Run());
+  }
+  return Status::Ok();
+}
+
+// The Transaction of one callback, on the writer connection inside the
+// group's SQLite transaction.
+class SqliteTransaction final : public Transaction {
+ public:
+  explicit SqliteTransaction(Conn& conn) : conn_(conn) {}
+
+  const Status& poison() const { return poison_; }
+
+  Result<ResourceVersion> Read(std::string_view type, std::string_view id, bool with_body) override {
+    ASSIGN_OR_RETURN(auto current, ReadCurrent(conn_, type, id, with_body));
+    if (!current) return NotFoundError(std::string(type) + "/" + std::string(id) + " does not exist");
+    return std::move(*current);
+  }
+
+  Result<std::vector<ResourceKey>> FindByToken(std::string_view type, std::string_view param,
+                                               std::optional<std::string_view> system, std::string_view code,
+                                               int limit) override {
+    BEVAN_QUERY(q, conn_, system ? kFindToken : kFindTokenAnySystem);
+    q.Text(1, type).Text(2, param).Text(4, code).Int(5, limit);
+    if (system) q.Text(3, *system);
+    std::vector<ResourceKey> keys;
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) break;
+      keys.push_back({q.ColInt(0), q.ColText(1), q.ColInt(2)});
+    }
+    return keys;
+  }
+
+  Result<WriteResult> Put(const ResourceWrite& w) override {
+    RETURN_IF_ERROR(CheckWrite(w));
+    ASSIGN_OR_RETURN(auto current, ReadCurrent(conn_, w.type, w.id, /*with_body=*/false));
+    RETURN_IF_ERROR(CheckNextVersion(w.type, w.id, current.has_value(), current ? current->version : 0,
+                                     current ? current->last_updated : 0, w.version, w.last_updated));
+    WriteResult result{0, w.version, w.last_updated, current ? Method::kUpdate : Method::kCreate};
+    Status s = WritePut(w, current ? &*current : nullptr, result);
+    if (!s.ok()) {
+      poison_ = s;
+      return s;
+    }
+    return result;
+  }
+
+  Result<WriteResult> Delete(const ResourceDelete& d) override {
+    RETURN_IF_ERROR(CheckDelete(d));
+    ASSIGN_OR_RETURN(auto current, ReadCurrent(conn_, d.type, d.id, /*with_body=*/false));
+    if (!current || current->deleted) {
+      return NotFoundError(std::string(d.type) + "/" + std::string(d.id) +
+                           (current ? " is already deleted" : " does not exist"));
+    }
+    RETURN_IF_ERROR(
+        CheckNextVersion(d.type, d.id, true, current->version, current->last_updated, d.version, d.last_updated));
+    WriteResult result{current->rid, d.version, d.last_updated, Method::kDelete};
+    Status s = WriteDelete(d, *current);
+    if (!s.ok()) {
+      poison_ = s;
+      return s;
+    }
+    return result;
+  }
+
+ private:
+  Status WritePut(const ResourceWrite& w, const ResourceVersion* current, WriteResult& result) {
+    if (current == nullptr) {
+      BEVAN_QUERY(q, conn_, kInsertResource);
+      q.Text(1, w.type).Text(2, w.id).Int(3, w.version).Int(4, w.last_updated).TextOrNull(5, w.compartment);
+      RETURN_IF_ERROR(q.Blob(6, w.body).Run());
+      result.rid = sqlite3_last_insert_rowid(conn_.db());
+    } else {
+      result.rid = current->rid;
+      BEVAN_QUERY(q, conn_, kUpdateResource);
+      q.Int(1, result.rid).Int(2, w.version).Int(3, w.last_updated).TextOrNull(4, w.compartment);
+      RETURN_IF_ERROR(q.Blob(5, w.body).Run());
+    }
+    {
+      BEVAN_QUERY(q, conn_, kInsertHistory);
+      q.Int(1, result.rid).Int(2, w.version).Text(3, w.type).Int(4, w.last_updated);
+      q.Int(5, static_cast<int>(result.method)).TextOrNull(6, w.compartment);
+      RETURN_IF_ERROR(q.Blob(7, w.body).Run());
+    }
+    // A tombstone has no index rows left to remove.
+    if (current != nullptr && !current->deleted) RETURN_IF_ERROR(DeleteIndexRows(conn_, result.rid));
+    if (w.index != nullptr) RETURN_IF_ERROR(InsertIndexRows(conn_, result.rid, w.compartment, *w.index));
+    return Status::Ok();
+  }
+
+  Status WriteDelete(const ResourceDelete& d, const ResourceVersion& current) {
+    {
+      BEVAN_QUERY(q, conn_, kDeleteResource);
+      RETURN_IF_ERROR(q.Int(1, current.rid).Int(2, d.version).Int(3, d.last_updated).Run());
+    }
+    {
+      BEVAN_QUERY(q, conn_, kInsertHistory);
+      q.Int(1, current.rid).Int(2, d.version).Text(3, d.type).Int(4, d.last_updated);
+      RETURN_IF_ERROR(q.Int(5, static_cast<int>(Method::kDelete)).TextOrNull(6, current.compartment).Run());
+    }
+    return DeleteIndexRows(conn_, current.rid);
+  }
+
+  Conn& conn_;
+  Status poison_;
+};
+
+// A queued write transaction; `done` receives its result after the commit.
+struct WriteRequest {
+  std::function<Status(Transaction&)> fn;
+  std::function<void(Status)> done;
+  Status result;
+};
+
+class SqliteStore final : public Store {
+ public:
+  SqliteStore(std::string path, bool remove_on_close, const StoreOptions& options)
+      : path_(std::move(path)), remove_on_close_(remove_on_close), options_(options) {}
+
+  ~SqliteStore() override {
+    if (writer_thread_.joinable()) {
+      {
+        std::lock_guard lock(queue_mu_);
+        stopping_ = true;
+      }
+      queue_cv_.notify_one();
+      writer_thread_.join();
+    }
+    readers_.clear();
+    writer_.reset();
+    if (remove_on_close_) {
+      for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path_ + suffix).c_str());
+    }
+  }
+
+  Status Init() {
+    ASSIGN_OR_RETURN(writer_, Conn::Open(path_, /*writer=*/true, options_));
+    RETURN_IF_ERROR(Migrate());
+    {
+      BEVAN_QUERY(q, *writer_, kReadCurrentMeta);  // warm-up: fails early if the schema is unusable
+      q.Text(1, "").Text(2, "");
+      RETURN_IF_ERROR(q.Run());
+    }
+    sqlite3_stmt* max_stmt = nullptr;
+    int rc =
+        sqlite3_prepare_v2(writer_->db(), "SELECT max(last_updated) FROM resource_history", -1, &max_stmt, nullptr);
+    if (rc != SQLITE_OK) return SqliteError(writer_->db(), rc, "prepare");
+    if (sqlite3_step(max_stmt) == SQLITE_ROW) clock_.RaiseFloor(sqlite3_column_int64(max_stmt, 0));
+    sqlite3_finalize(max_stmt);
+    writer_thread_ = std::thread([this] { WriterLoop(); });
+    return Status::Ok();
+  }
+
+  std::string_view backend() const override { return "sqlite"; }
+  Micros Now() override { return clock_.Now(); }
+
+  Result<ResourceVersion> Read(std::string_view type, std::string_view id) override {
+    ASSIGN_OR_RETURN(Lease lease, AcquireReader());
+    ASSIGN_OR_RETURN(auto current, ReadCurrent(*lease.conn, type, id, /*with_body=*/true));
+    if (!current) return NotFoundError(std::string(type) + "/" + std::string(id) + " does not exist");
+    return std::move(*current);
+  }
+
+  Result<ResourceVersion> VRead(std::string_view type, std::string_view id, std::int64_t version) override {
+    ASSIGN_OR_RETURN(Lease lease, AcquireReader());
+    BEVAN_QUERY(q, *lease.conn, kVRead);
+    q.Text(1, type).Text(2, id).Int(3, version);
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) {
+      return NotFoundError(std::string(type) + "/" + std::string(id) + " has no version " + std::to_string(version));
+    }
+    ResourceVersion v;
+    v.rid = q.ColInt(0);
+    v.type = type;
+    v.id = id;
+    v.version = q.ColInt(1);
+    v.last_updated = q.ColInt(2);
+    v.deleted = q.ColInt(3) == static_cast<int>(Method::kDelete);
+    v.compartment = q.ColText(4);
+    v.body = q.ColText(5);
+    return v;
+  }
+
+  Result<bool> Exists(std::string_view type, std::string_view id) override {
+    ASSIGN_OR_RETURN(Lease lease, AcquireReader());
+    BEVAN_QUERY(q, *lease.conn, kExists);
+    q.Text(1, type).Text(2, id);
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    return row && q.ColInt(0) == 0;
+  }
+
+  Status Transact(const std::function<Status(Transaction&)>& fn) override {
+    if (std::this_thread::get_id() == writer_thread_.get_id()) {
+      return InternalError("Store::Transact called on the store's writer thread (inside a callback)");
+    }
+    // The caller sleeps on a condition variable rather than a semaphore:
+    // libstdc++'s semaphores spin with sched_yield first, which with dozens of
+    // waiting writers on two cores burns the CPU the writer thread needs.
+    struct Waiter {
+      std::mutex mu;
+      std::condition_variable cv;
+      bool done = false;
+      Status result;
+    } waiter;
+    // fn is only borrowed: this call outlives the request.
+    TransactAsync([&fn](Transaction& txn) { return fn(txn); },
+                  [&waiter](Status s) {
+                    std::lock_guard lock(waiter.mu);
+                    waiter.result = std::move(s);
+                    waiter.done = true;
+                    waiter.cv.notify_one();
+                  });
+    std::unique_lock lock(waiter.mu);
+    waiter.cv.wait(lock, [&] { return waiter.done; });
+    return std::move(waiter.result);
+  }
+
+  void TransactAsync(std::function<Status(Transaction&)> fn, std::function<void(Status)> done) override {
+    auto request = std::make_unique<WriteRequest>(WriteRequest{std::move(fn), std::move(done), Status()});
+    {
+      std::lock_guard lock(queue_mu_);
+      if (!stopping_) {
+        queue_.push_back(std::move(request));
+        queue_cv_.notify_one();
+        return;
+      }
+    }
+    request->done(UnavailableError("store is closing"));
+  }
+
+  Result<WriteResult> Put(const ResourceWrite& write) override {
+    WriteResult out;
+    RETURN_IF_ERROR(Transact([&](Transaction& txn) -> Status {
+      ASSIGN_OR_RETURN(out, txn.Put(write));
+      return Status::Ok();
+    }));
+    return out;
+  }
+
+  Result<WriteResult> Delete(const ResourceDelete& del) override {
+    WriteResult out;
+    RETURN_IF_ERROR(Transact([&](Transaction& txn) -> Status {
+      ASSIGN_OR_RETURN(out, txn.Delete(del));
+      return Status::Ok();
+    }));
+    return out;
+  }
+
+  Result<HistoryPage> History(const HistoryQuery& query) override {
+    RETURN_IF_ERROR(CheckHistoryQuery(query));
+    ASSIGN_OR_RETURN(Lease lease, AcquireReader());
+    Conn& conn = *lease.conn;
+    int level = query.type.empty() ? 0 : query.id.empty() ? 1 : 2;
+    Rid rid = 0;
+    if (level == 2) {
+      BEVAN_QUERY(q, conn, kRidOf);
+      q.Text(1, query.type).Text(2, query.id);
+      ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) return NotFoundError(std::string(query.type) + "/" + std::string(query.id) + " does not exist");
+      rid = q.ColInt(0);
+    }
+    constexpr Micros kMax = std::numeric_limits<Micros>::max();
+    constexpr Micros kMin = std::numeric_limits<Micros>::min();
+    HistoryCursor after = query.after.value_or(HistoryCursor{kMax, kMax, kMax});
+    Micros lo = query.since.value_or(kMin);
+    Micros hi = query.at_hi.value_or(kMax);
+    BEVAN_QUERY(q, conn, kHistory0 + level * 2 + (query.at_lo ? 1 : 0));
+    q.Int(1, after.last_updated).Int(2, after.rid).Int(3, after.version).Int(4, lo).Int(5, hi);
+    // One more row than asked for tells whether a next page exists.
+    q.Int(6, query.count + 1).Int(7, query.with_bodies ? 1 : 0);
+    if (level == 1) q.Text(8, query.type);
+    if (level == 2) q.Int(8, rid);
+    if (query.at_lo) q.Int(sql::HistoryAtParam(level), *query.at_lo);
+    HistoryPage page;
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) break;
+      if (static_cast<int>(page.entries.size()) == query.count) {
+        const HistoryEntry& last = page.entries.back();
+        page.next = HistoryCursor{last.last_updated, last.rid, last.version};
+        break;
+      }
+      HistoryEntry e;
+      e.rid = q.ColInt(0);
+      e.type = q.ColText(1);
+      e.id = q.ColText(2);
+      e.version = q.ColInt(3);
+      e.last_updated = q.ColInt(4);
+      e.method = static_cast<Method>(q.ColInt(5));
+      e.body = q.ColText(6);
+      page.entries.push_back(std::move(e));
+    }
+    return page;
+  }
+
+ private:
+  // A reader connection taken from the pool for one call.
+  struct Lease {
+    SqliteStore* store = nullptr;
+    std::unique_ptr<Conn> conn;
+    Lease() = default;
+    Lease(SqliteStore* s, std::unique_ptr<Conn> c) : store(s), conn(std::move(c)) {}
+    Lease(Lease&& other) noexcept = default;
+    Lease& operator=(Lease&&) = delete;
+    ~Lease() {
+      if (conn) store->ReleaseReader(std::move(conn));
+    }
+  };
+
+  Result<Lease> AcquireReader() {
+    {
+      std::lock_guard lock(readers_mu_);
+      if (!readers_.empty()) {
+        std::unique_ptr<Conn> c = std::move(readers_.back());
+        readers_.pop_back();
+        return Lease(this, std::move(c));
+      }
+    }
+    ASSIGN_OR_RETURN(std::unique_ptr<Conn> c, Conn::Open(path_, /*writer=*/false, options_));
+    return Lease(this, std::move(c));
+  }
+
+  void ReleaseReader(std::unique_ptr<Conn> conn) {
+    std::lock_guard lock(readers_mu_);
+    readers_.push_back(std::move(conn));
+  }
+
+  Status Migrate() {
+    RETURN_IF_ERROR(writer_->Exec("BEGIN IMMEDIATE"));
+    Status s = MigrateInTransaction();
+    if (!s.ok()) {
+      (void)writer_->Exec("ROLLBACK");
+      return s;
+    }
+    return writer_->Exec("COMMIT");
+  }
+
+  Status MigrateInTransaction() {
+    RETURN_IF_ERROR(writer_->Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v2(writer_->db(), "SELECT max(version) FROM schema_version", -1, &stmt, nullptr);
+    if (rc != SQLITE_OK) return SqliteError(writer_->db(), rc, "prepare");
+    std::int64_t version = 0;
+    if (sqlite3_step(stmt) == SQLITE_ROW) version = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    if (version > kSchemaVersion) {
+      return FailedPreconditionError("database schema version " + std::to_string(version) +
+                                     " is newer than this build's " + std::to_string(kSchemaVersion));
+    }
+    if (version < 1) {
+      RETURN_IF_ERROR(writer_->Exec(kSchemaV1));
+      RETURN_IF_ERROR(writer_->Exec("INSERT INTO schema_version (version) VALUES (1)"));
+    }
+    // Later versions: `if (version < 2) { ALTER ...; INSERT 2 }`, in order.
+    return Status::Ok();
+  }
+
+  void WriterLoop() {
+    std::vector<std::unique_ptr<WriteRequest>> group;
+    for (;;) {
+      {
+        std::unique_lock lock(queue_mu_);
+        queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        while (!queue_.empty() && static_cast<int>(group.size()) < options_.sqlite_max_group) {
+          group.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
+      }
+      RunGroup(group);
+      for (auto& r : group) r->done(std::move(r->result));
+      group.clear();
+    }
+  }
+
+  void RunGroup(const std::vector<std::unique_ptr<WriteRequest>>& group) {
+    Conn& conn = *writer_;
+    Status begin = ExecStmt(conn, kBegin);
+    if (!begin.ok()) {
+      for (auto& r : group) r->result = begin;
+      return;
+    }
+    std::vector<WriteRequest*> applied;  // succeeded, awaiting the commit
+    for (auto& rp : group) {
+      WriteRequest* r = rp.get();
+      Status s = ExecStmt(conn, kSavepoint);
+      if (s.ok()) {
+        SqliteTransaction txn(conn);
+        s = r->fn(txn);
+        if (s.ok() && !txn.poison().ok()) s = txn.poison();
+      }
+      if (sqlite3_get_autocommit(conn.db())) {
+        // SQLite rolled back the whole transaction (an I/O error or a full
+        // disk): everything applied so far in this group is gone too.
+        Status lost = s.ok() ? InternalError("sqlite: transaction rolled back") : s;
+        r->result = lost;
+        for (WriteRequest* a : applied) a->result = IoError("sqlite: group rolled back: " + lost.message());
+        applied.clear();
+        Status again = ExecStmt(conn, kBegin);
+        if (!again.ok()) {
+          for (auto& rest : group) {
+            if (rest->result.ok()) rest->result = again;
+          }
+          return;
+        }
+        continue;
+      }
+      if (s.ok()) {
+        s = ExecStmt(conn, kRelease);
+        if (s.ok()) applied.push_back(r);
+      } else {
+        Status undo = ExecStmt(conn, kRollbackTo);
+        if (undo.ok()) undo = ExecStmt(conn, kRelease);
+        if (!undo.ok()) {
+          // Cannot isolate this failure: give up on the whole group.
+          (void)ExecStmt(conn, kRollback);
+          r->result = s;
+          for (auto& rest : group) {
+            if (rest->result.ok()) rest->result = undo;
+          }
+          return;
+        }
+      }
+      r->result = s;
+    }
+    Status commit = ExecStmt(conn, kCommit);
+    if (!commit.ok()) {
+      if (!sqlite3_get_autocommit(conn.db())) (void)ExecStmt(conn, kRollback);
+      for (WriteRequest* a : applied) a->result = commit;
+    }
+  }
+
+  const std::string path_;
+  const bool remove_on_close_;
+  const StoreOptions options_;
+  MonotonicClock clock_;
+
+  std::unique_ptr<Conn> writer_;  // used only by writer_thread_ after Init
+  std::thread writer_thread_;
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::deque<std::unique_ptr<WriteRequest>> queue_;
+  bool stopping_ = false;
+
+  std::mutex readers_mu_;
+  std::vector<std::unique_ptr<Conn>> readers_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenSqliteStore(std::string path, bool remove_on_close, const StoreOptions& options) {
+  if (options.sqlite_max_group < 1) return InvalidArgumentError("sqlite_max_group must be at least 1");
+  auto store = std::make_unique<SqliteStore>(std::move(path), remove_on_close, options);
+  RETURN_IF_ERROR(store->Init());
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace bevan::store::internal
