@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "fhir/model.h"
+#include "fhirpath_command.h"
 #include "serve_command.h"
 
 #ifndef BEVAN_VERSION
@@ -23,6 +24,14 @@ int main(int argc, char** argv) {
   v->add_flag("--ndjson", validate.ndjson, "Each file holds one resource per line");
   v->add_flag("--compact", validate.compact, "Print each OperationOutcome on one line");
   v->add_flag("!--no-uk-core", validate.uk_core, "Skip UK Core checks (NHS number, ODS codes)");
+
+  bevan::cli::FhirpathArgs fhirpath;
+  CLI::App* fp = app.add_subcommand("fhirpath", "Evaluate a FHIRPath expression over a FHIR resource (JSON)");
+  fp->add_option("expression", fhirpath.expression, "FHIRPath expression")->required();
+  fp->add_option("file", fhirpath.file, "Resource file ('-' or omitted: standard input)");
+  fp->add_flag("--trace", fhirpath.trace, "Print trace() output on standard error");
+  fp->add_flag("--lenient", fhirpath.lenient, "Accept choice-type JSON names such as valueQuantity");
+  fp->add_option("--type", fhirpath.context_type, "Context type (default: the input's resourceType)");
 
   bevan::cli::ServeArgs serve;
   CLI::App* sv =
@@ -43,5 +52,6 @@ int main(int argc, char** argv) {
   }
   if (v->parsed()) return bevan::cli::RunValidate(validate);
   if (sv->parsed()) return bevan::cli::RunServe(serve);
+  if (fp->parsed()) return bevan::cli::RunFhirpath(fhirpath);
   return 2;
 }

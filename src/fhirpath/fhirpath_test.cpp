@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <string>
+#include <thread>
 
 namespace bevan::fhirpath {
 namespace {
@@ -73,13 +75,22 @@ TEST_F(FhirpathTest, UnknownContextTypeResolvesAtRunTime) {
 }
 
 TEST_F(FhirpathTest, SharedBetweenThreadsIsSafe) {
-  auto expr = Expression::Compile("name.given.where($this.matches('^J')).count()", {.context_type = "Patient"});
+  auto expr = Expression::Compile("name.given.where($this.matches('^J')).count() + (4 'g' = 4000 'mg').count()",
+                                  {.context_type = "Patient"});
   ASSERT_TRUE(expr.ok());
-  Arena arena;
-  auto r = expr->Evaluate(doc_.root(), arena);
-  ASSERT_TRUE(r.ok());
-  ASSERT_EQ(r->size(), 1u);
-  EXPECT_EQ((*r)[0].integer(), 2);
+  std::atomic<int> wrong{0};
+  auto work = [&] {
+    Arena arena;
+    for (int i = 0; i < 2000; ++i) {
+      auto r = expr->Evaluate(doc_.root(), arena);
+      if (!r.ok() || r->size() != 1 || (*r)[0].integer() != 3) ++wrong;
+      arena.Reset();
+    }
+  };
+  std::thread a(work), b(work);
+  a.join();
+  b.join();
+  EXPECT_EQ(wrong.load(), 0);
 }
 
 TEST_F(FhirpathTest, VariablesAndResources) {
