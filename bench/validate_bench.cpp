@@ -8,6 +8,7 @@
 
 #include "bench_data.h"
 #include "fhir/validate.h"
+#include "fhirpath/invariants.h"
 #include "json/json.h"
 
 namespace {
@@ -42,7 +43,21 @@ void BM_ParseValidate(benchmark::State& state) {
   Report(state, errors);
 }
 
+// Structural validation plus every FHIRPath invariant of the model.
+void BM_ValidateWithInvariants(benchmark::State& state) {
+  const auto& c = SyntheaCorpus();
+  std::vector<bevan::json::Document> docs;
+  for (const auto& r : c.resources) docs.push_back(std::move(bevan::json::Document::Parse(r)).value());
+  auto options = bevan::fhirpath::FullValidation();
+  size_t errors = 0;
+  for (auto _ : state) {
+    for (const auto& d : docs) errors += bevan::fhir::Validate(d.root(), options).ErrorCount();
+  }
+  Report(state, errors);
+}
+
 BENCHMARK(BM_Validate);
+BENCHMARK(BM_ValidateWithInvariants);
 BENCHMARK(BM_ParseValidate);
 
 }  // namespace

@@ -12,6 +12,7 @@ struct ValidateArgs {
   bool ndjson = false;             // one resource per line
   bool compact = false;            // one OperationOutcome per line instead of pretty JSON
   bool uk_core = true;
+  bool invariants = true;  // FHIRPath invariants (pat-1, dom-3, ...)
 };
 
 // Validates each resource; prints an OperationOutcome per invalid resource

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   v->add_flag("--ndjson", validate.ndjson, "Each file holds one resource per line");
   v->add_flag("--compact", validate.compact, "Print each OperationOutcome on one line");
   v->add_flag("!--no-uk-core", validate.uk_core, "Skip UK Core checks (NHS number, ODS codes)");
+  v->add_flag("!--no-invariants", validate.invariants, "Skip FHIRPath invariants (pat-1, dom-3, ...)");
 
   bevan::cli::FhirpathArgs fhirpath;
   CLI::App* fp = app.add_subcommand("fhirpath", "Evaluate a FHIRPath expression over a FHIR resource (JSON)");

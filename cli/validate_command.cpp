@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "fhir/validate.h"
+#include "fhirpath/invariants.h"
 #include "json/json.h"
 
 namespace bevan::cli {
@@ -29,7 +30,7 @@ std::string Label(std::string_view text) {
 }
 
 void CheckOne(std::string_view text, const std::string& where, const ValidateArgs& args, Totals& totals) {
-  fhir::ValidateOptions options;
+  fhir::ValidateOptions options = args.invariants ? fhirpath::FullValidation() : fhir::ValidateOptions();
   options.uk_core = args.uk_core;
   fhir::OperationOutcome outcome = fhir::ValidateJson(text, options);
   ++totals.resources;

@@ -99,12 +99,17 @@ class Validator {
       Error(IssueType::kInvariant, path_, "a contained resource must not contain resources (dom-2)");
       path_.resize(path_.size() - std::string_view(".contained").size());
     }
+    resource_stack_.push_back(&v);
+    // %rootResource: the container for contained resources, else the resource itself.
+    root_stack_.push_back(contained && root_stack_.size() ? root_stack_.back() : &v);
     if (!contained) contained_stack_.push_back(v.Find("contained"));
     bool bundle = type == known_.bundle;
     if (bundle) bundle_stack_.push_back(&v);
     Object(v, type, true);
     if (bundle) bundle_stack_.pop_back();
     if (!contained) contained_stack_.pop_back();
+    resource_stack_.pop_back();
+    root_stack_.pop_back();
     path_.resize(mark);
   }
 
@@ -137,7 +142,8 @@ class Validator {
   }
 
   // `via` is the TypeRef the object was reached through (for Reference targets).
-  void Object(const json::Value& obj, const TypeDef* type, bool is_resource, const TypeRef* via = nullptr) {
+  void Object(const json::Value& obj, const TypeDef* type, bool is_resource, const TypeRef* via = nullptr,
+              const ElementDef* element = nullptr) {
     if (obj.size() == 0) {
       Error(IssueType::kStructure, path_, "an element must have a value or children: empty object");
     }
@@ -220,6 +226,15 @@ class Validator {
 
     if (type == known_.reference) Reference(obj, via);
     if (type == known_.identifier && options_.uk_core) UkIdentifier(obj);
+    if (options_.invariants && !Full() && !resource_stack_.empty()) {
+      if (!type->constraints.empty()) {
+        options_.invariants->Check(type->constraints, obj, *resource_stack_.back(), *root_stack_.back(), path_, out_);
+      }
+      if (element && !element->constraints.empty()) {
+        options_.invariants->Check(element->constraints, obj, *resource_stack_.back(), *root_stack_.back(), path_,
+                                   out_);
+      }
+    }
   }
 
   // `partner`: for a primitive array, the `_name` array beside it (or null).
@@ -312,7 +327,7 @@ class Validator {
                 "must be a JSON object (" + std::string(t->name) + "), not " + std::string(json::KindName(v.kind())));
           return;
         }
-        Object(v, t, false, &tr);
+        Object(v, t, false, &tr, &el);
         if (el.binding_strength == BindingStrength::kRequired && el.binding && el.binding->enumerable) {
           if (t == known_.coding) {
             CodingBinding(v, *el.binding);
@@ -559,6 +574,9 @@ class Validator {
   std::vector<const json::Value*> contained_stack_;
   // Enclosing Bundles, for urn:uuid references to their entries.
   std::vector<const json::Value*> bundle_stack_;
+  // Enclosing resources, innermost last (%resource, %rootResource).
+  std::vector<const json::Value*> resource_stack_;
+  std::vector<const json::Value*> root_stack_;
 };
 
 }  // namespace

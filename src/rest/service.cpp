@@ -10,6 +10,7 @@
 #include "fhir/operation_outcome.h"
 #include "fhir/primitives.h"
 #include "fhir/validate.h"
+#include "fhirpath/invariants.h"
 #include "json/json.h"
 #include "json/patch.h"
 #include "rest/capabilities.h"
@@ -233,7 +234,7 @@ std::optional<HttpError> FhirService::Impl::ParseResourceBody(std::string_view t
 
 std::optional<HttpError> FhirService::Impl::CheckValid(const json::Value& root) const {
   if (!opt_.validate_writes) return std::nullopt;
-  OperationOutcome o = fhir::Validate(root);
+  OperationOutcome o = fhir::Validate(root, fhirpath::FullValidation());
   if (!o.HasErrors()) return std::nullopt;
   HttpError e;
   e.status = 422;
@@ -796,7 +797,7 @@ void FhirService::Impl::Validate(std::string_view type, std::string_view id, con
   if (rt && rt->as_string() != type) {
     return SendError(res, HttpError::Of(400, IssueType::kInvalid, "the resource is not a " + std::string(type)));
   }
-  OperationOutcome o = fhir::Validate(*resource);
+  OperationOutcome o = fhir::Validate(*resource, fhirpath::FullValidation());
   res.status = 200;
   res.SetHeader("Content-Type", std::string(kFhirJson));
   res.body = o.ToJson();
@@ -1092,7 +1093,7 @@ void FhirService::Impl::ProcessBundle(const http::Request& req, http::Response& 
         return SendError(res,
                          HttpError::Of(400, IssueType::kInvalid, "resourceType does not match the request url", where));
       }
-      OperationOutcome o = fhir::Validate(*r.resource);
+      OperationOutcome o = fhir::Validate(*r.resource, fhirpath::FullValidation());
       if (o.HasErrors()) {
         for (auto& issue : o.issues) issue.location = where + (issue.location.empty() ? "" : "." + issue.location);
         HttpError e;
@@ -1211,7 +1212,9 @@ void FhirService::Impl::ProcessBundle(const http::Request& req, http::Response& 
           Body body;
           ASSIGN_OR_RETURN(body.doc, json::Document::Parse(cur.body));
           ASSIGN_OR_RETURN(body.root, json::ApplyJsonPatch(body.doc, body.doc.root(), patch.root()));
-          if (fhir::Validate(body.root).HasErrors()) return InvalidArgumentError("the patched resource is invalid");
+          if (fhir::Validate(body.root, fhirpath::FullValidation()).HasErrors()) {
+            return InvalidArgumentError("the patched resource is invalid");
+          }
           std::optional<int64_t> if_match;
           if (!r.if_match.empty()) if_match = ParseETag(r.if_match);
           RETURN_IF_ERROR(WriteVersion(tx, r.type, r.id, body, if_match, a));
