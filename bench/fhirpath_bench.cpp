@@ -4,7 +4,7 @@
 // engines side by side. Expressions are compiled once; each evaluation gets
 // a reset arena.
 //
-//   build/bench/fhirpath_bench SYNTHEA_DIR EXPRESSIONS_JSON [SECONDS_PER_EXPRESSION]
+//   build/bench/fhirpath_bench SYNTHEA_DIR EXPRESSIONS_JSON [SECONDS_PER_EXPRESSION [NAME]]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   }
   std::string dir = argv[1];
   double budget = argc > 3 ? std::stod(argv[3]) : 1.0;
+  std::string only = argc > 4 ? argv[4] : "";
   if (!std::filesystem::is_directory(dir)) {
     std::fprintf(stderr, "fhirpath_bench: %s is not a directory\n", dir.c_str());
     return 2;
@@ -83,6 +84,7 @@ int main(int argc, char** argv) {
   Arena arena(1 << 16);
   for (const auto& e : exprs->root().items()) {
     std::string name(e.Find("name")->as_string());
+    if (!only.empty() && name != only) continue;
     std::string input(e.Find("input")->as_string());
     std::string text(e.Find("expression")->as_string());
     bevan::fhirpath::CompileOptions options;

@@ -3,7 +3,7 @@
 // prints one JSON line per expression: {name, evaluations, seconds,
 // evals_per_sec, inputs, results, trues} (results and trues from one pass). Bundles are collection Bundles of 100 resources.
 //
-//   node bench/fhirpath/fhirpath-js-bench.mjs SYNTHEA_DIR [SECONDS_PER_EXPRESSION]
+//   node bench/fhirpath/fhirpath-js-bench.mjs SYNTHEA_DIR [SECONDS_PER_EXPRESSION [NAME]]
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -14,6 +14,7 @@ const r4 = require('fhirpath/fhir-context/r4');
 
 const dir = process.argv[2];
 const budget = Number(process.argv[3] ?? '1');
+const only = process.argv[4];
 if (!dir || !fs.existsSync(dir)) {
   console.error('usage: fhirpath-js-bench.mjs SYNTHEA_DIR [SECONDS]');
   process.exit(2);
@@ -40,6 +41,7 @@ for (let i = 0; i < all.length; i += 100) {
 byType.set('Bundle', bundles);
 
 for (const e of expressions) {
+  if (only && e.name !== only) continue;
   const inputs = byType.get(e.input) ?? [];
   const fn = fhirpath.compile(e.expression, r4);
   // Check figures from one pass: result items, and how many of them are true.
