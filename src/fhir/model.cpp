@@ -138,9 +138,16 @@ class Model {
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
+  // Hot (every resource FHIRPath or the validator meets): an open-addressing
+  // table with a cheap hash instead of std::unordered_map's.
   const TypeDef* FindType(std::string_view name) const {
-    auto it = types_by_name_.find(name);
-    return it == types_by_name_.end() ? nullptr : it->second;
+    if (type_slots_.empty()) return nullptr;
+    size_t mask = type_slots_.size() - 1;
+    for (size_t i = NameHash(name) & mask;; i = (i + 1) & mask) {
+      const TypeSlot& slot = type_slots_[i];
+      if (slot.type == nullptr) return nullptr;
+      if (slot.name == name) return slot.type;
+    }
   }
   std::span<const TypeDef* const> AllTypes() const { return all_types_; }
   std::span<const std::string_view> ResourceTypeNames() const { return resource_type_names_; }
@@ -371,12 +378,14 @@ class Model {
 
     // Every vector is complete: resolve names to pointers.
     for (TypeDef& t : types_) types_by_name_.emplace(t.name, &t);
+    BuildTypeSlots();  // rebuilt below once the aliases are in
     for (std::string_view line : Lines(generated::kTypeAliases)) {
       auto f = SplitFields(line, 2);
       const TypeDef* target = FindType(f[1]);
       if (target == nullptr) Corrupt("alias of an unknown type", line);
       types_by_name_.emplace(f[0], target);
     }
+    BuildTypeSlots();
     auto resolve = [&](std::string_view name, std::string_view line) {
       const TypeDef* t = FindType(name);
       if (t == nullptr) Corrupt("unknown type", line);
@@ -540,6 +549,31 @@ class Model {
   std::vector<const TypeDef*> all_types_;
   std::vector<std::string_view> resource_type_names_;
   std::unordered_map<std::string_view, const TypeDef*> types_by_name_;
+  struct TypeSlot {
+    std::string_view name;
+    const TypeDef* type = nullptr;
+  };
+  std::vector<TypeSlot> type_slots_;  // power-of-two size, at most half full
+
+  static size_t NameHash(std::string_view s) {
+    uint64_t h = 14695981039346656037ULL;  // FNV-1a
+    for (char c : s) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+    return static_cast<size_t>(h ^ (h >> 29));
+  }
+
+  void BuildTypeSlots() {
+    size_t n = 16;
+    while (n < types_by_name_.size() * 4) n *= 2;
+    type_slots_.assign(n, TypeSlot{});
+    for (const auto& [name, type] : types_by_name_) {
+      for (size_t i = NameHash(name) & (n - 1);; i = (i + 1) & (n - 1)) {
+        if (type_slots_[i].type == nullptr) {
+          type_slots_[i] = {name, type};
+          break;
+        }
+      }
+    }
+  }
   std::unordered_map<std::string_view, const ValueSetDef*> value_sets_by_url_;
   std::unordered_map<std::string_view, std::vector<std::pair<std::string_view, const SearchParamDef*>>> params_by_base_;
   std::unordered_map<std::string_view, std::span<const std::string_view>> compartment_;

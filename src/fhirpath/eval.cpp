@@ -670,11 +670,22 @@ bool Evaluator::Eval(int32_t index, Collection focus, Vec& out) {
     case Op::kMember: {
       Collection input = focus;
       if (n.lhs >= 0 && !EvalTo(n.lhs, focus, &input)) return false;
-      for (const Item& item : input) {
+      for (size_t i = 0; i < input.size(); ++i) {
+        const Item& item = input[i];
         if (item.kind() == ItemKind::kTypeInfo) {
           if (n.name == "namespace") out.push_back(Item::String(item.type_info().ns));
           if (n.name == "name") out.push_back(Item::String(item.type_info().name));
           continue;
+        }
+        // Large collections (Bundle entries) are bound by memory latency:
+        // fetch the members of an item a few places ahead, and their first
+        // key's text, while this one is worked on.
+        if (i + 4 < input.size()) {
+          if (const json::Value* ahead = input[i + 4].node(); ahead != nullptr && ahead->is_object() && ahead->size()) {
+            const json::Member* m = ahead->members().data();
+            __builtin_prefetch(m);
+            __builtin_prefetch(m->key.as_string().data());
+          }
         }
         if (item.is_node()) ChildrenNamed(n.parent, n.element, n.name, item, out);
       }
