@@ -160,12 +160,25 @@ class FhirService::Impl {
   std::optional<HttpError> ParseResourceBody(std::string_view text, std::string_view url_type, Body& out) const;
   std::optional<HttpError> CheckValid(const json::Value& root) const;
 
-  // Sets id, meta.versionId and meta.lastUpdated; returns the compact JSON.
-  static std::string Stamp(json::Document& doc, const json::Value& root, std::string_view id, int64_t version,
-                           Micros last_updated);
+  // A write made ready outside the store transaction: the CPU work (index
+  // extraction, serialisation) is done here, so that the store's single
+  // writer thread only reads the current version and splices the version and
+  // time into the body.
+  struct PreparedWrite {
+    std::string head;  // the body up to the versionId value
+    std::string mid;   // between the versionId and lastUpdated values
+    std::string tail;  // the rest
+    store::IndexRows rows;
+    std::string compartment;
+  };
+  Status Prepare(std::string_view type, const std::string& id, Body& body, PreparedWrite& out) const;
 
   // Writes a new version of (type, id) inside `tx`. `if_match`: required
   // current version. Fills `a`.
+  Status Commit(store::Transaction& tx, std::string_view type, const std::string& id, const PreparedWrite& p,
+                std::optional<int64_t> if_match, Answer& a) const;
+  // Prepare and Commit in one (for writes whose body is only known inside the
+  // transaction: patches, transaction Bundles with rewritten references).
   Status WriteVersion(store::Transaction& tx, std::string_view type, const std::string& id, Body& body,
                       std::optional<int64_t> if_match, Answer& a) const;
 
@@ -242,29 +255,55 @@ std::optional<HttpError> FhirService::Impl::CheckValid(const json::Value& root) 
   return e;
 }
 
-std::string FhirService::Impl::Stamp(json::Document& doc, const json::Value& root, std::string_view id, int64_t version,
-                                     Micros last_updated) {
-  json::Value meta = json::Value::ObjectRef(nullptr, 0);
-  if (const json::Value* old = root.Find("meta"); old && old->is_object()) meta = *old;
-  meta = doc.WithMember(meta, "versionId", doc.MakeString(std::to_string(version)));
-  meta = doc.WithMember(meta, "lastUpdated", doc.MakeString(FormatInstant(last_updated)));
+namespace {
+// Placeholders spliced out of the serialised body. They are the first two
+// members of meta, which follows resourceType and id (neither can hold a
+// control character), so their first occurrences in the output are ours
+// whatever the rest of the resource contains.
+constexpr std::string_view kVersionMark = "\001BevanVersion\001";
+constexpr std::string_view kTimeMark = "\001BevanTime\001";
+constexpr std::string_view kVersionMarkJson = "\\u0001BevanVersion\\u0001";
+constexpr std::string_view kTimeMarkJson = "\\u0001BevanTime\\u0001";
+}  // namespace
+
+Status FhirService::Impl::Prepare(std::string_view type, const std::string& id, Body& body, PreparedWrite& out) const {
+  RETURN_IF_ERROR(indexer_.Extract(type, id, body.root, out.rows, out.compartment));
+  // Serialise once with placeholders; meta comes right after id, so the
+  // first occurrences are ours.
+  json::Document& doc = body.doc;
+  std::vector<json::Member> meta_members;
+  meta_members.push_back({doc.MakeString("versionId"), json::Value::StringRef(kVersionMark)});
+  meta_members.push_back({doc.MakeString("lastUpdated"), json::Value::StringRef(kTimeMark)});
+  if (const json::Value* old = body.root.Find("meta"); old && old->is_object()) {
+    for (const json::Member& m : old->members()) {
+      if (m.name() != "versionId" && m.name() != "lastUpdated") meta_members.push_back(m);
+    }
+  }
+  json::Value meta = doc.MakeObject(meta_members);
   std::vector<json::Member> members;
-  members.reserve(root.size() + 2);
-  for (const json::Member& m : root.members()) {
+  members.reserve(body.root.size() + 2);
+  for (const json::Member& m : body.root.members()) {
     if (m.name() == "resourceType") {
       members.push_back(m);
       members.push_back({doc.MakeString("id"), doc.MakeString(id)});
       members.push_back({doc.MakeString("meta"), meta});
     }
   }
-  for (const json::Member& m : root.members()) {
+  for (const json::Member& m : body.root.members()) {
     if (m.name() != "resourceType" && m.name() != "id" && m.name() != "meta") members.push_back(m);
   }
-  return json::ToString(doc.MakeObject(members));
+  std::string text = json::ToString(doc.MakeObject(members));
+  size_t v = text.find(kVersionMarkJson);
+  size_t t = text.find(kTimeMarkJson);
+  if (v == std::string::npos || t == std::string::npos || t < v) return InternalError("could not stamp the resource");
+  out.head = text.substr(0, v);
+  out.mid = text.substr(v + kVersionMarkJson.size(), t - v - kVersionMarkJson.size());
+  out.tail = text.substr(t + kTimeMarkJson.size());
+  return Status::Ok();
 }
 
-Status FhirService::Impl::WriteVersion(store::Transaction& tx, std::string_view type, const std::string& id, Body& body,
-                                       std::optional<int64_t> if_match, Answer& a) const {
+Status FhirService::Impl::Commit(store::Transaction& tx, std::string_view type, const std::string& id,
+                                 const PreparedWrite& p, std::optional<int64_t> if_match, Answer& a) const {
   auto current = tx.Read(type, id);
   int64_t next = 1;
   bool existed = false;
@@ -281,19 +320,20 @@ Status FhirService::Impl::WriteVersion(store::Transaction& tx, std::string_view 
                                      " but the current version is " + std::to_string(current->version));
     }
   }
-  store::IndexRows rows;
-  std::string compartment;
-  RETURN_IF_ERROR(indexer_.Extract(type, id, body.root, rows, compartment));
   Micros now = store_.Now();
-  std::string stored = Stamp(body.doc, body.root, id, next, now);
+  std::string stored;
+  std::string version = std::to_string(next);
+  std::string instant = FormatInstant(now);
+  stored.reserve(p.head.size() + p.mid.size() + p.tail.size() + version.size() + instant.size());
+  stored.append(p.head).append(version).append(p.mid).append(instant).append(p.tail);
   store::ResourceWrite w;
   w.type = type;
   w.id = id;
   w.version = next;
   w.last_updated = now;
   w.body = stored;
-  w.compartment = compartment;
-  w.index = &rows;
+  w.compartment = p.compartment;
+  w.index = &p.rows;
   ASSIGN_OR_RETURN(store::WriteResult r, tx.Put(w));
   a.status = existed ? 200 : 201;
   a.version = r.version;
@@ -301,6 +341,13 @@ Status FhirService::Impl::WriteVersion(store::Transaction& tx, std::string_view 
   a.location = opt_.base_url + "/" + std::string(type) + "/" + id + "/_history/" + std::to_string(r.version);
   a.body = std::move(stored);
   return Status::Ok();
+}
+
+Status FhirService::Impl::WriteVersion(store::Transaction& tx, std::string_view type, const std::string& id, Body& body,
+                                       std::optional<int64_t> if_match, Answer& a) const {
+  PreparedWrite p;
+  RETURN_IF_ERROR(Prepare(type, id, body, p));
+  return Commit(tx, type, id, p, if_match, a);
 }
 
 Result<std::vector<store::ResourceKey>> FhirService::Impl::FindMatches(store::Transaction& tx, std::string_view type,
@@ -393,6 +440,8 @@ Answer FhirService::Impl::Create(std::string_view type, const std::string& text,
   if (auto e = ParseResourceBody(text, type, body)) return ErrorAnswer(*e);
   if (auto e = CheckValid(body.root)) return ErrorAnswer(*e);
   std::string id = NewId();
+  PreparedWrite prepared;
+  if (Status st = Prepare(type, id, body, prepared); !st.ok()) return ErrorAnswer(FromStatus(st));
   Answer a;
   Status st = store_.Transact([&](store::Transaction& tx) -> Status {
     a = Answer();
@@ -412,7 +461,7 @@ Answer FhirService::Impl::Create(std::string_view type, const std::string& text,
         return Status::Ok();
       }
     }
-    return WriteVersion(tx, type, id, body, std::nullopt, a);
+    return Commit(tx, type, id, prepared, std::nullopt, a);
   });
   if (!st.ok()) return ErrorAnswer(FromStatus(st));
   return Finish(std::move(a), prefer);
@@ -443,7 +492,9 @@ Answer FhirService::Impl::Update(std::string_view type, std::string_view id, con
   }
   Answer a;
   std::string sid(id);
-  Status st = store_.Transact([&](store::Transaction& tx) { return WriteVersion(tx, type, sid, body, expected, a); });
+  PreparedWrite prepared;
+  if (Status st = Prepare(type, sid, body, prepared); !st.ok()) return ErrorAnswer(FromStatus(st));
+  Status st = store_.Transact([&](store::Transaction& tx) { return Commit(tx, type, sid, prepared, expected, a); });
   if (!st.ok()) return ErrorAnswer(FromStatus(st));
   return Finish(std::move(a), prefer);
 }

@@ -80,6 +80,24 @@ TEST_F(RestTest, CreateReadVreadWithHeaders) {
             200);
 }
 
+TEST_F(RestTest, MetaIsStampedWhateverTheContent) {
+  // Client-supplied versionId/lastUpdated are replaced; content that looks
+  // like the server's internal placeholders is kept as it is.
+  auto r = Call("POST", "/fhir/Patient",
+                R"({"resourceType":"Patient","meta":{"tag":[{"display":"\u0001BevanVersion\u0001"}],"versionId":"99",)"
+                R"("lastUpdated":"2000-01-01T00:00:00Z"},"name":[{"text":"\u0001BevanTime\u0001"}]})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  auto read = Call("GET", "/fhir/Patient/" + Field(r.body, "/id"));
+  EXPECT_EQ(Field(read.body, "/meta/versionId"), "1");
+  EXPECT_NE(Field(read.body, "/meta/lastUpdated"), "2000-01-01T00:00:00Z");
+  EXPECT_EQ(Field(read.body, "/meta/tag/0/display"),
+            "\x01"
+            "BevanVersion\x01");
+  EXPECT_EQ(Field(read.body, "/name/0/text"),
+            "\x01"
+            "BevanTime\x01");
+}
+
 TEST_F(RestTest, BadInputIsRejectedAndNothingStored) {
   EXPECT_EQ(Call("POST", "/fhir/Patient", "{not json").status, 400);
   EXPECT_EQ(Call("POST", "/fhir/Patient", R"({"resourceType":"Observation"})").status, 400);
