@@ -108,12 +108,28 @@ int RunServe(ServeArgs args) {
   // URL) is known; until then requests get 503.
   std::unique_ptr<rest::FhirService> service;
   std::atomic<const rest::FhirService*> ready{nullptr};
-  // Writes wait for a durable group commit: they run on a pool large enough
-  // that many are in flight at once (the store commits them together), while
-  // reads stay on the I/O threads.
-  http_options.work_threads = 64;
+  // Creates and updates are asynchronous (they wait for a group commit
+  // without holding a thread). Other writes (Bundles, deletes, patches,
+  // conditional operations) wait in Store::Transact on a pool large enough
+  // that many share one group commit; reads stay on the I/O threads.
+  http_options.work_threads = 32;
   http_options.work_queue_limit = 4096;
-  http_options.is_long = [](const http::Request& req) { return req.method != "GET" && req.method != "HEAD"; };
+  http_options.is_long = [](const http::Request& req) {
+    if (req.method == "GET" || req.method == "HEAD") return false;
+    bool plain_write = (req.method == "POST" || req.method == "PUT") && req.query.empty() &&
+                       req.Header("If-None-Exist").empty() && req.path.size() > 6 && req.path.starts_with("/fhir/");
+    return !plain_write;
+  };
+  http_options.async_handler = [&ready](const http::Request& req, http::Response& res, std::function<void()> done) {
+    const rest::FhirService* s = ready.load(std::memory_order_acquire);
+    if (!s) {
+      rest::FhirService::ServerError(503, "starting up", res);
+      return done();
+    }
+    if (req.path == "/fhir" || req.path.starts_with("/fhir/")) return s->HandleAsync(req, res, std::move(done));
+    rest::FhirService::ServerError(404, "not found: the FHIR API is under /fhir", res);
+    done();
+  };
   auto server = http::Server::Start(http_options, [&ready](const http::Request& req, http::Response& res) {
     const rest::FhirService* s = ready.load(std::memory_order_acquire);
     if (!s) return rest::FhirService::ServerError(503, "starting up", res);

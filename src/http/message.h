@@ -43,4 +43,9 @@ struct Response {
 // pool for requests the server's `is_long` hook picks. Must not throw.
 using Handler = std::function<void(const Request&, Response&)>;
 
+// Handles one request that may finish later (e.g. after a group commit): it
+// must call `done` exactly once, from any thread, after filling the
+// response. `req` and `res` stay valid until then.
+using AsyncHandler = std::function<void(const Request& req, Response& res, std::function<void()> done)>;
+
 }  // namespace bevan::http

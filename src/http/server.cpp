@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -227,6 +228,27 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session<Stream
       if (!accepted) {
         server_.options_.make_error(503, "server busy: too many long-running requests; retry later", res_);
         res_.SetHeader("Retry-After", "1");
+        Write();
+      }
+      return;
+    }
+    if (server_.options_.async_handler) {
+      // Keeps the loop alive while the request is pending elsewhere; the
+      // response is written on this session's thread (inline when `done`
+      // is called from it).
+      auto guard = asio::make_work_guard(loop_.ioc);
+      auto self = this->shared_from_this();
+      auto done = [self, guard]() mutable {
+        asio::dispatch(self->loop_.ioc, [self, guard]() mutable {
+          self->Write();
+          guard.reset();
+        });
+      };
+      try {
+        server_.options_.async_handler(req_, res_, std::move(done));
+      } catch (...) {
+        res_ = Response();
+        server_.options_.make_error(500, "internal error", res_);
         Write();
       }
       return;

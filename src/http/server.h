@@ -34,6 +34,10 @@ struct ServerOptions {
   size_t gzip_min_bytes = 1024;  // smaller bodies are sent as they are
   // Picks requests to run on the pool instead of the I/O thread.
   std::function<bool(const Request&)> is_long;
+  // When set, requests not picked by is_long go here instead of to the
+  // handler given to Start: the I/O thread starts them and they complete
+  // whenever `done` is called (the response is written on the I/O thread).
+  AsyncHandler async_handler;
   // Builds the body of responses the server makes itself (413, 431, 408, 503,
   // 500): FHIR servers answer with an OperationOutcome. Default: plain text.
   std::function<void(int status, std::string_view message, Response&)> make_error;

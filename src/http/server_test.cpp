@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <mutex>
 #include <thread>
 
 #include "http/compress.h"
@@ -232,6 +233,38 @@ TEST(HttpServer, ManyConcurrentClients) {
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(ok, 400);
+}
+
+TEST(HttpServer, AsyncHandlerCompletesFromAnotherThread) {
+  ServerOptions o;
+  std::vector<std::thread> workers;
+  std::mutex mu;
+  o.async_handler = [&](const Request& req, Response& res, std::function<void()> done) {
+    if (req.path == "/now") {  // completes inline
+      res.body = "inline";
+      done();
+      return;
+    }
+    std::lock_guard lock(mu);
+    workers.emplace_back([&res, done = std::move(done)] {
+      std::this_thread::sleep_for(20ms);
+      res.body = "later";
+      done();
+    });
+  };
+  auto server = StartServer(o, Echo());
+  Client c(server->port());
+  c.Send("GET /later HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_EQ(Body(c.ReadResponse()), "later");
+  c.Send("GET /now HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_EQ(Body(c.ReadResponse()), "inline");
+  // Pipelined: both answered in order on one connection.
+  c.Send("GET /later HTTP/1.1\r\nHost: a\r\n\r\nGET /now HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_EQ(Body(c.ReadResponse()), "later");
+  EXPECT_EQ(Body(c.ReadResponse()), "inline");
+  server->Shutdown();
+  server->Wait();
+  for (auto& w : workers) w.join();
 }
 
 TEST(HttpServer, RejectsBadAddress) {

@@ -141,6 +141,7 @@ class FhirService::Impl {
   Impl(store::Store& store, ServiceOptions options) : store_(store), opt_(std::move(options)) {}
 
   void Handle(const http::Request& req, http::Response& res) const;
+  void HandleAsync(const http::Request& req, http::Response& res, std::function<void()> done) const;
   bool IsLong(const http::Request& req) const {
     return req.method == "POST" && (req.path == opt_.base_path || req.path == opt_.base_path + "/");
   }
@@ -1444,11 +1445,89 @@ void FhirService::Impl::Handle(const http::Request& req, http::Response& res) co
   SendError(res, HttpError::Of(404, IssueType::kNotSupported, "no such FHIR endpoint"));
 }
 
+void FhirService::Impl::HandleAsync(const http::Request& req, http::Response& res, std::function<void()> done) const {
+  // Only plain creates (POST /fhir/Type) and updates (PUT /fhir/Type/id)
+  // take the asynchronous path; they are the bulk of writes.
+  std::string_view path = req.path;
+  bool is_write = (req.method == "POST" || req.method == "PUT") && req.query.empty() &&
+                  req.Header("If-None-Exist").empty() && path.starts_with(opt_.base_path + "/") &&
+                  IsJsonContentType(req.Header("Content-Type")) &&
+                  req.Header("Accept").find("xml") == std::string_view::npos;
+  std::string type, id;
+  if (is_write) {
+    std::string_view rest = path.substr(opt_.base_path.size() + 1);
+    size_t slash = rest.find('/');
+    type = std::string(rest.substr(0, slash));
+    if (slash != std::string_view::npos) id = std::string(rest.substr(slash + 1));
+    bool shape_ok = req.method == "POST" ? id.empty() : (!id.empty() && id.find('/') == std::string::npos);
+    is_write = shape_ok && fhir::FindResourceType(type) != nullptr &&
+               (id.empty() || fhir::CheckPrimitive(fhir::PrimitiveCheck::kId, id).empty());
+  }
+  if (!is_write) {
+    Handle(req, res);
+    done();
+    return;
+  }
+  struct State {
+    Body body;
+    PreparedWrite prepared;
+    Answer answer;
+    std::string type, id;
+    std::optional<int64_t> if_match;
+    Prefer prefer;
+  };
+  auto state = std::make_shared<State>();
+  state->type = type;
+  state->prefer = ParsePrefer(req.Header("Prefer"));
+  auto fail = [&](const HttpError& e) {
+    Send(res, ErrorAnswer(e));
+    done();
+  };
+  if (auto e = ParseResourceBody(req.body, type, state->body)) return fail(*e);
+  if (req.method == "PUT") {
+    const json::Value* body_id = state->body.root.Find("id");
+    if (!body_id || !body_id->is_string()) {
+      return fail(HttpError::Of(400, IssueType::kRequired, "an update must carry the resource id", "id"));
+    }
+    if (body_id->as_string() != id) {
+      return fail(HttpError::Of(
+          400, IssueType::kInvalid,
+          "the resource id '" + std::string(body_id->as_string()) + "' does not match the URL's id '" + id + "'",
+          "id"));
+    }
+    if (auto im = req.Header("If-Match"); !im.empty()) {
+      state->if_match = ParseETag(im);
+      if (!state->if_match) return fail(HttpError::Of(400, IssueType::kInvalid, "malformed If-Match (use W/\"n\")"));
+    }
+    state->id = id;
+  } else {
+    state->id = NewId();
+  }
+  if (auto e = CheckValid(state->body.root)) return fail(*e);
+  if (Status st = Prepare(type, state->id, state->body, state->prepared); !st.ok()) return fail(FromStatus(st));
+  store_.TransactAsync(
+      [this, state](store::Transaction& tx) {
+        state->answer = Answer();
+        return Commit(tx, state->type, state->id, state->prepared, state->if_match, state->answer);
+      },
+      [this, state, &res, done = std::move(done)](Status st) {
+        if (!st.ok()) {
+          Send(res, ErrorAnswer(FromStatus(st)));
+        } else {
+          Send(res, Finish(std::move(state->answer), state->prefer));
+        }
+        done();
+      });
+}
+
 FhirService::FhirService(store::Store& store, ServiceOptions options)
     : impl_(std::make_unique<Impl>(store, std::move(options))) {}
 FhirService::~FhirService() = default;
 
 void FhirService::Handle(const http::Request& req, http::Response& res) const { impl_->Handle(req, res); }
+void FhirService::HandleAsync(const http::Request& req, http::Response& res, std::function<void()> done) const {
+  impl_->HandleAsync(req, res, std::move(done));
+}
 bool FhirService::IsLong(const http::Request& req) const { return impl_->IsLong(req); }
 
 void FhirService::ServerError(int status, std::string_view message, http::Response& res) {

@@ -8,6 +8,7 @@
 // threads.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -34,6 +35,12 @@ class FhirService {
 
   // Handles one request under base_path.
   void Handle(const http::Request& req, http::Response& res) const;
+
+  // The same, finishing asynchronously where the store allows it: creates
+  // and updates are committed with Store::TransactAsync (many in flight share
+  // one group commit; no thread waits), everything else is handled at once.
+  // Calls `done` exactly once.
+  void HandleAsync(const http::Request& req, http::Response& res, std::function<void()> done) const;
 
   // Whether a request should run on the server's work pool (Bundles).
   bool IsLong(const http::Request& req) const;
