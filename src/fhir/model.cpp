@@ -146,7 +146,10 @@ class Model {
     for (size_t i = NameHash(name) & mask;; i = (i + 1) & mask) {
       const TypeSlot& slot = type_slots_[i];
       if (slot.type == nullptr) return nullptr;
-      if (slot.name == name) return slot.type;
+      if (slot.name.size() == name.size() && Load8(slot.name.data(), name.size()) == Load8(name.data(), name.size()) &&
+          (name.size() <= 8 || std::memcmp(slot.name.data() + 8, name.data() + 8, name.size() - 8) == 0)) {
+        return slot.type;
+      }
     }
   }
   std::span<const TypeDef* const> AllTypes() const { return all_types_; }
@@ -555,10 +558,18 @@ class Model {
   };
   std::vector<TypeSlot> type_slots_;  // power-of-two size, at most half full
 
+  // The first and last (up to) eight bytes and the length, mixed: one
+  // multiply, no loop; type names differ early or in length.
+  static uint64_t Load8(const char* p, size_t n) {
+    uint64_t v = 0;
+    std::memcpy(&v, p, n < 8 ? n : 8);
+    return v;
+  }
   static size_t NameHash(std::string_view s) {
-    uint64_t h = 14695981039346656037ULL;  // FNV-1a
-    for (char c : s) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
-    return static_cast<size_t>(h ^ (h >> 29));
+    uint64_t a = Load8(s.data(), s.size());
+    uint64_t b = s.size() > 8 ? Load8(s.data() + s.size() - 8, 8) : 0;
+    uint64_t h = (a ^ (b * 0x9E3779B97F4A7C15ULL) ^ s.size()) * 0xD6E8FEB86659FD93ULL;
+    return static_cast<size_t>(h ^ (h >> 32));
   }
 
   void BuildTypeSlots() {
