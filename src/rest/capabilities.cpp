@@ -55,7 +55,7 @@ std::string CapabilityStatementJson(std::string_view base_url) {
                              M(d, "interaction", Codes(d, "code", {"transaction", "batch", "history-system"})),
                              M(d, "operation", d.MakeArray({&validate_op, 1}))});
   json::Value json_format = d.MakeString("json");
-  json::Value patch_format = d.MakeString("application/json-patch+json");
+  json::Value patch_formats[2] = {d.MakeString("application/json-patch+json"), d.MakeString("application/fhir+json")};
   json::Value root = Obj(
       d, {M(d, "resourceType", d.MakeString("CapabilityStatement")), M(d, "status", d.MakeString("active")),
           M(d, "date", d.MakeString("2026-11-24")), M(d, "publisher", d.MakeString("Bevan")),
@@ -64,7 +64,7 @@ std::string CapabilityStatementJson(std::string_view base_url) {
           M(d, "implementation",
             Obj(d, {M(d, "description", d.MakeString("Bevan FHIR R4 server")), M(d, "url", d.MakeString(base_url))})),
           M(d, "fhirVersion", d.MakeString(fhir::FhirVersion())), M(d, "format", d.MakeArray({&json_format, 1})),
-          M(d, "patchFormat", d.MakeArray({&patch_format, 1})), M(d, "rest", d.MakeArray({&rest, 1}))});
+          M(d, "patchFormat", d.MakeArray(patch_formats)), M(d, "rest", d.MakeArray({&rest, 1}))});
   return json::ToString(root);
 }
 

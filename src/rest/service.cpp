@@ -14,6 +14,7 @@
 #include "json/json.h"
 #include "json/patch.h"
 #include "rest/capabilities.h"
+#include "rest/fhirpath_patch.h"
 #include "rest/indexer.h"
 #include "rest/time.h"
 #include "rest/url.h"
@@ -583,14 +584,30 @@ Answer FhirService::Impl::Patch(std::string_view type, std::string_view id, std:
                                 const std::string& text, std::string_view content_type, std::string_view if_match,
                                 Prefer prefer) const {
   std::string ct(content_type.substr(0, content_type.find(';')));
+  while (!ct.empty() && ct.back() == ' ') ct.pop_back();
   bool json_patch = ct == "application/json-patch+json";
-  if (!json_patch) {
+  // FHIRPath Patch: a Parameters resource as FHIR JSON.
+  bool fhirpath_patch = ct == "application/fhir+json" || ct == "application/json";
+  if (!json_patch && !fhirpath_patch) {
     return ErrorAnswer(HttpError::Of(415, IssueType::kNotSupported,
-                                     "PATCH needs Content-Type application/json-patch+json (FHIRPath Patch is not "
-                                     "supported yet)"));
+                                     "PATCH takes application/json-patch+json (JSON Patch) or application/fhir+json "
+                                     "(FHIRPath Patch: a Parameters resource)"));
   }
   auto patch_doc = json::Document::Parse(text);
   if (!patch_doc.ok()) return ErrorAnswer(HttpError::Of(400, IssueType::kStructure, patch_doc.status().message()));
+  if (fhirpath_patch) {
+    const json::Value* rt = patch_doc->root().Find("resourceType");
+    if (!rt || rt->as_string() != "Parameters") {
+      return ErrorAnswer(
+          HttpError::Of(400, IssueType::kInvalid, "a FHIRPath Patch body must be a Parameters resource"));
+    }
+    if (auto o = fhir::Validate(patch_doc->root()); o.HasErrors()) {
+      HttpError e;
+      e.status = 400;
+      e.outcome = std::move(o);
+      return ErrorAnswer(e);
+    }
+  }
   std::optional<int64_t> expected;
   if (!if_match.empty()) {
     expected = ParseETag(if_match);
@@ -614,7 +631,8 @@ Answer FhirService::Impl::Patch(std::string_view type, std::string_view id, std:
     if (cur.deleted) return NotFoundError(std::string(type) + "/" + target + " is deleted");
     Body body;
     ASSIGN_OR_RETURN(body.doc, json::Document::Parse(cur.body));
-    auto patched = json::ApplyJsonPatch(body.doc, body.doc.root(), patch_doc->root());
+    auto patched = fhirpath_patch ? ApplyFhirPathPatch(body.doc, body.doc.root(), patch_doc->root())
+                                  : json::ApplyJsonPatch(body.doc, body.doc.root(), patch_doc->root());
     if (!patched.ok()) {
       invalid = HttpError::Of(422, IssueType::kInvalid, patched.status().message());
       return patched.status();
@@ -1114,7 +1132,19 @@ void FhirService::Impl::ProcessBundle(const http::Request& req, http::Response& 
       } else if (r.method == "DELETE") {
         answers[i] = r.id.empty() ? ConditionalDelete(r.type, r.criteria) : Delete(r.type, r.id);
       } else if (r.method == "PATCH") {
-        answers[i] = ErrorAnswer(HttpError::Of(501, IssueType::kNotSupported, "PATCH in a batch is not supported yet"));
+        const json::Value* rt = r.resource ? r.resource->Find("resourceType") : nullptr;
+        if (rt && rt->as_string() == "Parameters") {
+          answers[i] =
+              Patch(r.type, r.id, r.criteria, text, "application/fhir+json", r.if_match, Prefer::kRepresentation);
+        } else {
+          const json::Value* data = r.resource ? r.resource->Find("data") : nullptr;
+          auto patch_text = data ? DecodeBase64(data->as_string()) : std::nullopt;
+          answers[i] = patch_text ? Patch(r.type, r.id, r.criteria, *patch_text, "application/json-patch+json",
+                                          r.if_match, Prefer::kRepresentation)
+                                  : ErrorAnswer(HttpError::Of(400, IssueType::kInvalid,
+                                                              "PATCH entries hold a Parameters resource or a Binary "
+                                                              "with a base64 JSON Patch"));
+        }
       } else {
         http::Request get;
         get.method = "GET";
@@ -1251,19 +1281,32 @@ void FhirService::Impl::ProcessBundle(const http::Request& req, http::Response& 
           }
           RETURN_IF_ERROR(WriteVersion(tx, r.type, id, body, if_match, a));
         } else if (r.method == "PATCH") {
-          const json::Value* data = r.resource ? r.resource->Find("data") : nullptr;
-          const json::Value* ct = r.resource ? r.resource->Find("contentType") : nullptr;
-          if (!data || !ct || ct->as_string() != "application/json-patch+json") {
-            return UnimplementedError("PATCH entries must be a Binary holding application/json-patch+json");
+          // The entry's resource is either a Parameters (FHIRPath Patch) or a
+          // Binary holding a JSON Patch.
+          const json::Value* rt = r.resource ? r.resource->Find("resourceType") : nullptr;
+          bool fhirpath_entry = rt && rt->as_string() == "Parameters";
+          json::Document patch;
+          if (!fhirpath_entry) {
+            const json::Value* data = r.resource ? r.resource->Find("data") : nullptr;
+            const json::Value* ct = r.resource ? r.resource->Find("contentType") : nullptr;
+            if (!data || !ct || ct->as_string() != "application/json-patch+json") {
+              return InvalidArgumentError(
+                  "PATCH entries hold a Parameters resource (FHIRPath Patch) or a Binary with "
+                  "application/json-patch+json");
+            }
+            auto patch_text = DecodeBase64(data->as_string());
+            if (!patch_text) return InvalidArgumentError("PATCH entry: invalid base64");
+            ASSIGN_OR_RETURN(patch, json::Document::Parse(*patch_text));
           }
-          auto patch_text = DecodeBase64(data->as_string());
-          if (!patch_text) return InvalidArgumentError("PATCH entry: invalid base64");
-          ASSIGN_OR_RETURN(json::Document patch, json::Document::Parse(*patch_text));
           ASSIGN_OR_RETURN(store::ResourceVersion cur, tx.Read(r.type, r.id, true));
           if (cur.deleted) return NotFoundError(r.type + "/" + r.id + " is deleted");
           Body body;
           ASSIGN_OR_RETURN(body.doc, json::Document::Parse(cur.body));
-          ASSIGN_OR_RETURN(body.root, json::ApplyJsonPatch(body.doc, body.doc.root(), patch.root()));
+          if (fhirpath_entry) {
+            ASSIGN_OR_RETURN(body.root, ApplyFhirPathPatch(body.doc, body.doc.root(), *r.resource));
+          } else {
+            ASSIGN_OR_RETURN(body.root, json::ApplyJsonPatch(body.doc, body.doc.root(), patch.root()));
+          }
           if (fhir::Validate(body.root, fhirpath::FullValidation()).HasErrors()) {
             return InvalidArgumentError("the patched resource is invalid");
           }

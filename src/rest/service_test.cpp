@@ -301,6 +301,33 @@ TEST_F(RestTest, JsonPatch) {
   EXPECT_EQ(Call("GET", "/fhir/Patient/" + id).Header("ETag"), "W/\"2\"");
 }
 
+TEST_F(RestTest, FhirPathPatch) {
+  std::string id = CreatePatient(R"(,"birthDate":"1920-01-01")");
+  std::string params = R"({"resourceType":"Parameters","parameter":[{"name":"operation","part":[
+    {"name":"type","valueCode":"replace"},{"name":"path","valueString":"Patient.birthDate"},
+    {"name":"value","valueDate":"1930-01-01"}]}]})";
+  auto p = Call("PATCH", "/fhir/Patient/" + id, params, {{"Content-Type", "application/fhir+json"}});
+  ASSERT_EQ(p.status, 200) << p.body;
+  EXPECT_EQ(Field(p.body, "/birthDate"), "1930-01-01");
+  EXPECT_EQ(Field(p.body, "/meta/versionId"), "2");
+  // A patch whose path matches nothing to replace fails with 422 and changes nothing.
+  std::string bad = R"({"resourceType":"Parameters","parameter":[{"name":"operation","part":[
+    {"name":"type","valueCode":"replace"},{"name":"path","valueString":"Patient.deceased"},
+    {"name":"value","valueBoolean":true}]}]})";
+  EXPECT_EQ(Call("PATCH", "/fhir/Patient/" + id, bad, {{"Content-Type", "application/fhir+json"}}).status, 422);
+  EXPECT_EQ(
+      Call("PATCH", "/fhir/Patient/" + id, R"({"resourceType":"Patient"})", {{"Content-Type", "application/fhir+json"}})
+          .status,
+      400);
+  EXPECT_EQ(Call("PATCH", "/fhir/Patient/" + id, "x", {{"Content-Type", "text/plain"}}).status, 415);
+  // In a transaction.
+  std::string tx = R"({"resourceType":"Bundle","type":"transaction","entry":[{"resource":)" + params +
+                   R"(,"request":{"method":"PATCH","url":"Patient/)" + id + R"("}}]})";
+  auto t = Call("POST", "/fhir", tx);
+  ASSERT_EQ(t.status, 200) << t.body;
+  EXPECT_EQ(Field(t.body, "/entry/0/resource/meta/versionId"), "3");
+}
+
 TEST_F(RestTest, TransactionIsAtomicAndRewritesReferences) {
   std::string tx = R"({"resourceType":"Bundle","type":"transaction","entry":[
     {"fullUrl":"urn:uuid:11111111-1111-4111-8111-111111111111","resource":{"resourceType":"Patient","active":true},
