@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "fhir/model.h"
 #include "fhirpath_command.h"
+#include "import_command.h"
 #include "serve_command.h"
 
 #ifndef BEVAN_VERSION
@@ -34,6 +35,13 @@ int main(int argc, char** argv) {
   fp->add_flag("--lenient", fhirpath.lenient, "Accept choice-type JSON names such as valueQuantity");
   fp->add_option("--type", fhirpath.context_type, "Context type (default: the input's resourceType)");
 
+  bevan::cli::ImportArgs import_args;
+  CLI::App* im = app.add_subcommand("import", "Load NDJSON and Bundle files (or directories of them) into a store");
+  im->add_option("paths", import_args.paths, "Files or directories")->required();
+  im->add_option("--db", import_args.db, "Store: sqlite:PATH or postgresql://...")->capture_default_str();
+  im->add_option("--threads", import_args.threads, "Parse and validation threads (0: one per core)");
+  im->add_option("--errors", import_args.errors_file, "Write rejected resources' OperationOutcomes to this file");
+
   bevan::cli::ServeArgs serve;
   CLI::App* sv =
       app.add_subcommand("serve", "Run the FHIR R4 server (loopback only until authorisation is configured)");
@@ -54,5 +62,6 @@ int main(int argc, char** argv) {
   if (v->parsed()) return bevan::cli::RunValidate(validate);
   if (sv->parsed()) return bevan::cli::RunServe(serve);
   if (fp->parsed()) return bevan::cli::RunFhirpath(fhirpath);
+  if (im->parsed()) return bevan::cli::RunImport(import_args);
   return 2;
 }

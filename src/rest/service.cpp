@@ -18,6 +18,7 @@
 #include "rest/indexer.h"
 #include "rest/time.h"
 #include "rest/url.h"
+#include "rest/write.h"
 
 namespace bevan::rest {
 
@@ -162,17 +163,6 @@ class FhirService::Impl {
   std::optional<HttpError> ParseResourceBody(std::string_view text, std::string_view url_type, Body& out) const;
   std::optional<HttpError> CheckValid(const json::Value& root) const;
 
-  // A write made ready outside the store transaction: the CPU work (index
-  // extraction, serialisation) is done here, so that the store's single
-  // writer thread only reads the current version and splices the version and
-  // time into the body.
-  struct PreparedWrite {
-    std::string head;  // the body up to the versionId value
-    std::string mid;   // between the versionId and lastUpdated values
-    std::string tail;  // the rest
-    store::IndexRows rows;
-    std::string compartment;
-  };
   Status Prepare(std::string_view type, const std::string& id, Body& body, PreparedWrite& out) const;
 
   // Writes a new version of (type, id) inside `tx`. `if_match`: required
@@ -257,91 +247,18 @@ std::optional<HttpError> FhirService::Impl::CheckValid(const json::Value& root) 
   return e;
 }
 
-namespace {
-// Placeholders spliced out of the serialised body. They are the first two
-// members of meta, which follows resourceType and id (neither can hold a
-// control character), so their first occurrences in the output are ours
-// whatever the rest of the resource contains.
-constexpr std::string_view kVersionMark = "\001BevanVersion\001";
-constexpr std::string_view kTimeMark = "\001BevanTime\001";
-constexpr std::string_view kVersionMarkJson = "\\u0001BevanVersion\\u0001";
-constexpr std::string_view kTimeMarkJson = "\\u0001BevanTime\\u0001";
-}  // namespace
-
 Status FhirService::Impl::Prepare(std::string_view type, const std::string& id, Body& body, PreparedWrite& out) const {
-  RETURN_IF_ERROR(indexer_.Extract(type, id, body.root, out.rows, out.compartment));
-  // Serialise once with placeholders; meta comes right after id, so the
-  // first occurrences are ours.
-  json::Document& doc = body.doc;
-  std::vector<json::Member> meta_members;
-  meta_members.push_back({doc.MakeString("versionId"), json::Value::StringRef(kVersionMark)});
-  meta_members.push_back({doc.MakeString("lastUpdated"), json::Value::StringRef(kTimeMark)});
-  if (const json::Value* old = body.root.Find("meta"); old && old->is_object()) {
-    for (const json::Member& m : old->members()) {
-      if (m.name() != "versionId" && m.name() != "lastUpdated") meta_members.push_back(m);
-    }
-  }
-  json::Value meta = doc.MakeObject(meta_members);
-  std::vector<json::Member> members;
-  members.reserve(body.root.size() + 2);
-  for (const json::Member& m : body.root.members()) {
-    if (m.name() == "resourceType") {
-      members.push_back(m);
-      members.push_back({doc.MakeString("id"), doc.MakeString(id)});
-      members.push_back({doc.MakeString("meta"), meta});
-    }
-  }
-  for (const json::Member& m : body.root.members()) {
-    if (m.name() != "resourceType" && m.name() != "id" && m.name() != "meta") members.push_back(m);
-  }
-  std::string text = json::ToString(doc.MakeObject(members));
-  size_t v = text.find(kVersionMarkJson);
-  size_t t = text.find(kTimeMarkJson);
-  if (v == std::string::npos || t == std::string::npos || t < v) return InternalError("could not stamp the resource");
-  out.head = text.substr(0, v);
-  out.mid = text.substr(v + kVersionMarkJson.size(), t - v - kVersionMarkJson.size());
-  out.tail = text.substr(t + kTimeMarkJson.size());
-  return Status::Ok();
+  return PrepareWrite(indexer_, type, id, body.doc, body.root, out);
 }
 
 Status FhirService::Impl::Commit(store::Transaction& tx, std::string_view type, const std::string& id,
                                  const PreparedWrite& p, std::optional<int64_t> if_match, Answer& a) const {
-  auto current = tx.Read(type, id);
-  int64_t next = 1;
-  bool existed = false;
-  if (current.ok()) {
-    next = current->version + 1;
-    existed = !current->deleted;
-  } else if (current.status().code() != StatusCode::kNotFound) {
-    return current.status();
-  }
-  if (if_match) {
-    if (!existed) return FailedPreconditionError("If-Match: " + std::string(type) + "/" + id + " does not exist");
-    if (current->version != *if_match) {
-      return FailedPreconditionError("version conflict: If-Match asks for version " + std::to_string(*if_match) +
-                                     " but the current version is " + std::to_string(current->version));
-    }
-  }
-  Micros now = store_.Now();
-  std::string stored;
-  std::string version = std::to_string(next);
-  std::string instant = FormatInstant(now);
-  stored.reserve(p.head.size() + p.mid.size() + p.tail.size() + version.size() + instant.size());
-  stored.append(p.head).append(version).append(p.mid).append(instant).append(p.tail);
-  store::ResourceWrite w;
-  w.type = type;
-  w.id = id;
-  w.version = next;
-  w.last_updated = now;
-  w.body = stored;
-  w.compartment = p.compartment;
-  w.index = &p.rows;
-  ASSIGN_OR_RETURN(store::WriteResult r, tx.Put(w));
-  a.status = existed ? 200 : 201;
+  ASSIGN_OR_RETURN(CommitResult r, CommitWrite(store_, tx, type, id, p, if_match));
+  a.status = r.created ? 201 : 200;
   a.version = r.version;
   a.last_modified = r.last_updated;
   a.location = opt_.base_url + "/" + std::string(type) + "/" + id + "/_history/" + std::to_string(r.version);
-  a.body = std::move(stored);
+  a.body = std::move(r.body);
   return Status::Ok();
 }
 
