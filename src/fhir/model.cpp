@@ -562,7 +562,7 @@ class Model {
   // multiply, no loop; type names differ early or in length.
   static uint64_t Load8(const char* p, size_t n) {
     uint64_t v = 0;
-    std::memcpy(&v, p, n < 8 ? n : 8);
+    if (n != 0) std::memcpy(&v, p, n < 8 ? n : 8);  // an empty view may have no data pointer
     return v;
   }
   static size_t NameHash(std::string_view s) {
