@@ -8,6 +8,7 @@
 #include "fhirpath_command.h"
 #include "import_command.h"
 #include "serve_command.h"
+#include "synth_command.h"
 
 #ifndef BEVAN_VERSION
 #define BEVAN_VERSION "0.0.0"
@@ -54,6 +55,15 @@ int main(int argc, char** argv) {
   sv->add_option("--tls-key", serve.tls_key, "TLS private key (PEM)");
   sv->add_option("--base-url", serve.base_url, "Public base URL (default http://ADDRESS:PORT/fhir)");
 
+  bevan::cli::SynthArgs synth;
+  CLI::App* sy =
+      app.add_subcommand("synth", "Write a synthetic English NHS trust as NDJSON (one file per resource type)");
+  sy->add_option("--patients", synth.patients, "Number of patients (1 to 900000)")->required();
+  sy->add_option("--seed", synth.seed, "Random seed: the same seed gives byte-identical files")->capture_default_str();
+  sy->add_option("--trust", synth.trust, "The trust's ODS code")->capture_default_str();
+  sy->add_option("--as-of", synth.as_of, "The date treated as today, YYYY-MM-DD (default 2026-04-01)");
+  sy->add_option("--out", synth.out, "Output directory (created if missing)")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -63,5 +73,6 @@ int main(int argc, char** argv) {
   if (sv->parsed()) return bevan::cli::RunServe(serve);
   if (fp->parsed()) return bevan::cli::RunFhirpath(fhirpath);
   if (im->parsed()) return bevan::cli::RunImport(import_args);
+  if (sy->parsed()) return bevan::cli::RunSynth(synth);
   return 2;
 }
