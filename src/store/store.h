@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "store/search_plan.h"
 
 namespace bevan::store {
 
@@ -339,6 +340,32 @@ class Store {
   // History, newest first; see HistoryQuery. Instance history of a resource
   // that never existed is kNotFound.
   virtual Result<HistoryPage> History(const HistoryQuery& query) = 0;
+
+  // Search (see search_plan.h): one page of the current, non-deleted
+  // resources of plan.type matching plan.where, in the plan's order, after
+  // plan.after; `next` is set when more follow; `total` when plan.count.
+  // One SQL statement (two with a count), read from a consistent snapshot.
+  // kInvalidArgument for a malformed plan or a cursor that does not fit its
+  // sort keys.
+  virtual Result<SearchPage> Search(const SearchPlan& plan) = 0;
+
+  // _include / _revinclude: the current resources the IncludeQuery names, in
+  // rid order, without duplicates, at most query.limit (kResourceExhausted
+  // beyond). One SQL statement for all specs.
+  virtual Result<std::vector<SearchHit>> Include(const IncludeQuery& query) = 0;
+
+  // The statements Search and Include would run, in this backend's dialect,
+  // and the database's plan for them (SQLite EXPLAIN QUERY PLAN, PostgreSQL
+  // EXPLAIN), one line per plan node. For tests and diagnostics.
+  virtual Result<std::string> ExplainSearch(const SearchPlan& plan) = 0;
+  virtual Result<std::string> ExplainInclude(const IncludeQuery& query) = 0;
+
+  // Refreshes the database's planner statistics (ANALYZE). Call after a bulk
+  // load: PostgreSQL plans searches from them (without them it assumes tiny
+  // tables and may pick nested loops that are quadratic on real data);
+  // autovacuum keeps them fresh afterwards. SQLite's search plans are fixed by
+  // the statements themselves and do not need them.
+  virtual Status Analyze() = 0;
 };
 
 // Opens (creating or migrating the schema when needed) the store named by `url`:
@@ -351,6 +378,6 @@ class Store {
 Result<std::unique_ptr<Store>> OpenStore(std::string_view url, const StoreOptions& options = {});
 
 // The schema version this code creates and understands (table schema_version).
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 }  // namespace bevan::store

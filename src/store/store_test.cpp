@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "store/postgres/pg_test_cluster.h"
+#include "store/search_sql.h"
 
 namespace bevan::store {
 namespace {
@@ -431,6 +432,185 @@ TYPED_TEST(StoreTest, IndexRowsWrittenReplacedAndRemoved) {
   for (int i = 0; i < 7; ++i) EXPECT_EQ(this->CountRows(tables[i], w->rid), 0) << tables[i];
 }
 
+// --- Search -------------------------------------------------------------------
+
+// Ids of a page.
+std::vector<std::string> Ids(const std::vector<SearchHit>& hits) {
+  std::vector<std::string> ids;
+  for (const SearchHit& h : hits) ids.push_back(h.id);
+  return ids;
+}
+
+TYPED_TEST(StoreTest, SearchPlanPredicatesSortingAndCount) {
+  Store& s = this->store();
+  // o0..o9: code c<i%3>, date day i, subject Patient/p<i%2>; p0 has family "smith".
+  for (int i = 0; i < 10; ++i) {
+    IndexRows rows;
+    rows.tokens = {{"code", "sys", "c" + std::to_string(i % 3)}};
+    rows.dates = {{"date", i * 86400000000LL, (i + 1) * 86400000000LL - 1}};
+    rows.references = {{"subject", "Patient", "p" + std::to_string(i % 2), ""}};
+    ASSERT_OK(this->PutVersion("Observation", "o" + std::to_string(i), 1, &rows, "p" + std::to_string(i % 2)));
+  }
+  IndexRows p0;
+  p0.strings = {{"family", "smith", "Smith"}};
+  ASSERT_OK(this->PutVersion("Patient", "p0", 1, &p0, "p0"));
+  ASSERT_OK(this->PutVersion("Patient", "p1", 1, nullptr, "p1"));
+
+  SearchPlan plan;
+  plan.type = "Observation";
+  plan.where = PlanNode::And(
+      {PlanNode::Rows(IndexTable::kToken, "code", {Cond{Column::kCode, Op::kEq, std::string("c1"), {}}}),
+       PlanNode::Rows(IndexTable::kReference, "subject", {Cond{Column::kTargetId, Op::kEq, std::string("p1"), {}}})});
+  auto page = s.Search(plan);
+  ASSERT_OK(page);
+  EXPECT_EQ(Ids(page->hits), (std::vector<std::string>{"o1", "o7"}));
+  EXPECT_FALSE(page->next);
+  EXPECT_FALSE(page->hits[0].body.empty());
+
+  // Chain: observations whose subject is a Patient with family starting "smi".
+  plan.where = PlanNode::Chain(
+      "subject", {"Patient"},
+      PlanNode::Rows(IndexTable::kString, "family", {Cond{Column::kNormalized, Op::kPrefix, std::string("smi"), {}}}));
+  plan.sort = {SortKey{SortKey::Source::kIndex, IndexTable::kDate, "date", Column::kHi, true}};
+  plan.count = true;
+  page = s.Search(plan);
+  ASSERT_OK(page);
+  EXPECT_EQ(Ids(page->hits), (std::vector<std::string>{"o8", "o6", "o4", "o2", "o0"}));
+  EXPECT_EQ(page->total, 5);
+  SearchPlan count_only = plan;
+  count_only.limit = 0;
+  page = s.Search(count_only);
+  ASSERT_OK(page);
+  EXPECT_TRUE(page->hits.empty());
+  EXPECT_FALSE(page->next);
+  EXPECT_EQ(page->total, 5);
+
+  // _has: patients with an observation of code c2 dated day 6 or later; NOT; compartment.
+  SearchPlan has;
+  has.type = "Patient";
+  has.where = PlanNode::Has(
+      "Observation", "subject",
+      PlanNode::And({PlanNode::Rows(IndexTable::kToken, "code", {Cond{Column::kCode, Op::kEq, std::string("c2"), {}}}),
+                     PlanNode::Rows(IndexTable::kDate, "date",
+                                    {Cond{Column::kLo, Op::kGe, std::int64_t{6 * 86400000000LL}, {}}})}));
+  page = s.Search(has);
+  ASSERT_OK(page);
+  EXPECT_EQ(Ids(page->hits), (std::vector<std::string>{"p0"}));  // o8
+  has.where = PlanNode::Not(PlanNode::Rows(IndexTable::kString, "family", {}));
+  page = s.Search(has);
+  ASSERT_OK(page);
+  EXPECT_EQ(Ids(page->hits), (std::vector<std::string>{"p1"}));
+  SearchPlan in_compartment;
+  in_compartment.type = "Observation";
+  in_compartment.compartment = "p1";
+  in_compartment.where = PlanNode::Id({"o1", "o2", "o3"});
+  page = s.Search(in_compartment);
+  ASSERT_OK(page);
+  EXPECT_EQ(Ids(page->hits), (std::vector<std::string>{"o1", "o3"}));
+
+  // Includes: the subjects of o1 and o2; the observations of p0.
+  IncludeQuery inc;
+  auto first = s.Search(plan);
+  ASSERT_OK(first);
+  inc.rids = {first->hits[0].rid};
+  inc.specs = {IncludeSpec{false, "Observation", "subject", ""}};
+  auto included = s.Include(inc);
+  ASSERT_OK(included);
+  EXPECT_EQ(Ids(*included), (std::vector<std::string>{"p0"}));
+  SearchPlan p0_plan;
+  p0_plan.type = "Patient";
+  p0_plan.where = PlanNode::Id({"p0"});
+  auto p0_page = s.Search(p0_plan);
+  ASSERT_OK(p0_page);
+  inc.rids = {p0_page->hits[0].rid};
+  inc.specs = {IncludeSpec{true, "Observation", "subject", ""}};
+  inc.limit = 3;
+  EXPECT_EQ(s.Include(inc).status().code(), StatusCode::kResourceExhausted);
+  inc.limit = 100;
+  included = s.Include(inc);
+  ASSERT_OK(included);
+  EXPECT_EQ(included->size(), 5u);
+
+  // A bad cursor is refused.
+  plan.after = SearchCursor{{std::string("x")}, 1};
+  EXPECT_EQ(s.Search(plan).status().code(), StatusCode::kInvalidArgument);
+}
+
+TYPED_TEST(StoreTest, SearchPagesStayCorrectWhileDataChanges) {
+  Store& s = this->store();
+  auto put = [&](const std::string& id, int day, std::int64_t version = 1) {
+    IndexRows rows;
+    rows.dates = {{"date", day * 86400000000LL, (day + 1) * 86400000000LL - 1}};
+    return this->PutVersion("Encounter", id, version, &rows);
+  };
+  for (int i = 0; i < 20; ++i) ASSERT_OK(put("e" + std::to_string(i), 100 + i));
+  SearchPlan plan;
+  plan.type = "Encounter";
+  plan.sort = {SortKey{SortKey::Source::kIndex, IndexTable::kDate, "date", Column::kHi, true}};
+  plan.limit = 5;
+  auto page = s.Search(plan);
+  ASSERT_OK(page);
+  EXPECT_EQ(Ids(page->hits), (std::vector<std::string>{"e19", "e18", "e17", "e16", "e15"}));
+  ASSERT_TRUE(page->next);
+  std::string token = page->next->ToString();
+  // Changes while the client holds the cursor: a newer encounter (sorts before
+  // the cursor), an older one (after it), one deleted, one moved back in time.
+  ASSERT_OK(put("new-first", 500));
+  ASSERT_OK(put("new-late", 50));
+  ASSERT_OK(s.Delete({"Encounter", "e13", 2, s.Now()}));
+  ASSERT_OK(put("e12", 10, 2));
+  auto cursor = SearchCursor::Parse(token);
+  ASSERT_OK(cursor);
+  plan.after = *cursor;
+  std::vector<std::string> rest;
+  for (;;) {
+    auto next = s.Search(plan);
+    ASSERT_OK(next);
+    for (const std::string& id : Ids(next->hits)) rest.push_back(id);
+    if (!next->next) break;
+    plan.after = next->next;
+  }
+  EXPECT_EQ(rest, (std::vector<std::string>{"e14", "e11", "e10", "e9", "e8", "e7", "e6", "e5", "e4", "e3", "e2", "e1",
+                                            "e0", "new-late", "e12"}));
+}
+
+TEST(SearchSqlTest, ValuesAreBoundNeverPrinted) {
+  const std::string evil = "x'); DROP TABLE resource; --";
+  SearchPlan plan;
+  plan.type = evil;
+  plan.compartment = evil;
+  plan.where = PlanNode::Or(
+      {PlanNode::Rows(IndexTable::kString, evil, {Cond{Column::kNormalized, Op::kContains, evil, {}}}),
+       PlanNode::Chain(evil, {evil}, PlanNode::Id({evil})),
+       PlanNode::Has(evil, evil,
+                     PlanNode::Rows(IndexTable::kUri, evil, {Cond{Column::kUri, Op::kIn, {}, {evil, evil}}}))});
+  plan.sort = {SortKey{SortKey::Source::kIndex, IndexTable::kString, evil, Column::kNormalized, false}};
+  plan.after = SearchCursor{{evil}, 1};
+  for (auto dialect : {sql::Dialect::kSqlite, sql::Dialect::kPostgres}) {
+    for (const SqlStatement& st : {sql::PrintSearch(plan, dialect), sql::PrintCount(plan, dialect)}) {
+      EXPECT_EQ(st.sql.find("DROP"), std::string::npos) << st.sql;
+      EXPECT_FALSE(st.params.empty());
+    }
+    IncludeQuery inc{{1, 2}, {IncludeSpec{false, evil, evil, evil}, IncludeSpec{true, evil, evil, ""}}, true, 10};
+    EXPECT_EQ(sql::PrintInclude(inc, dialect).sql.find("DROP"), std::string::npos);
+  }
+}
+
+TEST(SearchCursorTest, RoundTripsAndRejectsGarbage) {
+  SearchCursor c{{std::int64_t{-5}, 2.5e-300, std::string("a_b.c\xff")}, 42};
+  std::string text = c.ToString();
+  EXPECT_EQ(text.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"),
+            std::string::npos)
+      << text;
+  auto back = SearchCursor::Parse(text);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->keys, c.keys);
+  EXPECT_EQ(back->rid, 42);
+  for (std::string_view bad : {"", "r", "rx", "i1", "q1_r2", "s1_r2", "i1_r2_", "d1e_r1"}) {
+    EXPECT_FALSE(SearchCursor::Parse(bad).ok()) << bad;
+  }
+}
+
 // --- Transactions -------------------------------------------------------------
 
 TYPED_TEST(StoreTest, TransactionIsAllOrNothing) {
@@ -722,6 +902,40 @@ TEST(SqliteStoreTest, NewerSchemaIsRefused) {
   ASSERT_EQ(sqlite3_exec(db, "INSERT INTO schema_version VALUES (999)", nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(db);
   EXPECT_EQ(OpenStore(url).status().code(), StatusCode::kFailedPrecondition);
+  SqliteBackend::Remove(url);
+}
+
+TEST(SqliteStoreTest, VersionOneDatabaseGainsTheSearchIndexes) {
+  std::string url = SqliteBackend::NewUrl();
+  { ASSERT_OK(OpenStore(url)); }
+  auto count_indexes = [&] {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open(url.substr(7).c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    sqlite3_prepare_v2(db,
+                       "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ('idx_string_exact', "
+                       "'idx_date_hi', 'idx_number_hi', 'idx_quantity_range', 'idx_reference_to', "
+                       "'resource_compartment_type')",
+                       -1, &stmt, nullptr);
+    int n = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : -1;
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return n;
+  };
+  EXPECT_EQ(count_indexes(), 6);
+  // Back to version 1's shape.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(url.substr(7).c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "DROP INDEX idx_string_exact; DROP INDEX idx_date_hi; DROP INDEX idx_number_hi; "
+                         "DROP INDEX idx_quantity_range; DROP INDEX idx_reference_to; "
+                         "DROP INDEX resource_compartment_type; DELETE FROM schema_version WHERE version = 2",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  EXPECT_EQ(count_indexes(), 0);
+  { ASSERT_OK(OpenStore(url)); }
+  EXPECT_EQ(count_indexes(), 6);
   SqliteBackend::Remove(url);
 }
 

@@ -26,9 +26,11 @@
 #include <limits>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "store/internal.h"
+#include "store/search_sql.h"
 #include "store/sql.h"
 
 namespace bevan::store::internal {
@@ -171,6 +173,18 @@ CREATE TABLE idx_uri (
 CREATE INDEX idx_uri_value ON idx_uri (param, uri);
 )sql";
 
+// Schema version 2: indexes the search queries need beyond version 1's
+// (string :exact, date ranges from above, references to a target from any
+// parameter for _revinclude=*, compartment searches by type).
+constexpr const char* kSchemaV2 = R"sql(
+CREATE INDEX IF NOT EXISTS idx_string_exact ON idx_string (param, exact);
+CREATE INDEX IF NOT EXISTS idx_date_hi ON idx_date (param, hi);
+CREATE INDEX IF NOT EXISTS idx_number_hi ON idx_number (param, hi);
+CREATE INDEX IF NOT EXISTS idx_quantity_range ON idx_quantity (param, lo);
+CREATE INDEX IF NOT EXISTS idx_reference_to ON idx_reference (target_id, target_type);
+CREATE INDEX IF NOT EXISTS resource_compartment_type ON resource (compartment, type) WHERE compartment IS NOT NULL;
+)sql";
+
 Status SqliteError(sqlite3* db, int rc, std::string_view what) {
   std::string msg = "sqlite: " + std::string(what) + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
   switch (rc & 0xff) {
@@ -193,6 +207,7 @@ class Conn {
   Conn& operator=(const Conn&) = delete;
   ~Conn() {
     for (sqlite3_stmt* s : stmts_) sqlite3_finalize(s);
+    for (auto& [text, s] : search_stmts_) sqlite3_finalize(s);
     sqlite3_close_v2(db_);
   }
 
@@ -244,9 +259,30 @@ class Conn {
     return stmts_[id];
   }
 
+  // A search statement by its text, prepared once per connection: query
+  // shapes repeat (values are bound), so this saves the parse and plan of
+  // every repeated search. Bounded: the cache is emptied when full.
+  Result<sqlite3_stmt*> SearchStatement(const std::string& text) {
+    auto it = search_stmts_.find(text);
+    if (it != search_stmts_.end()) return it->second;
+    if (search_stmts_.size() >= kMaxSearchStatements) {
+      for (auto& [t, s] : search_stmts_) sqlite3_finalize(s);
+      search_stmts_.clear();
+    }
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v3(db_, text.c_str(), static_cast<int>(text.size()) + 1, SQLITE_PREPARE_PERSISTENT, &stmt,
+                                nullptr);
+    if (rc != SQLITE_OK) return SqliteError(db_, rc, "prepare search " + text.substr(0, 200));
+    search_stmts_.emplace(text, stmt);
+    return stmt;
+  }
+
  private:
+  static constexpr size_t kMaxSearchStatements = 256;
+
   sqlite3* db_ = nullptr;
   std::array<sqlite3_stmt*, kStmtCount> stmts_{};
+  std::unordered_map<std::string, sqlite3_stmt*> search_stmts_;
 };
 
 // One execution of a prepared statement: binds, steps, reads columns, and
@@ -671,7 +707,174 @@ class SqliteStore final : public Store {
     return page;
   }
 
+  Result<SearchPage> Search(const SearchPlan& plan) override {
+    RETURN_IF_ERROR(sql::CheckSearchPlan(plan));
+    ASSIGN_OR_RETURN(Lease lease, AcquireReader());
+    Conn& conn = *lease.conn;
+    // One read transaction, so the page and the count see the same snapshot.
+    RETURN_IF_ERROR(conn.Exec("BEGIN"));
+    auto page = SearchIn(conn, plan);
+    (void)conn.Exec("COMMIT");
+    return page;
+  }
+
+  Result<std::vector<SearchHit>> Include(const IncludeQuery& query) override {
+    if (query.limit < 0) return InvalidArgumentError("include limit must not be negative");
+    std::vector<SearchHit> hits;
+    if (query.rids.empty() || query.specs.empty()) return hits;
+    ASSIGN_OR_RETURN(Lease lease, AcquireReader());
+    SqlStatement st = sql::PrintInclude(query, sql::Dialect::kSqlite);
+    ASSIGN_OR_RETURN(AdHoc q, AdHoc::Prepare(*lease.conn, st));
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) break;
+      if (static_cast<int>(hits.size()) == query.limit) {
+        return ResourceExhaustedError("more than " + std::to_string(query.limit) + " included resources");
+      }
+      hits.push_back(q.Hit());
+    }
+    return hits;
+  }
+
+  Result<std::string> ExplainSearch(const SearchPlan& plan) override {
+    RETURN_IF_ERROR(sql::CheckSearchPlan(plan));
+    ASSIGN_OR_RETURN(Lease lease, AcquireReader());
+    std::string out;
+    std::vector<SqlStatement> statements;
+    for (sql::PageStatement& ps : sql::PrintPage(plan, sql::Dialect::kSqlite)) statements.push_back(ps.statement);
+    statements.push_back(sql::PrintCount(plan, sql::Dialect::kSqlite));
+    for (const SqlStatement& st : statements) {
+      ASSIGN_OR_RETURN(std::string e, Explain(*lease.conn, st));
+      out += e;
+    }
+    return out;
+  }
+
+  // SQLite's search plans are fixed by the statements (see search_sql.cpp):
+  // statistics would only give its planner room to second-guess them.
+  Status Analyze() override { return Status::Ok(); }
+
+  Result<std::string> ExplainInclude(const IncludeQuery& query) override {
+    ASSIGN_OR_RETURN(Lease lease, AcquireReader());
+    return Explain(*lease.conn, sql::PrintInclude(query, sql::Dialect::kSqlite));
+  }
+
  private:
+  // An ad-hoc statement (search statements differ with every query's shape),
+  // finalized when it goes out of scope.
+  class AdHoc {
+   public:
+    AdHoc(AdHoc&& o) noexcept : db_(o.db_), stmt_(o.stmt_), owned_(o.owned_) { o.stmt_ = nullptr; }
+    AdHoc& operator=(AdHoc&&) = delete;
+    ~AdHoc() {
+      if (owned_) {
+        sqlite3_finalize(stmt_);
+      } else if (stmt_ != nullptr) {
+        sqlite3_reset(stmt_);
+        sqlite3_clear_bindings(stmt_);
+      }
+    }
+
+    // A cached statement (Conn::SearchStatement), or with a prefix (EXPLAIN)
+    // a one-off.
+    static Result<AdHoc> Prepare(Conn& conn, const SqlStatement& st, std::string_view prefix = {}) {
+      sqlite3_stmt* stmt = nullptr;
+      int rc = SQLITE_OK;
+      if (prefix.empty()) {
+        ASSIGN_OR_RETURN(stmt, conn.SearchStatement(st.sql));
+      } else {
+        std::string text = std::string(prefix) + st.sql;
+        rc = sqlite3_prepare_v2(conn.db(), text.c_str(), static_cast<int>(text.size()) + 1, &stmt, nullptr);
+        if (rc != SQLITE_OK) return SqliteError(conn.db(), rc, "prepare search " + text.substr(0, 200));
+      }
+      AdHoc q(conn.db(), stmt, !prefix.empty());
+      for (size_t i = 0; i < st.params.size(); ++i) {
+        int at = static_cast<int>(i) + 1;
+        const PlanValue& v = st.params[i];
+        if (const auto* n = std::get_if<std::int64_t>(&v)) {
+          rc = sqlite3_bind_int64(stmt, at, *n);
+        } else if (const auto* d = std::get_if<double>(&v)) {
+          rc = sqlite3_bind_double(stmt, at, *d);
+        } else {
+          const std::string& t = std::get<std::string>(v);
+          rc = sqlite3_bind_text(stmt, at, t.data(), static_cast<int>(t.size()), SQLITE_TRANSIENT);
+        }
+        if (rc != SQLITE_OK) return SqliteError(conn.db(), rc, "bind search");
+      }
+      return q;
+    }
+
+    Result<bool> Step() {
+      int rc = sqlite3_step(stmt_);
+      if (rc == SQLITE_ROW) return true;
+      if (rc == SQLITE_DONE) return false;
+      return SqliteError(db_, rc, "search step");
+    }
+    std::int64_t Int(int c) const { return sqlite3_column_int64(stmt_, c); }
+    double Double(int c) const { return sqlite3_column_double(stmt_, c); }
+    std::string Text(int c) const {
+      const void* p = sqlite3_column_blob(stmt_, c);
+      int n = sqlite3_column_bytes(stmt_, c);
+      return p ? std::string(static_cast<const char*>(p), n) : std::string();
+    }
+    SearchHit Hit() const {
+      SearchHit h;
+      h.rid = Int(0);
+      h.type = Text(1);
+      h.id = Text(2);
+      h.version = Int(3);
+      h.last_updated = Int(4);
+      h.body = Text(5);
+      return h;
+    }
+
+   private:
+    AdHoc(sqlite3* db, sqlite3_stmt* stmt, bool owned) : db_(db), stmt_(stmt), owned_(owned) {}
+    sqlite3* db_;
+    sqlite3_stmt* stmt_;
+    bool owned_;
+  };
+
+  static Result<SearchPage> SearchIn(Conn& conn, const SearchPlan& plan) {
+    auto run = [&conn](const SqlStatement& st, const std::vector<int>& kinds) -> Result<std::vector<sql::PageRow>> {
+      std::vector<sql::PageRow> rows;
+      ASSIGN_OR_RETURN(AdHoc q, AdHoc::Prepare(conn, st));
+      for (;;) {
+        ASSIGN_OR_RETURN(bool row, q.Step());
+        if (!row) break;
+        sql::PageRow r{q.Hit(), {}};
+        for (size_t i = 0; i < kinds.size(); ++i) {
+          int c = 6 + static_cast<int>(i);
+          switch (kinds[i]) {
+            case 0: r.keys.emplace_back(q.Int(c)); break;
+            case 1: r.keys.emplace_back(q.Double(c)); break;
+            default: r.keys.emplace_back(q.Text(c)); break;
+          }
+        }
+        rows.push_back(std::move(r));
+      }
+      return rows;
+    };
+    ASSIGN_OR_RETURN(SearchPage page, sql::RunPage(plan, sql::Dialect::kSqlite, run));
+    if (plan.count) {
+      ASSIGN_OR_RETURN(AdHoc q, AdHoc::Prepare(conn, sql::PrintCount(plan, sql::Dialect::kSqlite)));
+      ASSIGN_OR_RETURN(bool row, q.Step());
+      page.total = row ? q.Int(0) : 0;
+    }
+    return page;
+  }
+
+  static Result<std::string> Explain(Conn& conn, const SqlStatement& st) {
+    std::string out = "-- " + st.sql + "\n";
+    ASSIGN_OR_RETURN(AdHoc q, AdHoc::Prepare(conn, st, "EXPLAIN QUERY PLAN "));
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) break;
+      out += q.Text(3) + "\n";
+    }
+    return out;
+  }
+
   // A reader connection taken from the pool for one call.
   struct Lease {
     SqliteStore* store = nullptr;
@@ -729,7 +932,11 @@ class SqliteStore final : public Store {
       RETURN_IF_ERROR(writer_->Exec(kSchemaV1));
       RETURN_IF_ERROR(writer_->Exec("INSERT INTO schema_version (version) VALUES (1)"));
     }
-    // Later versions: `if (version < 2) { ALTER ...; INSERT 2 }`, in order.
+    if (version < 2) {
+      RETURN_IF_ERROR(writer_->Exec(kSchemaV2));
+      RETURN_IF_ERROR(writer_->Exec("INSERT INTO schema_version (version) VALUES (2)"));
+    }
+    // Later versions: `if (version < 3) { ALTER ...; INSERT 3 }`, in order.
     return Status::Ok();
   }
 

@@ -1,0 +1,264 @@
+#include "search/search.h"
+
+#include <set>
+
+#include "search/values.h"
+
+namespace bevan::search {
+
+namespace {
+
+using fhir::SearchParamType;
+using store::Column;
+using store::Cond;
+using store::IndexTable;
+using store::Op;
+using store::PlanNode;
+using store::PlanValue;
+
+IndexTable TableOf(SearchParamType type) {
+  switch (type) {
+    case SearchParamType::kString: return IndexTable::kString;
+    case SearchParamType::kDate: return IndexTable::kDate;
+    case SearchParamType::kNumber: return IndexTable::kNumber;
+    case SearchParamType::kQuantity: return IndexTable::kQuantity;
+    case SearchParamType::kReference: return IndexTable::kReference;
+    case SearchParamType::kUri: return IndexTable::kUri;
+    default: return IndexTable::kToken;
+  }
+}
+
+Cond C(Column column, Op op, PlanValue value) { return Cond{column, op, std::move(value), {}}; }
+
+// Alternatives (ORed) of ANDed conditions: an indexed range [lo_col, hi_col]
+// satisfying `prefix` against [slo, shi] (RangeMatches in SQL).
+template <typename T>
+std::vector<std::vector<Cond>> RangeConds(Prefix prefix, T slo, T shi, Column lo, Column hi) {
+  switch (prefix) {
+    case Prefix::kEq: return {{C(lo, Op::kGe, slo), C(hi, Op::kLe, shi)}};
+    case Prefix::kNe: return {{C(lo, Op::kLt, slo)}, {C(hi, Op::kGt, shi)}};
+    case Prefix::kGt: return {{C(hi, Op::kGt, shi)}};
+    case Prefix::kLt: return {{C(lo, Op::kLt, slo)}};
+    case Prefix::kGe: return {{C(hi, Op::kGe, slo)}};
+    case Prefix::kLe: return {{C(lo, Op::kLe, shi)}};
+    case Prefix::kSa: return {{C(lo, Op::kGt, shi)}};
+    case Prefix::kEb: return {{C(hi, Op::kLt, slo)}};
+    case Prefix::kAp: return {{C(lo, Op::kLe, shi), C(hi, Op::kGe, slo)}};
+  }
+  return {};
+}
+
+PlanNode RangeRows(IndexTable table, const std::string& param, std::vector<Cond> fixed,
+                   std::vector<std::vector<Cond>> alternatives) {
+  std::vector<PlanNode> any;
+  for (auto& alt : alternatives) {
+    std::vector<Cond> conds = fixed;
+    for (Cond& c : alt) conds.push_back(std::move(c));
+    any.push_back(PlanNode::Rows(table, param, std::move(conds)));
+  }
+  return PlanNode::Or(std::move(any));
+}
+
+std::vector<Cond> TokenConds(const SearchValue& v) {
+  std::vector<Cond> conds;
+  if (!v.code.empty()) conds.push_back(C(Column::kCode, Op::kEq, v.code));
+  if (v.system) conds.push_back(C(Column::kSystem, Op::kEq, *v.system));
+  return conds;
+}
+
+// One value of a parameter of type `type` whose rows are named `param`.
+PlanNode ValueNode(SearchParamType type, Modifier modifier, const std::string& param, const SearchValue& v) {
+  switch (type) {
+    case SearchParamType::kString:
+      if (modifier == Modifier::kExact)
+        return PlanNode::Rows(IndexTable::kString, param, {C(Column::kExact, Op::kEq, v.text)});
+      return PlanNode::Rows(IndexTable::kString, param,
+                            {C(Column::kNormalized, modifier == Modifier::kContains ? Op::kContains : Op::kPrefix,
+                               NormalizeString(v.text))});
+    case SearchParamType::kToken:
+      if (modifier == Modifier::kText) {
+        return PlanNode::Rows(IndexTable::kString, param + ":text",
+                              {C(Column::kNormalized, Op::kPrefix, NormalizeString(v.text))});
+      }
+      if (modifier == Modifier::kOfType) return PlanNode::Rows(IndexTable::kToken, param + ":of-type", TokenConds(v));
+      return PlanNode::Rows(IndexTable::kToken, param, TokenConds(v));
+    case SearchParamType::kDate:
+      return RangeRows(IndexTable::kDate, param, {},
+                       RangeConds<std::int64_t>(v.prefix, v.date_lo, v.date_hi, Column::kLo, Column::kHi));
+    case SearchParamType::kNumber:
+      return RangeRows(IndexTable::kNumber, param, {},
+                       RangeConds<double>(v.prefix, v.lo, v.hi, Column::kLo, Column::kHi));
+    case SearchParamType::kQuantity: {
+      if (!v.canonical_unit.empty()) {
+        return RangeRows(
+            IndexTable::kQuantity, param, {C(Column::kCanonicalUnit, Op::kEq, v.canonical_unit)},
+            RangeConds<double>(v.prefix, *v.canonical_lo, *v.canonical_hi, Column::kCanonicalLo, Column::kCanonicalHi));
+      }
+      std::vector<Cond> fixed;
+      if (!v.unit_code.empty()) fixed.push_back(C(Column::kCode, Op::kEq, v.unit_code));
+      if (!v.unit_system.empty()) fixed.push_back(C(Column::kSystem, Op::kEq, v.unit_system));
+      return RangeRows(IndexTable::kQuantity, param, std::move(fixed),
+                       RangeConds<double>(v.prefix, v.lo, v.hi, Column::kLo, Column::kHi));
+    }
+    case SearchParamType::kReference: {
+      if (modifier == Modifier::kIdentifier)
+        return PlanNode::Rows(IndexTable::kToken, param + ":identifier", TokenConds(v));
+      if (!v.ref_url.empty())
+        return PlanNode::Rows(IndexTable::kReference, param, {C(Column::kUrl, Op::kEq, v.ref_url)});
+      std::vector<Cond> conds{C(Column::kTargetId, Op::kEq, v.ref_id)};
+      if (!v.ref_type.empty()) conds.push_back(C(Column::kTargetType, Op::kEq, v.ref_type));
+      return PlanNode::Rows(IndexTable::kReference, param, std::move(conds));
+    }
+    case SearchParamType::kUri: {
+      if (modifier == Modifier::kBelow)
+        return PlanNode::Rows(IndexTable::kUri, param, {C(Column::kUri, Op::kPrefix, v.text)});
+      if (modifier == Modifier::kAbove) {
+        Cond in{Column::kUri, Op::kIn, {}, {}};
+        for (size_t i = 1; i <= v.text.size(); ++i) {
+          if (i == v.text.size() || v.text[i] == '/') in.values.emplace_back(v.text.substr(0, i));
+        }
+        return PlanNode::Rows(IndexTable::kUri, param, {std::move(in)});
+      }
+      return PlanNode::Rows(IndexTable::kUri, param, {C(Column::kUri, Op::kEq, v.text)});
+    }
+    case SearchParamType::kComposite:
+    case SearchParamType::kSpecial: break;
+  }
+  return PlanNode::False();
+}
+
+}  // namespace
+
+PlanNode CriterionPlan(const Criterion& c) {
+  if (c.special == Criterion::Special::kHas) return PlanNode::Has(c.has_type, c.has_param, CriterionPlan(c.chain[0]));
+  if (c.chained()) return PlanNode::Chain(c.code, c.target_types, CriterionPlan(c.chain[0]));
+  std::vector<PlanNode> any;
+  for (const SearchValue& v : c.values) {
+    if (c.modifier == Modifier::kMissing) {
+      PlanNode some = PlanNode::Rows(TableOf(c.type), c.code, {});
+      if (c.special == Criterion::Special::kId || c.special == Criterion::Special::kLastUpdated)
+        some = PlanNode::True();
+      any.push_back(v.missing ? PlanNode::Not(std::move(some)) : std::move(some));
+      continue;
+    }
+    switch (c.special) {
+      case Criterion::Special::kId: any.push_back(PlanNode::Id({v.text})); continue;
+      case Criterion::Special::kLastUpdated: {
+        // The instant is the range [t, t].
+        std::vector<PlanNode> alts;
+        for (auto& alt : RangeConds<std::int64_t>(v.prefix, v.date_lo, v.date_hi, Column::kLo, Column::kHi)) {
+          alts.push_back(PlanNode::LastUpdated(std::move(alt)));
+        }
+        any.push_back(PlanNode::Or(std::move(alts)));
+        continue;
+      }
+      default: break;
+    }
+    if (c.type == SearchParamType::kComposite) {
+      std::string param = c.code + "$" + v.composite_key;
+      std::vector<PlanNode> all;
+      for (size_t i = 1; i < v.components.size(); ++i) {
+        all.push_back(ValueNode(c.param->component_types[i], Modifier::kNone, param, v.components[i]));
+      }
+      any.push_back(PlanNode::And(std::move(all)));
+      continue;
+    }
+    Modifier m = c.modifier == Modifier::kNot ? Modifier::kNone : c.modifier;
+    any.push_back(ValueNode(c.type, m, c.code, v));
+  }
+  // Ids merge into one IN list.
+  if (c.special == Criterion::Special::kId && c.modifier != Modifier::kMissing) {
+    std::vector<std::string> ids;
+    for (const SearchValue& v : c.values) ids.push_back(v.text);
+    return PlanNode::Id(std::move(ids));
+  }
+  PlanNode node = PlanNode::Or(std::move(any));
+  if (c.modifier == Modifier::kNot) return PlanNode::Not(std::move(node));
+  return node;
+}
+
+Result<store::SearchPlan> BuildPlan(const SearchQuery& query, const SearchOptions& options) {
+  store::SearchPlan plan;
+  plan.type = query.type;
+  plan.compartment = query.compartment;
+  std::vector<PlanNode> all;
+  for (const Criterion& c : query.criteria) all.push_back(CriterionPlan(c));
+  plan.where = PlanNode::And(std::move(all));
+  for (const SortSpec& s : query.sort) {
+    store::SortKey k;
+    k.descending = s.descending;
+    if (s.code == "_id") {
+      k.source = store::SortKey::Source::kId;
+    } else if (s.code == "_lastUpdated") {
+      k.source = store::SortKey::Source::kLastUpdated;
+    } else {
+      k.param = s.code;
+      k.table = TableOf(s.param->type);
+      switch (s.param->type) {
+        case SearchParamType::kDate:
+        case SearchParamType::kNumber:
+        case SearchParamType::kQuantity: k.column = s.descending ? Column::kHi : Column::kLo; break;
+        case SearchParamType::kString: k.column = Column::kNormalized; break;
+        case SearchParamType::kReference: k.column = Column::kTargetId; break;
+        case SearchParamType::kUri: k.column = Column::kUri; break;
+        default: k.column = Column::kCode; break;
+      }
+    }
+    plan.sort.push_back(std::move(k));
+  }
+  bool count_only = query.summary == Summary::kCount;
+  plan.limit = count_only ? 0 : query.count.value_or(options.default_count);
+  plan.count = count_only || query.total == Total::kAccurate;
+  return plan;
+}
+
+Result<SearchResult> ExecuteSearch(store::Store& store, const SearchQuery& query, const SearchOptions& options) {
+  ASSIGN_OR_RETURN(store::SearchPlan plan, BuildPlan(query, options));
+  if (query.cursor) {
+    ASSIGN_OR_RETURN(store::SearchCursor after, store::SearchCursor::Parse(*query.cursor));
+    plan.after = std::move(after);
+  }
+  ASSIGN_OR_RETURN(store::SearchPage page, store.Search(plan));
+  SearchResult result;
+  result.matches = std::move(page.hits);
+  if (page.next) result.next_cursor = page.next->ToString();
+  result.total = page.total;
+  if ((query.includes.empty() && query.revincludes.empty()) || result.matches.empty()) return result;
+
+  std::set<store::Rid> seen;
+  std::vector<store::Rid> frontier;
+  for (const store::SearchHit& h : result.matches) {
+    seen.insert(h.rid);
+    frontier.push_back(h.rid);
+  }
+  auto specs_of = [&](bool iterate_only) {
+    std::vector<store::IncludeSpec> specs;
+    for (const auto* list : {&query.includes, &query.revincludes}) {
+      for (const IncludeParam& inc : *list) {
+        if (iterate_only && !inc.iterate) continue;
+        specs.push_back({inc.reverse, inc.source_type, inc.param, inc.target_type});
+      }
+    }
+    return specs;
+  };
+  for (int round = 0; round <= options.max_iterate && !frontier.empty(); ++round) {
+    store::IncludeQuery iq;
+    iq.rids = frontier;
+    iq.specs = specs_of(round > 0);
+    if (iq.specs.empty()) break;
+    iq.limit = options.max_include;
+    ASSIGN_OR_RETURN(std::vector<store::SearchHit> hits, store.Include(iq));
+    frontier.clear();
+    for (store::SearchHit& h : hits) {
+      if (!seen.insert(h.rid).second) continue;
+      frontier.push_back(h.rid);
+      result.included.push_back(std::move(h));
+    }
+    if (static_cast<int>(result.included.size()) > options.max_include) {
+      return ResourceExhaustedError("more than " + std::to_string(options.max_include) + " included resources");
+    }
+  }
+  return result;
+}
+
+}  // namespace bevan::search

@@ -1,0 +1,58 @@
+// Search execution: a parsed SearchQuery (query.h) becomes one store
+// SearchPlan (one SQL statement per page, plus one for a count), and
+// _include / _revinclude become one more statement over the page's rids (and
+// one per :iterate round).
+//
+// For the REST layer:
+//
+//   ASSIGN_OR_RETURN(search::SearchQuery q, search::ParseSearchQuery("Observation", query_string, {.base_url = base}));
+//   // report q.unknown (or 400 under Prefer: handling=strict)
+//   ASSIGN_OR_RETURN(search::SearchResult r, search::ExecuteSearch(store, q));
+//   // r.matches: entries with search.mode = match, in order;
+//   // r.included: search.mode = include; r.total when asked for;
+//   // r.next_cursor: add `_cursor=<it>` to the request's own parameters
+//   // (without any previous _cursor) for the `next` link.
+//
+// _summary and _elements are parsed but not applied here: they shape the
+// bodies, which is the REST layer's (summary=count gives no entries and a
+// total). Paging is keyset paging on the sort keys plus the store's rid, so a
+// `next` link stays correct while resources are created, changed or deleted:
+// nothing before the cursor reappears and nothing after it is skipped. There
+// is no `previous` cursor yet.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "search/query.h"
+#include "store/store.h"
+
+namespace bevan::search {
+
+struct SearchOptions {
+  int default_count = 50;  // page size when _count is absent
+  int max_include = 1000;  // included resources per page (kResourceExhausted beyond)
+  int max_iterate = 4;     // rounds of _include:iterate / _revinclude:iterate
+};
+
+struct SearchResult {
+  std::vector<store::SearchHit> matches;
+  std::vector<store::SearchHit> included;  // not among matches, no duplicates
+  std::optional<std::string> next_cursor;  // set when another page follows
+  std::optional<std::int64_t> total;       // _total=accurate or _summary=count
+};
+
+// The store plan of `query` (no cursor, limit from _count). Exposed for tests
+// and EXPLAIN; ExecuteSearch calls it.
+Result<store::SearchPlan> BuildPlan(const SearchQuery& query, const SearchOptions& options = {});
+
+// The predicate of one criterion on resources of its type.
+store::PlanNode CriterionPlan(const Criterion& criterion);
+
+// Runs `query` on `store`: one page of matches from query.cursor (kInvalidArgument
+// if the cursor is malformed or from a search with another _sort), then its includes.
+Result<SearchResult> ExecuteSearch(store::Store& store, const SearchQuery& query, const SearchOptions& options = {});
+
+}  // namespace bevan::search

@@ -1,0 +1,282 @@
+// The search correctness suite: every case of tests/search/*.cases.json run
+// against SQLite and PostgreSQL (a throw-away cluster), each compared with the
+// expected result written by search_gen_cases and with the oracle evaluated
+// again now (so a stale expectation is reported as such). Cases are paged
+// through with small pages (_count 7 unless the case sets one), so cursors
+// are exercised on every case with more than a page of results. A second
+// test checks the query plans of every case for full scans of the resource
+// table. Skipped (with a message) when the Synthea sample is absent.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "corpus.h"
+#include "json/json.h"
+#include "search/oracle.h"
+#include "search/search.h"
+#include "store/postgres/pg_test_cluster.h"
+
+namespace bevan::search::testing {
+namespace {
+
+struct Case {
+  std::string file;
+  std::string type;
+  std::string query;
+  std::vector<std::string> expected;
+  std::optional<std::vector<std::string>> included;
+};
+
+std::vector<Case> LoadCases() {
+  std::vector<Case> cases;
+  std::filesystem::path dir = std::filesystem::path(BEVAN_SOURCE_DIR) / "tests" / "search";
+  std::vector<std::filesystem::path> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().string().ends_with(".cases.json")) files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) {
+    std::stringstream ss;
+    ss << std::ifstream(f).rdbuf();
+    auto doc = json::Document::Parse(ss.str());
+    EXPECT_TRUE(doc.ok()) << f << ": " << doc.status().ToString();
+    if (!doc.ok()) continue;
+    for (const json::Value& c : doc->root().items()) {
+      Case k;
+      k.file = f.filename().string();
+      k.type = c.Find("resourceType")->as_string();
+      k.query = c.Find("query")->as_string();
+      for (const json::Value& id : c.Find("expected")->items()) k.expected.emplace_back(id.as_string());
+      if (const json::Value* inc = c.Find("included")) {
+        k.included.emplace();
+        for (const json::Value& id : inc->items()) k.included->emplace_back(id.as_string());
+      }
+      cases.push_back(std::move(k));
+    }
+  }
+  return cases;
+}
+
+// Everything shared by both backends' runs, loaded once.
+struct World {
+  std::vector<CorpusResource> corpus;
+  Oracle oracle;
+  std::vector<Case> cases;
+  Status status;
+};
+
+void LoadWorld(World& w) {
+  auto corpus = LoadCorpus();
+  if (!corpus.ok()) {
+    w.status = corpus.status();
+    return;
+  }
+  w.corpus = std::move(corpus).value();
+  for (const CorpusResource& r : w.corpus) {
+    Status s = w.oracle.Add(r.json);
+    if (!s.ok()) w.status = s;
+  }
+  w.cases = LoadCases();
+}
+
+World& TheWorld() {
+  static World world;
+  static const bool loaded = (LoadWorld(world), true);
+  (void)loaded;
+  return world;
+}
+
+store::PgTestCluster* Cluster() {
+  static std::unique_ptr<store::PgTestCluster> cluster = [] {
+    auto c = store::PgTestCluster::Start();
+    if (!c.ok()) {
+      ADD_FAILURE() << "cannot start the PostgreSQL test cluster: " << c.status().ToString();
+      return std::unique_ptr<store::PgTestCluster>();
+    }
+    return std::move(c).value();
+  }();
+  return cluster.get();
+}
+
+struct SqliteBackend {
+  static std::string Url() { return "sqlite::memory:"; }
+};
+struct PostgresBackend {
+  static std::string Url() {
+    store::PgTestCluster* c = Cluster();
+    if (c == nullptr) return "postgresql://cluster-failed-to-start";
+    auto url = c->CreateDatabase("search_cases");
+    return url.ok() ? *url : "postgresql://cannot-create-database";
+  }
+};
+
+template <typename Backend>
+store::Store* LoadedStore() {
+  static std::unique_ptr<store::Store> store = []() -> std::unique_ptr<store::Store> {
+    World& w = TheWorld();
+    if (!w.status.ok()) return nullptr;
+    auto s = store::OpenStore(Backend::Url());
+    if (!s.ok()) {
+      ADD_FAILURE() << s.status().ToString();
+      return nullptr;
+    }
+    Status loaded = LoadStore(**s, w.corpus);
+    if (!loaded.ok()) {
+      ADD_FAILURE() << loaded.ToString();
+      return nullptr;
+    }
+    return std::move(s).value();
+  }();
+  return store.get();
+}
+
+std::string Join(const std::vector<std::string>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size() && i < 20; ++i) s += (i ? " " : "") + v[i];
+  if (v.size() > 20) s += " ... (" + std::to_string(v.size()) + ")";
+  return s;
+}
+
+template <typename Backend>
+class SearchCasesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    World& w = TheWorld();
+    if (w.status.code() == StatusCode::kNotFound) GTEST_SKIP() << "Synthea sample absent: " << w.status.message();
+    ASSERT_TRUE(w.status.ok()) << w.status.ToString();
+    store_ = LoadedStore<Backend>();
+    ASSERT_NE(store_, nullptr);
+  }
+  store::Store* store_ = nullptr;
+};
+
+using Backends = ::testing::Types<SqliteBackend, PostgresBackend>;
+class BackendNames {
+ public:
+  template <typename T>
+  static std::string GetName(int) {
+    return std::is_same_v<T, SqliteBackend> ? "Sqlite" : "Postgres";
+  }
+};
+TYPED_TEST_SUITE(SearchCasesTest, Backends, BackendNames);
+
+TYPED_TEST(SearchCasesTest, EveryCaseMatchesTheOracle) {
+  World& w = TheWorld();
+  ASSERT_GE(w.cases.size(), 400u);
+  int failures = 0, paged = 0;
+  for (const Case& c : w.cases) {
+    std::string name = c.file + ": " + c.type + "?" + c.query;
+    auto q = ParseSearchQuery(c.type, c.query);
+    if (!q.ok()) {
+      ADD_FAILURE() << name << ": " << q.status().ToString();
+      ++failures;
+      continue;
+    }
+    auto oracle = w.oracle.Matches(*q);
+    ASSERT_TRUE(oracle.ok());
+    if (*oracle != c.expected) {
+      ADD_FAILURE() << name << ": expectation is stale (run search_gen_cases): oracle now gives " << Join(*oracle);
+      ++failures;
+      continue;
+    }
+    SearchQuery paging = *q;
+    if (!paging.count) paging.count = 7;
+    std::vector<std::string> got;
+    std::set<std::string> included;
+    std::optional<std::int64_t> total;
+    int pages = 0;
+    Status error;
+    for (;;) {
+      auto r = ExecuteSearch(*this->store_, paging);
+      if (!r.ok()) {
+        error = r.status();
+        break;
+      }
+      for (const auto& h : r->matches) got.push_back(h.id);
+      for (const auto& h : r->included) included.insert(h.type + "/" + h.id);
+      if (pages == 0) total = r->total;
+      ++pages;
+      if (!r->next_cursor || pages > 1000) break;
+      paging.cursor = *r->next_cursor;
+    }
+    if (pages > 1) ++paged;
+    if (!error.ok()) {
+      ADD_FAILURE() << name << ": " << error.ToString();
+      ++failures;
+      continue;
+    }
+    if (got != c.expected) {
+      ADD_FAILURE() << name << ":\n  store:    " << Join(got) << "\n  expected: " << Join(c.expected);
+      ++failures;
+      continue;
+    }
+    if (q->total == Total::kAccurate && total != static_cast<std::int64_t>(c.expected.size())) {
+      ADD_FAILURE() << name << ": total " << (total ? *total : -1) << ", expected " << c.expected.size();
+      ++failures;
+    }
+    if (c.included) {
+      std::set<std::string> matches;
+      for (const std::string& id : c.expected) matches.insert(c.type + "/" + id);
+      std::vector<std::string> inc;
+      for (const std::string& k : included) {
+        if (!matches.count(k)) inc.push_back(k);
+      }
+      if (inc != *c.included) {
+        ADD_FAILURE() << name << ": included\n  store:    " << Join(inc) << "\n  expected: " << Join(*c.included);
+        ++failures;
+      }
+    }
+    if (failures > 40) break;
+  }
+  std::printf("[%s] %zu cases, %d failed, %d paged through several pages\n", this->store_->backend().data(),
+              w.cases.size(), failures, paged);
+}
+
+TYPED_TEST(SearchCasesTest, NoPlanScansTheResourceTable) {
+  World& w = TheWorld();
+  // SQLite: "SCAN r" (or an alias of resource: t<n>, s<n>); PostgreSQL: a
+  // sequential scan of resource even with sequential scans disabled.
+  std::regex sqlite_scan(R"((^|\n)\s*(\|--|`--)?\s*SCAN (r|t\d+|s\d+|resource)\b)");
+  std::regex pg_scan(R"(Seq Scan on resource\b)");
+  std::regex type_range(R"(SEARCH r USING (COVERING )?INDEX sqlite_autoindex_resource_1 \(type=\?\)\n)");
+  int checked = 0, whole_type = 0;
+  for (const Case& c : w.cases) {
+    auto q = ParseSearchQuery(c.type, c.query);
+    ASSERT_TRUE(q.ok()) << q.status().ToString();
+    auto plan = BuildPlan(*q);
+    ASSERT_TRUE(plan.ok());
+    auto explained = this->store_->ExplainSearch(*plan);
+    ASSERT_TRUE(explained.ok()) << c.query << ": " << explained.status().ToString();
+    const std::regex& scan = this->store_->backend() == "sqlite" ? sqlite_scan : pg_scan;
+    EXPECT_FALSE(std::regex_search(*explained, scan)) << c.type << "?" << c.query << "\n" << *explained;
+    if (std::regex_search(*explained, type_range)) ++whole_type;
+    if (std::getenv("BEVAN_SEARCH_DUMP_PLANS") != nullptr) {
+      std::printf("== %s?%s\n%s\n", c.type.c_str(), c.query.c_str(), explained->c_str());
+    }
+    if (!q->includes.empty() || !q->revincludes.empty()) {
+      store::IncludeQuery iq;
+      iq.rids = {1, 2, 3};
+      for (const auto* list : {&q->includes, &q->revincludes}) {
+        for (const IncludeParam& inc : *list)
+          iq.specs.push_back({inc.reverse, inc.source_type, inc.param, inc.target_type});
+      }
+      auto inc = this->store_->ExplainInclude(iq);
+      ASSERT_TRUE(inc.ok()) << inc.status().ToString();
+      EXPECT_FALSE(std::regex_search(*inc, scan)) << c.type << "?" << c.query << "\n" << *inc;
+    }
+    ++checked;
+  }
+  std::printf(
+      "[%s] %d plans checked; %d read a whole type through the (type, id) index (no criteria, "
+      ":missing=true or :not alone)\n",
+      this->store_->backend().data(), checked, whole_type);
+}
+
+}  // namespace
+}  // namespace bevan::search::testing
