@@ -4,6 +4,7 @@
 
 #include "fhir/model.h"
 #include "json/json.h"
+#include "search/extract.h"
 
 #ifndef BEVAN_VERSION
 #define BEVAN_VERSION "0.0.0"
@@ -32,10 +33,13 @@ std::string CapabilityStatementJson(std::string_view base_url) {
   std::vector<json::Value> resources;
   for (std::string_view type : fhir::ResourceTypeNames()) {
     std::vector<json::Value> params;
-    params.push_back(Obj(d, {M(d, "name", d.MakeString("_id")), M(d, "type", d.MakeString("token"))}));
-    if (const fhir::SearchParamDef* sp = fhir::FindSearchParam(type, "identifier");
-        sp && sp->type == fhir::SearchParamType::kToken) {
-      params.push_back(Obj(d, {M(d, "name", d.MakeString("identifier")), M(d, "type", d.MakeString("token"))}));
+    for (const search::IndexedParam* p : search::Extractor::Default().Params(type)) {
+      const fhir::SearchParamDef* def = fhir::FindSearchParam(type, p->code);
+      if (!def) continue;
+      static constexpr std::string_view kTypeNames[] = {"number",    "date",     "string", "token",  "reference",
+                                                        "composite", "quantity", "uri",    "special"};
+      params.push_back(Obj(d, {M(d, "name", d.MakeString(def->code)), M(d, "definition", d.MakeString(def->url)),
+                               M(d, "type", d.MakeString(kTypeNames[static_cast<int>(def->type)]))}));
     }
     resources.push_back(Obj(
         d, {M(d, "type", d.MakeString(type)),

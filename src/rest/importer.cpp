@@ -91,7 +91,6 @@ Result<ImportSummary> Import(store::Store& store, const std::vector<std::string>
     total_bytes += fs::file_size(f, ec);
   }
 
-  Indexer indexer;
   fhir::ValidateOptions validate = fhirpath::FullValidation();
   std::mutex mu;  // guards summary
   auto reject = [&](size_t file, size_t line, const fhir::OperationOutcome& o) {
@@ -140,7 +139,7 @@ Result<ImportSummary> Import(store::Store& store, const std::vector<std::string>
         const json::Value* id = doc->root().Find("id");
         p.id = id && id->is_string() ? std::string(id->as_string()) : NewImportId();
         json::Document& d = *doc;
-        if (Status st = PrepareWrite(indexer, p.type, p.id, d, d.root(), p.write); !st.ok()) {
+        if (Status st = PrepareWrite(p.type, p.id, d, d.root(), p.write); !st.ok()) {
           reject(l.file, l.line, Outcome(st.message()));
           continue;
         }

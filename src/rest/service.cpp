@@ -19,6 +19,8 @@
 #include "rest/time.h"
 #include "rest/url.h"
 #include "rest/write.h"
+#include "search/query.h"
+#include "search/search.h"
 
 namespace bevan::rest {
 
@@ -192,7 +194,8 @@ class FhirService::Impl {
                std::string_view content_type, std::string_view if_match, Prefer prefer) const;
   void History(std::string_view type, std::string_view id, const http::Request& req, http::Response& res) const;
   void Validate(std::string_view type, std::string_view id, const http::Request& req, http::Response& res) const;
-  void Search(std::string_view type, const http::Request& req, http::Response& res) const;
+  void Search(std::string_view type, const http::Request& req, http::Response& res,
+              std::string_view compartment = {}) const;
   void ProcessBundle(const http::Request& req, http::Response& res) const;
 
   Answer Finish(Answer a, Prefer prefer) const;
@@ -248,7 +251,7 @@ std::optional<HttpError> FhirService::Impl::CheckValid(const json::Value& root) 
 }
 
 Status FhirService::Impl::Prepare(std::string_view type, const std::string& id, Body& body, PreparedWrite& out) const {
-  return PrepareWrite(indexer_, type, id, body.doc, body.root, out);
+  return PrepareWrite(type, id, body.doc, body.root, out);
 }
 
 Status FhirService::Impl::Commit(store::Transaction& tx, std::string_view type, const std::string& id,
@@ -790,52 +793,72 @@ void FhirService::Impl::Validate(std::string_view type, std::string_view id, con
   res.body = o.ToJson();
 }
 
-void FhirService::Impl::Search(std::string_view type, const http::Request& req, http::Response& res) const {
-  // Until the search layer lands: _id and identifier, as for conditional
-  // operations. Anything else is a clear 400, never a silent full result.
-  std::string query = req.query;
-  if (req.method == "POST") query = req.body;
-  auto params = ParseQuery(query);
-  if (!params) return SendError(res, HttpError::Of(400, IssueType::kInvalid, "malformed query string"));
-  QueryParams criteria;
-  for (auto& [k, v] : *params) {
-    if (k == "_format" || k == "_count") continue;
-    criteria.emplace_back(k, v);
+void FhirService::Impl::Search(std::string_view type, const http::Request& req, http::Response& res,
+                               std::string_view compartment) const {
+  std::string query = req.method == "POST" ? req.body : req.query;
+  search::ParseOptions popts;
+  popts.base_url = opt_.base_url;
+  popts.max_count = opt_.max_page_size;
+  auto q = search::ParseSearchQuery(type, query, popts);
+  if (!q.ok()) return SendError(res, HttpError::Of(400, IssueType::kInvalid, q.status().message()));
+  if (!compartment.empty()) q->compartment = std::string(compartment);
+  bool strict = req.Header("Prefer").find("handling=strict") != std::string_view::npos;
+  OperationOutcome ignored;
+  for (const auto& [name, why] : q->unknown) {
+    ignored.Add(strict ? Severity::kError : Severity::kWarning, IssueType::kNotSupported, name,
+                "search parameter '" + name + "' was ignored: " + why);
   }
-  if (criteria.empty()) {
-    return SendError(
-        res, HttpError::Of(400, IssueType::kNotSupported, "search needs criteria (supported so far: _id, identifier)"));
+  if (strict && !ignored.issues.empty()) {
+    HttpError e;
+    e.status = 400;
+    e.outcome = std::move(ignored);
+    return SendError(res, e);
   }
-  std::string crit;
-  for (const auto& [k, v] : criteria) {
-    crit += crit.empty() ? "" : "&";
-    crit += PercentEncode(k) + "=" + PercentEncode(v);
+  search::SearchOptions so;
+  so.default_count = opt_.default_page_size;
+  auto r = search::ExecuteSearch(store_, *q, so);
+  if (!r.ok()) {
+    int status = r.status().code() == StatusCode::kResourceExhausted ? 400 : HttpStatusFor(r.status().code());
+    return SendError(res, HttpError::Of(status, IssueTypeFor(r.status().code()), r.status().message()));
   }
-  std::vector<store::ResourceVersion> found;
-  Status st = store_.Transact([&](store::Transaction& tx) -> Status {
-    found.clear();
-    ASSIGN_OR_RETURN(auto keys, FindMatches(tx, type, crit, opt_.max_page_size));
-    for (const auto& k : keys) {
-      ASSIGN_OR_RETURN(store::ResourceVersion v, tx.Read(type, k.id, true));
-      if (!v.deleted) found.push_back(std::move(v));
+  std::string base = opt_.base_url + "/";
+  if (!compartment.empty()) base += "Patient/" + std::string(compartment) + "/";
+  base += std::string(type);
+  // Links keep the request's parameters (POST _search: its form body) minus any cursor.
+  std::string kept;
+  if (auto params = ParseQuery(query)) {
+    for (const auto& [k, v] : *params) {
+      if (k == "_cursor") continue;
+      kept += kept.empty() ? "?" : "&";
+      kept += PercentEncode(k) + "=" + PercentEncode(v);
     }
-    return Status::Ok();
-  });
-  if (!st.ok()) return SendError(res, FromStatus(st));
-  std::string self = opt_.base_url + "/" + std::string(type) + (req.query.empty() ? "" : "?" + req.query);
-  std::string out =
-      R"({"resourceType":"Bundle","type":"searchset","total":)" + std::to_string(found.size()) + R"(,"link":[)";
-  AppendLink(out, "self", self);
+  }
+  std::string out = R"({"resourceType":"Bundle","type":"searchset")";
+  if (r->total) out += ",\"total\":" + std::to_string(*r->total);
+  out += R"(,"link":[)";
+  AppendLink(out, "self", base + kept);
+  if (r->next_cursor) {
+    out += ",";
+    AppendLink(out, "next", base + kept + (kept.empty() ? "?" : "&") + "_cursor=" + *r->next_cursor);
+  }
   out += "],\"entry\":[";
   bool first = true;
-  for (const auto& v : found) {
+  auto entry = [&](const store::SearchHit& h, std::string_view mode) {
     if (!first) out += ",";
     first = false;
     out += "{\"fullUrl\":";
-    json::WriteString(opt_.base_url + "/" + v.type + "/" + v.id, out);
+    json::WriteString(opt_.base_url + "/" + h.type + "/" + h.id, out);
     out += ",\"resource\":";
-    out += v.body;
-    out += R"(,"search":{"mode":"match"}})";
+    out += h.body;  // stored bytes
+    out += R"(,"search":{"mode":")";
+    out += mode;
+    out += "\"}}";
+  };
+  for (const auto& h : r->matches) entry(h, "match");
+  for (const auto& h : r->included) entry(h, "include");
+  if (!ignored.issues.empty()) {
+    if (!first) out += ",";
+    out += "{\"resource\":" + ignored.ToJson() + R"(,"search":{"mode":"outcome"}})";
   }
   out += "]}";
   res.status = 200;
@@ -1392,6 +1415,11 @@ void FhirService::Impl::Handle(const http::Request& req, http::Response& res) co
       return Send(res, Patch(type, second, "", req.body, req.Header("Content-Type"), req.Header("If-Match"), prefer));
     }
     return bad_method();
+  }
+  if (seg.size() == 3 && type == "Patient" && fhir::FindResourceType(seg[2])) {
+    // Compartment search: Patient/{id}/Type?...
+    if (m != "GET") return bad_method();
+    return Search(seg[2], req, res, second);
   }
   if (seg.size() == 3 && seg[2] == "$validate") {
     if (m != "POST" && m != "GET") return bad_method();

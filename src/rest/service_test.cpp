@@ -389,6 +389,56 @@ TEST_F(RestTest, ValidateAndCapabilities) {
   EXPECT_EQ(Field(self.body, "/issue/0/severity"), "information") << self.body.substr(0, 800);
 }
 
+TEST_F(RestTest, Search) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    auto r = Call("POST", "/fhir/Patient",
+                  R"({"resourceType":"Patient","name":[{"family":"Ådams","given":["P)" + std::to_string(i) +
+                      R"("]}],"birthDate":"19)" + std::to_string(50 + i) + R"(-06-01"})");
+    ASSERT_EQ(r.status, 201) << r.body;
+    ids.push_back(Field(r.body, "/id"));
+  }
+  Call("POST", "/fhir/Patient", R"({"resourceType":"Patient","name":[{"family":"Other"}]})");
+  auto obs = Call(
+      "POST", "/fhir/Observation",
+      R"({"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"Patient/)" +
+          ids[0] +
+          R"("},"valueQuantity":{"value":72,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}})");
+  ASSERT_EQ(obs.status, 201) << obs.body;
+  // String search: starts-with, accent- and case-insensitive.
+  auto r = Call("GET", "/fhir/Patient?family=adams&_total=accurate");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Field(r.body, "/total"), "5");
+  EXPECT_EQ(Field(r.body, "/entry/0/search/mode"), "match");
+  // Dates with prefixes; paging through next links.
+  auto page = Call("GET", "/fhir/Patient?birthdate=ge1952&_count=2");
+  ASSERT_EQ(page.status, 200) << page.body;
+  std::string next = Field(page.body, "/link/1/url");
+  ASSERT_NE(next.find("_cursor="), std::string::npos) << page.body;
+  auto page2 = Call("GET", next.substr(std::string("http://test").size()));
+  EXPECT_EQ(page2.status, 200) << page2.body;
+  EXPECT_NE(Field(page2.body, "/entry/0/resource/id"), Field(page.body, "/entry/0/resource/id"));
+  // Token, quantity, reference and _include.
+  auto o =
+      Call("GET", "/fhir/Observation?code=http://loinc.org|8867-4&value-quantity=gt70&_include=Observation:subject");
+  ASSERT_EQ(o.status, 200) << o.body;
+  EXPECT_EQ(Field(o.body, "/entry/1/search/mode"), "include");
+  EXPECT_EQ(Field(o.body, "/entry/1/resource/id"), ids[0]);
+  // Compartment search.
+  auto c = Call("GET", "/fhir/Patient/" + ids[0] + "/Observation");
+  EXPECT_EQ(Field(c.body, "/entry/0/resource/resourceType"), "Observation");
+  EXPECT_EQ(Field(Call("GET", "/fhir/Patient/" + ids[1] + "/Observation").body, "/entry"), "[]");
+  // POST _search with a form body.
+  auto post =
+      Call("POST", "/fhir/Patient/_search", "family=other", {{"Content-Type", "application/x-www-form-urlencoded"}});
+  EXPECT_EQ(Field(post.body, "/entry/0/resource/name/0/family"), "Other");
+  // Unknown parameters: reported, or 400 under strict handling; malformed values: 400.
+  auto unknown = Call("GET", "/fhir/Patient?nonsense=1&family=other");
+  EXPECT_EQ(Field(unknown.body, "/entry/1/search/mode"), "outcome");
+  EXPECT_EQ(Call("GET", "/fhir/Patient?nonsense=1", "", {{"Prefer", "handling=strict"}}).status, 400);
+  EXPECT_EQ(Call("GET", "/fhir/Patient?birthdate=notadate").status, 400);
+}
+
 TEST_F(RestTest, CompartmentIsRecorded) {
   std::string pid = CreatePatient();
   auto o =

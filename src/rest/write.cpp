@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "rest/time.h"
+#include "search/extract.h"
 
 namespace bevan::rest {
 
@@ -17,9 +18,11 @@ constexpr std::string_view kVersionMarkJson = "\\u0001BevanVersion\\u0001";
 constexpr std::string_view kTimeMarkJson = "\\u0001BevanTime\\u0001";
 }  // namespace
 
-Status PrepareWrite(const Indexer& indexer, std::string_view type, const std::string& id, json::Document& doc,
-                    const json::Value& root, PreparedWrite& out) {
-  RETURN_IF_ERROR(indexer.Extract(type, id, root, out.rows, out.compartment));
+Status PrepareWrite(std::string_view type, const std::string& id, json::Document& doc, const json::Value& root,
+                    PreparedWrite& out) {
+  ASSIGN_OR_RETURN(search::ExtractResult extracted, search::Extract(type, id, root));
+  out.rows = std::move(extracted.rows);
+  out.compartment = std::move(extracted.compartment);
   std::vector<json::Member> meta_members;
   meta_members.push_back({doc.MakeString("versionId"), json::Value::StringRef(kVersionMark)});
   meta_members.push_back({doc.MakeString("lastUpdated"), json::Value::StringRef(kTimeMark)});

@@ -14,7 +14,6 @@
 
 #include "common/status.h"
 #include "json/json.h"
-#include "rest/indexer.h"
 #include "store/store.h"
 
 namespace bevan::rest {
@@ -32,9 +31,10 @@ struct PreparedWrite {
 
 // Prepares `root` (a resource in `doc`) to be stored as (type, id): sets id,
 // puts meta.versionId and meta.lastUpdated first in meta (placeholders),
-// keeps the rest of meta, extracts index rows and the compartment.
-Status PrepareWrite(const Indexer& indexer, std::string_view type, const std::string& id, json::Document& doc,
-                    const json::Value& root, PreparedWrite& out);
+// keeps the rest of meta, extracts the index rows of every search parameter
+// and the Patient compartment (search::Extract).
+Status PrepareWrite(std::string_view type, const std::string& id, json::Document& doc, const json::Value& root,
+                    PreparedWrite& out);
 
 struct CommitResult {
   bool created = false;  // no current version, or the current one is deleted
