@@ -16,7 +16,6 @@
 #include "fhirpath/invariants.h"
 #include "http/message.h"
 #include "json/json.h"
-#include "rest/indexer.h"
 #include "rest/service.h"
 #include "rest/write.h"
 

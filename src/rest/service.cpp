@@ -15,10 +15,10 @@
 #include "json/patch.h"
 #include "rest/capabilities.h"
 #include "rest/fhirpath_patch.h"
-#include "rest/indexer.h"
 #include "rest/time.h"
 #include "rest/url.h"
 #include "rest/write.h"
+#include "search/extract.h"
 #include "search/query.h"
 #include "search/search.h"
 
@@ -202,7 +202,6 @@ class FhirService::Impl {
 
   store::Store& store_;
   ServiceOptions opt_;
-  Indexer indexer_;
 };
 
 void FhirService::Impl::Send(http::Response& res, const Answer& a) {
@@ -304,7 +303,8 @@ Result<std::vector<store::ResourceKey>> FhirService::Impl::FindMatches(store::Tr
         } else if (!r.ok() && r.status().code() != StatusCode::kNotFound) {
           return r.status();
         }
-      } else if (indexer_.Indexes(type, name)) {
+      } else if (const search::IndexedParam* ip = search::Extractor::Default().Find(type, name);
+                 ip && name == "identifier" && ip->type == fhir::SearchParamType::kToken) {
         std::optional<std::string_view> system;
         std::string_view code = v;
         if (size_t bar = v.find('|'); bar != std::string_view::npos) {
