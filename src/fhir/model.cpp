@@ -146,10 +146,7 @@ class Model {
     for (size_t i = NameHash(name) & mask;; i = (i + 1) & mask) {
       const TypeSlot& slot = type_slots_[i];
       if (slot.type == nullptr) return nullptr;
-      if (slot.name.size() == name.size() && Load8(slot.name.data(), name.size()) == Load8(name.data(), name.size()) &&
-          (name.size() <= 8 || std::memcmp(slot.name.data() + 8, name.data() + 8, name.size() - 8) == 0)) {
-        return slot.type;
-      }
+      if (SameName(slot.name, name)) return slot.type;
     }
   }
   std::span<const TypeDef* const> AllTypes() const { return all_types_; }
@@ -558,18 +555,30 @@ class Model {
   };
   std::vector<TypeSlot> type_slots_;  // power-of-two size, at most half full
 
-  // The first and last (up to) eight bytes and the length, mixed: one
-  // multiply, no loop; type names differ early or in length.
-  static uint64_t Load8(const char* p, size_t n) {
+  // Type names are short: the first and last eight bytes (overlapping for
+  // names under 16) and the length decide almost always, with fixed-size
+  // loads the compiler keeps inline (no memcpy or memcmp calls).
+  static uint64_t Head8(std::string_view s) {
     uint64_t v = 0;
-    if (n != 0) std::memcpy(&v, p, n < 8 ? n : 8);  // an empty view may have no data pointer
+    if (s.size() >= 8) {
+      std::memcpy(&v, s.data(), 8);
+    } else {
+      for (size_t i = 0; i < s.size(); ++i) v |= static_cast<uint64_t>(static_cast<unsigned char>(s[i])) << (8 * i);
+    }
+    return v;
+  }
+  static uint64_t Tail8(std::string_view s) {
+    uint64_t v = 0;
+    if (s.size() >= 8) std::memcpy(&v, s.data() + s.size() - 8, 8);
     return v;
   }
   static size_t NameHash(std::string_view s) {
-    uint64_t a = Load8(s.data(), s.size());
-    uint64_t b = s.size() > 8 ? Load8(s.data() + s.size() - 8, 8) : 0;
-    uint64_t h = (a ^ (b * 0x9E3779B97F4A7C15ULL) ^ s.size()) * 0xD6E8FEB86659FD93ULL;
+    uint64_t h = (Head8(s) ^ (Tail8(s) * 0x9E3779B97F4A7C15ULL) ^ s.size()) * 0xD6E8FEB86659FD93ULL;
     return static_cast<size_t>(h ^ (h >> 32));
+  }
+  static bool SameName(std::string_view a, std::string_view b) {
+    if (a.size() != b.size() || Head8(a) != Head8(b) || Tail8(a) != Tail8(b)) return false;
+    return a.size() <= 16 || std::memcmp(a.data() + 8, b.data() + 8, a.size() - 16) == 0;
   }
 
   void BuildTypeSlots() {

@@ -59,9 +59,20 @@ class Vec {
 
 bool IsUpper(char c) { return c >= 'A' && c <= 'Z'; }
 
+// resourceType is nearly always a resource's first member: check it with a
+// fixed-size compare before scanning.
+const json::Value* FindResourceTypeMember(const json::Value& v) {
+  auto members = v.members();
+  if (!members.empty()) {
+    std::string_view k = members[0].name();
+    if (k.size() == 12 && std::memcmp(k.data(), "resourceType", 12) == 0) return &members[0].value;
+  }
+  return v.Find("resourceType");
+}
+
 const fhir::TypeDef* Refine(const json::Value& v, const fhir::TypeDef* declared) {
   if ((declared == nullptr || declared->kind == fhir::TypeKind::kResource) && v.is_object()) {
-    const json::Value* rt = v.Find("resourceType");
+    const json::Value* rt = FindResourceTypeMember(v);
     if (rt != nullptr && rt->is_string()) {
       if (const fhir::TypeDef* t = fhir::FindResourceType(rt->as_string())) return t;
     }

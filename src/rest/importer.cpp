@@ -290,6 +290,8 @@ Result<ImportSummary> Import(store::Store& store, const std::vector<std::string>
   report(true);
   if (!read_error.ok()) return read_error;
   if (failed) return failure;
+  // Fresh planner statistics after a bulk load (PostgreSQL plans badly without them).
+  if (summary.loaded > 0) RETURN_IF_ERROR(store.Analyze());
   summary.bytes = total_bytes;
   summary.seconds = elapsed();
   return summary;
