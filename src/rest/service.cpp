@@ -793,6 +793,62 @@ void FhirService::Impl::Validate(std::string_view type, std::string_view id, con
   res.body = o.ToJson();
 }
 
+namespace {
+
+// Applies _summary (true, text, data) or _elements to a stored body, as the
+// R4 search page says: mandatory elements, id and meta stay, and meta gets the
+// SUBSETTED tag. Returns the body unchanged for no shaping.
+std::string ShapeBody(const std::string& body, std::optional<search::Summary> summary,
+                      const std::vector<std::string>& elements) {
+  bool shape =
+      !elements.empty() || (summary && *summary != search::Summary::kFalse && *summary != search::Summary::kCount);
+  if (!shape) return body;
+  auto doc = json::Document::Parse(body);
+  if (!doc.ok() || !doc->root().is_object()) return body;
+  const json::Value* rt = doc->root().Find("resourceType");
+  const fhir::TypeDef* type = rt ? fhir::FindResourceType(rt->as_string()) : nullptr;
+  if (!type) return body;
+  std::vector<json::Member> kept;
+  for (const json::Member& m : doc->root().members()) {
+    std::string_view key = m.name();
+    std::string_view name = key.starts_with("_") ? key.substr(1) : key;
+    if (name == "resourceType" || name == "id" || name == "meta") {
+      kept.push_back(m);
+      continue;
+    }
+    const fhir::ElementDef* el = type->FindElement(name);
+    bool keep = false;
+    if (!elements.empty()) {
+      std::string_view base = el ? el->name : name;
+      keep = (el && el->min > 0) || std::find(elements.begin(), elements.end(), std::string(base)) != elements.end() ||
+             std::find(elements.begin(), elements.end(), std::string(name)) != elements.end();
+    } else if (*summary == search::Summary::kTrue) {
+      keep = el && (el->is_summary || el->min > 0);
+    } else if (*summary == search::Summary::kText) {
+      keep = name == "text" || (el && el->min > 0);
+    } else if (*summary == search::Summary::kData) {
+      keep = name != "text";
+    }
+    if (keep) kept.push_back(m);
+  }
+  // meta.tag += SUBSETTED (http://terminology.hl7.org/CodeSystem/v3-ObservationValue).
+  json::Document& d = *doc;
+  for (json::Member& m : kept) {
+    if (m.name() != "meta" || !m.value.is_object()) continue;
+    std::vector<json::Value> tags;
+    if (const json::Value* t = m.value.Find("tag"); t && t->is_array())
+      tags.assign(t->items().begin(), t->items().end());
+    std::vector<json::Member> tag{
+        {d.MakeString("system"), d.MakeString("http://terminology.hl7.org/CodeSystem/v3-ObservationValue")},
+        {d.MakeString("code"), d.MakeString("SUBSETTED")}};
+    tags.push_back(d.MakeObject(tag));
+    m.value = d.WithMember(m.value, "tag", d.MakeArray(tags));
+  }
+  return json::ToString(d.MakeObject(kept));
+}
+
+}  // namespace
+
 void FhirService::Impl::Search(std::string_view type, const http::Request& req, http::Response& res,
                                std::string_view compartment) const {
   std::string query = req.method == "POST" ? req.body : req.query;
@@ -849,13 +905,16 @@ void FhirService::Impl::Search(std::string_view type, const http::Request& req, 
     out += "{\"fullUrl\":";
     json::WriteString(opt_.base_url + "/" + h.type + "/" + h.id, out);
     out += ",\"resource\":";
-    out += h.body;  // stored bytes
+    out += ShapeBody(h.body, q->summary, q->elements);  // stored bytes unless shaped
     out += R"(,"search":{"mode":")";
     out += mode;
     out += "\"}}";
   };
-  for (const auto& h : r->matches) entry(h, "match");
-  for (const auto& h : r->included) entry(h, "include");
+  bool count_only = q->summary && *q->summary == search::Summary::kCount;
+  if (!count_only) {
+    for (const auto& h : r->matches) entry(h, "match");
+    for (const auto& h : r->included) entry(h, "include");
+  }
   if (!ignored.issues.empty()) {
     if (!first) out += ",";
     out += "{\"resource\":" + ignored.ToJson() + R"(,"search":{"mode":"outcome"}})";

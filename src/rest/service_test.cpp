@@ -437,6 +437,16 @@ TEST_F(RestTest, Search) {
   EXPECT_EQ(Field(unknown.body, "/entry/1/search/mode"), "outcome");
   EXPECT_EQ(Call("GET", "/fhir/Patient?nonsense=1", "", {{"Prefer", "handling=strict"}}).status, 400);
   EXPECT_EQ(Call("GET", "/fhir/Patient?birthdate=notadate").status, 400);
+  // _summary and _elements.
+  auto count = Call("GET", "/fhir/Patient?family=adams&_summary=count");
+  EXPECT_EQ(Field(count.body, "/total"), "5");
+  EXPECT_EQ(Field(count.body, "/entry"), "[]");
+  auto el = Call("GET", "/fhir/Patient?family=adams&_elements=birthDate");
+  EXPECT_EQ(Field(el.body, "/entry/0/resource/name"), "<missing>");
+  EXPECT_NE(Field(el.body, "/entry/0/resource/birthDate"), "<missing>");
+  EXPECT_EQ(Field(el.body, "/entry/0/resource/meta/tag/0/code"), "SUBSETTED");
+  auto sum = Call("GET", "/fhir/Patient?family=adams&_summary=true");
+  EXPECT_NE(Field(sum.body, "/entry/0/resource/name"), "<missing>");  // name is a summary element
 }
 
 TEST_F(RestTest, CompartmentIsRecorded) {
