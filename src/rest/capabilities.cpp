@@ -52,12 +52,15 @@ std::string CapabilityStatementJson(std::string_view base_url) {
             M(d, "conditionalRead", d.MakeString("modified-since")), M(d, "conditionalUpdate", json::Value::Bool(true)),
             M(d, "conditionalDelete", d.MakeString("single")), M(d, "searchParam", d.MakeArray(params))}));
   }
+  json::Value everything_op =
+      Obj(d, {M(d, "name", d.MakeString("everything")),
+              M(d, "definition", d.MakeString("http://hl7.org/fhir/OperationDefinition/Patient-everything"))});
   json::Value validate_op =
       Obj(d, {M(d, "name", d.MakeString("validate")),
               M(d, "definition", d.MakeString("http://hl7.org/fhir/OperationDefinition/Resource-validate"))});
   json::Value rest = Obj(d, {M(d, "mode", d.MakeString("server")), M(d, "resource", d.MakeArray(resources)),
                              M(d, "interaction", Codes(d, "code", {"transaction", "batch", "history-system"})),
-                             M(d, "operation", d.MakeArray({&validate_op, 1}))});
+                             M(d, "operation", d.MakeArray(std::vector<json::Value>{validate_op, everything_op}))});
   json::Value json_format = d.MakeString("json");
   json::Value patch_formats[2] = {d.MakeString("application/json-patch+json"), d.MakeString("application/fhir+json")};
   json::Value root = Obj(

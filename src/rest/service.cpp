@@ -197,6 +197,7 @@ class FhirService::Impl {
   void Search(std::string_view type, const http::Request& req, http::Response& res,
               std::string_view compartment = {}) const;
   void ProcessBundle(const http::Request& req, http::Response& res) const;
+  void Everything(std::string_view id, const http::Request& req, http::Response& res) const;
 
   Answer Finish(Answer a, Prefer prefer) const;
 
@@ -1376,6 +1377,95 @@ void FhirService::Impl::ProcessBundle(const http::Request& req, http::Response& 
   res.body = std::move(out);
 }
 
+// Patient/{id}/$everything: the patient and every resource in their
+// compartment, as one searchset Bundle. _type limits the types, _since the
+// last update. The whole record is returned (up to kEverythingLimit
+// resources; beyond that the answer is 413 and Bulk Data export is the tool).
+void FhirService::Impl::Everything(std::string_view id, const http::Request& req, http::Response& res) const {
+  constexpr size_t kEverythingLimit = 10000;
+  auto params = ParseQuery(req.query);
+  if (!params) return SendError(res, HttpError::Of(400, IssueType::kInvalid, "malformed query string"));
+  std::vector<std::string> types;
+  std::string since;
+  for (const auto& [k, v] : *params) {
+    if (k == "_type") {
+      size_t start = 0;
+      for (;;) {
+        size_t comma = v.find(',', start);
+        std::string t = v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        if (!fhir::FindResourceType(t)) {
+          return SendError(res,
+                           HttpError::Of(400, IssueType::kValue, "_type: unknown resource type '" + t + "'", "_type"));
+        }
+        types.push_back(t);
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+      }
+    } else if (k == "_since") {
+      if (!ParseDateTimeRange(v)) {
+        return SendError(res, HttpError::Of(400, IssueType::kValue, "_since must be an instant", "_since"));
+      }
+      since = v;
+    } else if (k != "_format" && k != "_count") {
+      return SendError(res, HttpError::Of(400, IssueType::kNotSupported,
+                                          "unknown $everything parameter '" + k + "' (supported: _type, _since)"));
+    }
+  }
+  auto patient = store_.Read("Patient", id);
+  if (!patient.ok() || patient->deleted) {
+    return SendError(res, HttpError::Of(404, IssueType::kNotSupported, "Patient/" + std::string(id) + " is not known"));
+  }
+  auto wanted = [&](std::string_view t) {
+    return types.empty() || std::find(types.begin(), types.end(), t) != types.end();
+  };
+  std::vector<store::SearchHit> hits;
+  if (wanted("Patient") && (since.empty() || patient->last_updated >= ParseDateTimeRange(since)->lo)) {
+    store::SearchHit h;
+    h.type = "Patient";
+    h.id = std::string(id);
+    h.body = patient->body;
+    hits.push_back(std::move(h));
+  }
+  search::ParseOptions popts;
+  popts.base_url = opt_.base_url;
+  for (std::string_view type : fhir::ResourceTypeNames()) {
+    if (type == "Patient" || fhir::PatientCompartmentParams(type).empty() || !wanted(type)) continue;
+    std::string query = "_count=1000";
+    if (!since.empty()) query += "&_lastUpdated=ge" + PercentEncode(since);
+    auto q = search::ParseSearchQuery(type, query, popts);
+    if (!q.ok()) return SendError(res, FromStatus(q.status()));
+    q->compartment = std::string(id);
+    for (;;) {
+      auto r = search::ExecuteSearch(store_, *q);
+      if (!r.ok()) return SendError(res, FromStatus(r.status()));
+      for (auto& h : r->matches) hits.push_back(std::move(h));
+      if (hits.size() > kEverythingLimit) {
+        return SendError(res, HttpError::Of(413, IssueType::kTooCostly,
+                                            "the record holds more than " + std::to_string(kEverythingLimit) +
+                                                " resources; use Bulk Data $export"));
+      }
+      if (!r->next_cursor) break;
+      q->cursor = *r->next_cursor;
+    }
+  }
+  std::string out =
+      R"({"resourceType":"Bundle","type":"searchset","total":)" + std::to_string(hits.size()) + R"(,"link":[)";
+  AppendLink(
+      out, "self",
+      opt_.base_url + "/Patient/" + std::string(id) + "/$everything" + (req.query.empty() ? "" : "?" + req.query));
+  out += "],\"entry\":[";
+  for (size_t i = 0; i < hits.size(); ++i) {
+    if (i) out += ",";
+    out += "{\"fullUrl\":";
+    json::WriteString(opt_.base_url + "/" + hits[i].type + "/" + hits[i].id, out);
+    out += ",\"resource\":" + hits[i].body + R"(,"search":{"mode":"match"}})";
+  }
+  out += "]}";
+  res.status = 200;
+  res.SetHeader("Content-Type", std::string(kFhirJson));
+  res.body = std::move(out);
+}
+
 void FhirService::Impl::Handle(const http::Request& req, http::Response& res) const {
   std::string_view path = req.path;
   if (!path.starts_with(opt_.base_path)) {
@@ -1474,6 +1564,10 @@ void FhirService::Impl::Handle(const http::Request& req, http::Response& res) co
       return Send(res, Patch(type, second, "", req.body, req.Header("Content-Type"), req.Header("If-Match"), prefer));
     }
     return bad_method();
+  }
+  if (seg.size() == 3 && type == "Patient" && seg[2] == "$everything") {
+    if (m != "GET") return bad_method();
+    return Everything(second, req, res);
   }
   if (seg.size() == 3 && type == "Patient" && fhir::FindResourceType(seg[2])) {
     // Compartment search: Patient/{id}/Type?...

@@ -437,6 +437,14 @@ TEST_F(RestTest, Search) {
   EXPECT_EQ(Field(unknown.body, "/entry/1/search/mode"), "outcome");
   EXPECT_EQ(Call("GET", "/fhir/Patient?nonsense=1", "", {{"Prefer", "handling=strict"}}).status, 400);
   EXPECT_EQ(Call("GET", "/fhir/Patient?birthdate=notadate").status, 400);
+  // $everything: the patient and their compartment.
+  auto all = Call("GET", "/fhir/Patient/" + ids[0] + "/$everything");
+  ASSERT_EQ(all.status, 200) << all.body;
+  EXPECT_EQ(Field(all.body, "/total"), "2");
+  EXPECT_EQ(Field(Call("GET", "/fhir/Patient/" + ids[0] + "/$everything?_type=Observation").body, "/total"), "1");
+  EXPECT_EQ(Field(Call("GET", "/fhir/Patient/" + ids[0] + "/$everything?_since=2999-01-01").body, "/total"), "0");
+  EXPECT_EQ(Call("GET", "/fhir/Patient/nobody/$everything").status, 404);
+  EXPECT_EQ(Call("GET", "/fhir/Patient/" + ids[0] + "/$everything?_type=Nope").status, 400);
   // _summary and _elements.
   auto count = Call("GET", "/fhir/Patient?family=adams&_summary=count");
   EXPECT_EQ(Field(count.body, "/total"), "5");
