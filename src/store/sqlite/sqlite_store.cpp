@@ -230,7 +230,9 @@ class Conn {
     } else {
       RETURN_IF_ERROR(conn->Exec("PRAGMA query_only = 1"));
       RETURN_IF_ERROR(conn->Exec("PRAGMA cache_size = -16384"));
-      RETURN_IF_ERROR(conn->Exec("PRAGMA mmap_size = 268435456"));
+      // Readers map up to SQLite's default ceiling (about 2 GB): beyond the map
+      // every page read is a pread system call.
+      RETURN_IF_ERROR(conn->Exec("PRAGMA mmap_size = 2147418112"));
     }
     RETURN_IF_ERROR(conn->Exec("PRAGMA temp_store = MEMORY"));
     return conn;
