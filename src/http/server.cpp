@@ -13,9 +13,9 @@
 #include <boost/beast/ssl.hpp>
 #include <list>
 #include <mutex>
-#include <random>
 #include <thread>
 
+#include "common/ids.h"
 #include "http/compress.h"
 #include "http/work_pool.h"
 
@@ -28,18 +28,6 @@ using tcp = asio::ip::tcp;
 using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
 namespace {
-
-std::string NewRequestId() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string id(32, '0');
-  uint64_t a = rng(), b = rng();
-  for (int i = 0; i < 16; ++i) {
-    id[static_cast<size_t>(i)] = kHex[(a >> (i * 4)) & 0xF];
-    id[static_cast<size_t>(16 + i)] = kHex[(b >> (i * 4)) & 0xF];
-  }
-  return id;
-}
 
 // A client's request id is echoed only if it is short and plain.
 bool SaneRequestId(std::string_view id) {
@@ -210,7 +198,7 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session<Stream
     req_.body = std::move(msg.body());
     req_.remote_address = remote_;
     std::string_view rid = req_.Header("X-Request-Id");
-    req_.request_id = SaneRequestId(rid) ? std::string(rid) : NewRequestId();
+    req_.request_id = SaneRequestId(rid) ? std::string(rid) : RandomHex(32);
     keep_alive_ = msg.keep_alive();
     version_ = msg.version();
     res_ = Response();
@@ -260,7 +248,7 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session<Stream
   void Fail(int status, std::string_view message) {
     res_ = Response();
     server_.options_.make_error(status, message, res_);
-    req_.request_id = NewRequestId();
+    req_.request_id = RandomHex(32);
     keep_alive_ = false;
     version_ = 11;
     Write();

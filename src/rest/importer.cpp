@@ -8,9 +8,9 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
-#include <random>
 #include <thread>
 
+#include "common/ids.h"
 #include "fhir/model.h"
 #include "fhir/validate.h"
 #include "fhirpath/invariants.h"
@@ -41,18 +41,6 @@ struct Chunk {
   std::vector<Line> lines;
   uint64_t bytes = 0;
 };
-
-std::string NewImportId() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(32, '0');
-  uint64_t a = rng(), b = rng();
-  for (int i = 0; i < 16; ++i) {
-    out[static_cast<size_t>(i)] = kHex[(a >> (i * 4)) & 0xF];
-    out[static_cast<size_t>(16 + i)] = kHex[(b >> (i * 4)) & 0xF];
-  }
-  return out;
-}
 
 fhir::OperationOutcome Outcome(std::string message) {
   fhir::OperationOutcome o;
@@ -136,7 +124,7 @@ Result<ImportSummary> Import(store::Store& store, const std::vector<std::string>
         Prepared p;
         p.type = doc->root().Find("resourceType")->as_string();
         const json::Value* id = doc->root().Find("id");
-        p.id = id && id->is_string() ? std::string(id->as_string()) : NewImportId();
+        p.id = id && id->is_string() ? std::string(id->as_string()) : NewUuid();
         json::Document& d = *doc;
         if (Status st = PrepareWrite(p.type, p.id, d, d.root(), p.write); !st.ok()) {
           reject(l.file, l.line, Outcome(st.message()));

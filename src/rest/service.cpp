@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <charconv>
-#include <random>
 #include <set>
 #include <unordered_map>
 
+#include "common/ids.h"
 #include "fhir/model.h"
 #include "fhir/operation_outcome.h"
 #include "fhir/primitives.h"
@@ -86,29 +86,6 @@ std::optional<int64_t> ParseETag(std::string_view v) {
   auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
   if (ec != std::errc() || p != v.data() + v.size() || n < 1) return std::nullopt;
   return n;
-}
-
-std::string NewId() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  uint64_t a = rng(), b = rng();
-  a = (a & 0xFFFFFFFFFFFF0FFFULL) | 0x0000000000004000ULL;  // version 4
-  b = (b & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;  // variant 10
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(36);
-  auto put = [&](uint64_t v, int nibbles) {
-    for (int i = nibbles - 1; i >= 0; --i) out += kHex[(v >> (i * 4)) & 0xF];
-  };
-  put(a >> 32, 8);
-  out += '-';
-  put((a >> 16) & 0xFFFF, 4);
-  out += '-';
-  put(a & 0xFFFF, 4);
-  out += '-';
-  put(b >> 48, 4);
-  out += '-';
-  put(b & 0xFFFFFFFFFFFFULL, 12);
-  return out;
 }
 
 bool IsJsonContentType(std::string_view ct) {
@@ -362,7 +339,7 @@ Answer FhirService::Impl::Create(std::string_view type, const std::string& text,
   Body body;
   if (auto e = ParseResourceBody(text, type, body)) return ErrorAnswer(*e);
   if (auto e = CheckValid(body.root)) return ErrorAnswer(*e);
-  std::string id = NewId();
+  std::string id = NewUuid();
   PreparedWrite prepared;
   if (Status st = Prepare(type, id, body, prepared); !st.ok()) return ErrorAnswer(FromStatus(st));
   Answer a;
@@ -442,7 +419,7 @@ Answer FhirService::Impl::ConditionalUpdate(std::string_view type, std::string_v
                                     "')");
       }
     } else {
-      id = body_id.empty() ? NewId() : body_id;
+      id = body_id.empty() ? NewUuid() : body_id;
     }
     return WriteVersion(tx, type, id, body, std::nullopt, a);
   });
@@ -1189,7 +1166,7 @@ void FhirService::Impl::ProcessBundle(const http::Request& req, http::Response& 
     std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return reqs[a].order < reqs[b].order; });
     std::vector<std::string> new_ids(reqs.size());
     for (size_t i = 0; i < reqs.size(); ++i) {
-      if (reqs[i].method == "POST") new_ids[i] = NewId();
+      if (reqs[i].method == "POST") new_ids[i] = NewUuid();
     }
     size_t failed_entry = 0;
     Status st = store_.Transact([&](store::Transaction& tx) -> Status {
@@ -1272,7 +1249,7 @@ void FhirService::Impl::ProcessBundle(const http::Request& req, http::Response& 
           if (r.method == "PUT" && id.empty()) {
             ASSIGN_OR_RETURN(auto m, FindMatches(tx, r.type, r.criteria, 2));
             if (m.size() > 1) return FailedPreconditionError("the criteria match more than one " + r.type);
-            id = m.empty() ? NewId() : m[0].id;
+            id = m.empty() ? NewUuid() : m[0].id;
           }
           if (r.method == "PUT") {
             const json::Value* bid = body.root.Find("id");
@@ -1642,7 +1619,7 @@ void FhirService::Impl::HandleAsync(const http::Request& req, http::Response& re
     }
     state->id = id;
   } else {
-    state->id = NewId();
+    state->id = NewUuid();
   }
   if (auto e = CheckValid(state->body.root)) return fail(*e);
   if (Status st = Prepare(type, state->id, state->body, state->prepared); !st.ok()) return fail(FromStatus(st));
