@@ -317,10 +317,8 @@ Answer FhirService::Impl::Finish(Answer a, Prefer prefer) const {
   if (prefer == Prefer::kMinimal) {
     a.body.clear();
   } else if (prefer == Prefer::kOutcome) {
-    OperationOutcome o;
-    o.Add(Severity::kInformation, IssueType::kInvalid, "", "");
-    o.issues.clear();
-    a.body = o.ToJson();
+    // An outcome with no issues says "No issues detected" (informational).
+    a.body = OperationOutcome().ToJson();
     a.body_is_outcome = true;
   }
   return a;
