@@ -17,7 +17,7 @@ namespace bevan::fhirpath {
 namespace internal {
 namespace {
 
-const json::Value kNullValue;
+const json::Value kNullValue{};
 
 // A growable array of items in the arena; growth abandons the old block
 // (the arena frees everything at once).

@@ -48,6 +48,8 @@ struct Invariants::Compiled {
   std::string error;
 };
 
+Invariants::~Invariants() = default;
+
 Invariants::Invariants() {
   auto all = fhir::AllConstraints();
   compiled_.resize(all.size());

@@ -18,6 +18,9 @@ namespace bevan::fhirpath {
 class Invariants final : public fhir::InvariantChecker {
  public:
   static const Invariants& Get();
+  // Out of line: Compiled is incomplete here (clang instantiates the
+  // implicit virtual destructor in every including file).
+  ~Invariants() override;
 
   void Check(std::span<const fhir::ConstraintDef* const> constraints, const json::Value& node,
              const json::Value& resource, const json::Value& root, std::string_view location,
