@@ -14,6 +14,7 @@ std::string_view StatusCodeName(StatusCode code) {
     case StatusCode::kInternal: return "internal";
     case StatusCode::kUnavailable: return "unavailable";
     case StatusCode::kIoError: return "io_error";
+    case StatusCode::kPermissionDenied: return "permission_denied";
   }
   return "unknown";
 }

@@ -23,6 +23,7 @@ enum class StatusCode : unsigned char {
   kInternal,            // a bug or an unexpected failure (500)
   kUnavailable,         // transient; retry may succeed (503)
   kIoError,             // file or socket failure
+  kPermissionDenied,    // the caller may not do this (403)
 };
 
 // Returns a stable lowercase name for `code`, e.g. "invalid_argument".
@@ -60,6 +61,7 @@ inline Status UnimplementedError(std::string m) { return {StatusCode::kUnimpleme
 inline Status InternalError(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 inline Status UnavailableError(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
 inline Status IoError(std::string m) { return {StatusCode::kIoError, std::move(m)}; }
+inline Status PermissionDeniedError(std::string m) { return {StatusCode::kPermissionDenied, std::move(m)}; }
 
 // Either a T or a non-OK Status. Accessing the value of an error Result is a
 // bug (asserted in debug builds).

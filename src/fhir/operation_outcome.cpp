@@ -24,6 +24,8 @@ std::string_view IssueTypeName(IssueType t) {
     case IssueType::kNotSupported: return "not-supported";
     case IssueType::kTooCostly: return "too-costly";
     case IssueType::kBusinessRule: return "business-rule";
+    case IssueType::kForbidden: return "forbidden";
+    case IssueType::kLogin: return "login";
   }
   return "invalid";
 }

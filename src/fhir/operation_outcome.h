@@ -25,6 +25,8 @@ enum class IssueType : uint8_t {
   kNotSupported,  // "not-supported": e.g. an unknown resource type
   kTooCostly,     // "too-costly": a limit was reached
   kBusinessRule,  // "business-rule"
+  kForbidden,     // "forbidden": the caller's authorisation does not allow it
+  kLogin,         // "login": authentication is needed or failed
 };
 
 std::string_view SeverityName(Severity s);

@@ -5,6 +5,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "auth/access.h"
 #include "common/ids.h"
 #include "fhir/model.h"
 #include "fhir/operation_outcome.h"
@@ -14,6 +15,7 @@
 #include "json/json.h"
 #include "json/patch.h"
 #include "rest/capabilities.h"
+#include "rest/export.h"
 #include "rest/fhirpath_patch.h"
 #include "rest/time.h"
 #include "rest/url.h"
@@ -56,6 +58,7 @@ int HttpStatusFor(StatusCode code) {
     case StatusCode::kResourceExhausted: return 413;
     case StatusCode::kUnimplemented: return 501;
     case StatusCode::kUnavailable: return 503;
+    case StatusCode::kPermissionDenied: return 403;
     case StatusCode::kInternal:
     case StatusCode::kIoError: return 500;
   }
@@ -68,6 +71,7 @@ IssueType IssueTypeFor(StatusCode code) {
     case StatusCode::kNotFound: return IssueType::kNotSupported;
     case StatusCode::kFailedPrecondition: return IssueType::kBusinessRule;
     case StatusCode::kResourceExhausted: return IssueType::kTooCostly;
+    case StatusCode::kPermissionDenied: return IssueType::kForbidden;
     default: return IssueType::kInvalid;
   }
 }
@@ -121,8 +125,9 @@ class FhirService::Impl {
  public:
   Impl(store::Store& store, ServiceOptions options) : store_(store), opt_(std::move(options)) {}
 
-  void Handle(const http::Request& req, http::Response& res) const;
-  void HandleAsync(const http::Request& req, http::Response& res, std::function<void()> done) const;
+  void Handle(const http::Request& req, http::Response& res, const auth::Access& who) const;
+  void HandleAsync(const http::Request& req, http::Response& res, const auth::Access& who,
+                   std::function<void()> done) const;
   bool IsLong(const http::Request& req) const {
     return req.method == "POST" && (req.path == opt_.base_path || req.path == opt_.base_path + "/");
   }
@@ -146,35 +151,65 @@ class FhirService::Impl {
 
   // Writes a new version of (type, id) inside `tx`. `if_match`: required
   // current version. Fills `a`.
-  Status Commit(store::Transaction& tx, std::string_view type, const std::string& id, const PreparedWrite& p,
-                std::optional<int64_t> if_match, Answer& a) const;
+  Status Commit(store::Transaction& tx, const auth::Access& who, std::string_view type, const std::string& id,
+                const PreparedWrite& p, std::optional<int64_t> if_match, Answer& a) const;
   // Prepare and Commit in one (for writes whose body is only known inside the
   // transaction: patches, transaction Bundles with rewritten references).
-  Status WriteVersion(store::Transaction& tx, std::string_view type, const std::string& id, Body& body,
-                      std::optional<int64_t> if_match, Answer& a) const;
+  Status WriteVersion(store::Transaction& tx, const auth::Access& who, std::string_view type, const std::string& id,
+                      Body& body, std::optional<int64_t> if_match, Answer& a) const;
 
   // Resources of `type` matching conditional `criteria` (a query string).
-  Result<std::vector<store::ResourceKey>> FindMatches(store::Transaction& tx, std::string_view type,
-                                                      std::string_view criteria, int limit) const;
+  // Under a patient-context grant only matches in that compartment count.
+  Result<std::vector<store::ResourceKey>> FindMatches(store::Transaction& tx, const auth::Access& who,
+                                                      std::string_view type, std::string_view criteria,
+                                                      int limit) const;
+
+  // Access control (auth/access.h). What a caller may see of one type for
+  // one interaction: everything, or only one Patient's compartment, or only
+  // resources matching a search (a SMART v2 scope's query).
+  struct Grant {
+    std::optional<std::string> patient;
+    std::string query;
+  };
+  // PermissionDenied (403) when no scope of `who` grants `i` on `type`;
+  // otherwise fills `g` with the least restrictive granting scope's limits.
+  static Status Authorize(const auth::Access& who, auth::Interaction i, std::string_view type, Grant& g);
+  // A first check before any parsing: whether some scope could allow a
+  // create (or, with `update`, an update or update-as-create) of `type`. The
+  // decision proper is in Commit, once it is known what is stored.
+  static Status MayWrite(const auth::Access& who, std::string_view type, bool update) {
+    Grant g;
+    Status st = Authorize(who, update ? auth::Interaction::kUpdate : auth::Interaction::kCreate, type, g);
+    if (!st.ok() && update) st = Authorize(who, auth::Interaction::kCreate, type, g);
+    return st;
+  }
+  // Whether the resource (type, id) whose Patient compartment is
+  // `compartment` is within `g`.
+  Result<bool> Within(const Grant& g, std::string_view type, std::string_view id, std::string_view compartment) const;
 
   // Interactions.
-  void Read(std::string_view type, std::string_view id, const http::Request& req, http::Response& res) const;
-  void VRead(std::string_view type, std::string_view id, std::string_view vid, http::Response& res) const;
-  Answer Create(std::string_view type, const std::string& body, std::string_view if_none_exist, Prefer prefer) const;
-  Answer Update(std::string_view type, std::string_view id, const std::string& body, std::string_view if_match,
+  void Read(const auth::Access& who, std::string_view type, std::string_view id, const http::Request& req,
+            http::Response& res) const;
+  void VRead(const auth::Access& who, std::string_view type, std::string_view id, std::string_view vid,
+             http::Response& res) const;
+  Answer Create(const auth::Access& who, std::string_view type, const std::string& body, std::string_view if_none_exist,
                 Prefer prefer) const;
-  Answer ConditionalUpdate(std::string_view type, std::string_view criteria, const std::string& body,
-                           Prefer prefer) const;
-  Answer Delete(std::string_view type, std::string_view id) const;
-  Answer ConditionalDelete(std::string_view type, std::string_view criteria) const;
-  Answer Patch(std::string_view type, std::string_view id, std::string_view criteria, const std::string& body,
-               std::string_view content_type, std::string_view if_match, Prefer prefer) const;
-  void History(std::string_view type, std::string_view id, const http::Request& req, http::Response& res) const;
-  void Validate(std::string_view type, std::string_view id, const http::Request& req, http::Response& res) const;
-  void Search(std::string_view type, const http::Request& req, http::Response& res,
+  Answer Update(const auth::Access& who, std::string_view type, std::string_view id, const std::string& body,
+                std::string_view if_match, Prefer prefer) const;
+  Answer ConditionalUpdate(const auth::Access& who, std::string_view type, std::string_view criteria,
+                           const std::string& body, Prefer prefer) const;
+  Answer Delete(const auth::Access& who, std::string_view type, std::string_view id) const;
+  Answer ConditionalDelete(const auth::Access& who, std::string_view type, std::string_view criteria) const;
+  Answer Patch(const auth::Access& who, std::string_view type, std::string_view id, std::string_view criteria,
+               const std::string& body, std::string_view content_type, std::string_view if_match, Prefer prefer) const;
+  void History(const auth::Access& who, std::string_view type, std::string_view id, const http::Request& req,
+               http::Response& res) const;
+  void Validate(const auth::Access& who, std::string_view type, std::string_view id, const http::Request& req,
+                http::Response& res) const;
+  void Search(const auth::Access& who, std::string_view type, const http::Request& req, http::Response& res,
               std::string_view compartment = {}) const;
-  void ProcessBundle(const http::Request& req, http::Response& res) const;
-  void Everything(std::string_view id, const http::Request& req, http::Response& res) const;
+  void ProcessBundle(const auth::Access& who, const http::Request& req, http::Response& res) const;
+  void Everything(const auth::Access& who, std::string_view id, const http::Request& req, http::Response& res) const;
 
   Answer Finish(Answer a, Prefer prefer) const;
 
@@ -231,8 +266,28 @@ Status FhirService::Impl::Prepare(std::string_view type, const std::string& id, 
   return PrepareWrite(type, id, body.doc, body.root, out);
 }
 
-Status FhirService::Impl::Commit(store::Transaction& tx, std::string_view type, const std::string& id,
-                                 const PreparedWrite& p, std::optional<int64_t> if_match, Answer& a) const {
+Status FhirService::Impl::Commit(store::Transaction& tx, const auth::Access& who, std::string_view type,
+                                 const std::string& id, const PreparedWrite& p, std::optional<int64_t> if_match,
+                                 Answer& a) const {
+  if (who.enforce) {
+    // Create or update is decided by what is stored now, inside the transaction.
+    auto cur = tx.Read(type, id);
+    if (!cur.ok() && cur.status().code() != StatusCode::kNotFound) return cur.status();
+    bool exists = cur.ok() && !cur->deleted;
+    Grant g;
+    RETURN_IF_ERROR(Authorize(who, exists ? auth::Interaction::kUpdate : auth::Interaction::kCreate, type, g));
+    if (!g.query.empty()) {
+      return PermissionDeniedError("writes under a scope with a search restriction are not supported");
+    }
+    if (g.patient) {
+      bool old_in = !exists || cur->compartment == *g.patient || (type == "Patient" && id == *g.patient);
+      bool new_in = p.compartment == *g.patient;
+      if (!old_in || !new_in) {
+        return PermissionDeniedError(std::string(type) + "/" + id +
+                                     " would not be in the compartment of the patient in context");
+      }
+    }
+  }
   ASSIGN_OR_RETURN(CommitResult r, CommitWrite(store_, tx, type, id, p, if_match));
   a.status = r.created ? 201 : 200;
   a.version = r.version;
@@ -242,15 +297,22 @@ Status FhirService::Impl::Commit(store::Transaction& tx, std::string_view type, 
   return Status::Ok();
 }
 
-Status FhirService::Impl::WriteVersion(store::Transaction& tx, std::string_view type, const std::string& id, Body& body,
-                                       std::optional<int64_t> if_match, Answer& a) const {
+Status FhirService::Impl::WriteVersion(store::Transaction& tx, const auth::Access& who, std::string_view type,
+                                       const std::string& id, Body& body, std::optional<int64_t> if_match,
+                                       Answer& a) const {
   PreparedWrite p;
   RETURN_IF_ERROR(Prepare(type, id, body, p));
-  return Commit(tx, type, id, p, if_match, a);
+  return Commit(tx, who, type, id, p, if_match, a);
 }
 
-Result<std::vector<store::ResourceKey>> FhirService::Impl::FindMatches(store::Transaction& tx, std::string_view type,
-                                                                       std::string_view criteria, int limit) const {
+Result<std::vector<store::ResourceKey>> FhirService::Impl::FindMatches(store::Transaction& tx, const auth::Access& who,
+                                                                       std::string_view type, std::string_view criteria,
+                                                                       int limit) const {
+  Grant grant;
+  RETURN_IF_ERROR(Authorize(who, auth::Interaction::kSearch, type, grant));
+  if (!grant.query.empty()) {
+    return PermissionDeniedError("conditional operations under a scope with a search restriction are not supported");
+  }
   auto params = ParseQuery(criteria);
   if (!params) return InvalidArgumentError("malformed conditional criteria (bad percent-encoding)");
   if (params->empty()) return InvalidArgumentError("conditional criteria are empty");
@@ -308,9 +370,79 @@ Result<std::vector<store::ResourceKey>> FhirService::Impl::FindMatches(store::Tr
   std::vector<store::ResourceKey> out;
   for (const auto& id : *ids) {
     if (static_cast<int>(out.size()) >= limit) break;
+    if (grant.patient) {
+      ASSIGN_OR_RETURN(store::ResourceVersion cur, tx.Read(type, id));
+      ASSIGN_OR_RETURN(bool within, Within(grant, type, id, cur.compartment));
+      if (!within) continue;
+    }
     out.push_back({0, id, versions[id]});
   }
   return out;
+}
+
+namespace {
+
+std::string_view InteractionName(auth::Interaction i) {
+  switch (i) {
+    case auth::Interaction::kCreate: return "create";
+    case auth::Interaction::kRead: return "read";
+    case auth::Interaction::kUpdate: return "update";
+    case auth::Interaction::kDelete: return "delete";
+    case auth::Interaction::kSearch: return "search";
+  }
+  return "access";
+}
+
+}  // namespace
+
+Status FhirService::Impl::Authorize(const auth::Access& who, auth::Interaction i, std::string_view type, Grant& g) {
+  g = Grant();
+  if (!who.enforce) return Status::Ok();
+  std::vector<const auth::Scope*> scopes = who.Granting(i, type);
+  if (scopes.empty()) {
+    return PermissionDeniedError("the access token's scopes do not allow " + std::string(InteractionName(i)) + " of " +
+                                 std::string(type));
+  }
+  // The least restrictive granting scope wins; between a patient scope and a
+  // search-restricted one the patient scope is taken (a union of the two
+  // would be more permissive, never less safe to refuse).
+  const auth::Scope* patient_scope = nullptr;
+  const auth::Scope* query_scope = nullptr;
+  for (const auth::Scope* sc : scopes) {
+    if (sc->context != auth::ScopeContext::kPatient && sc->query.empty()) return Status::Ok();
+    if (sc->context == auth::ScopeContext::kPatient && sc->query.empty()) {
+      patient_scope = sc;
+    } else if (!query_scope) {
+      query_scope = sc;
+    }
+  }
+  bool patient_limited = patient_scope || query_scope->context == auth::ScopeContext::kPatient;
+  if (patient_limited) {
+    if (!who.patient || who.patient->empty()) {
+      return PermissionDeniedError("patient/ scopes need a patient in the launch context");
+    }
+    g.patient = *who.patient;
+  }
+  if (!patient_scope) g.query = query_scope->query;
+  return Status::Ok();
+}
+
+Result<bool> FhirService::Impl::Within(const Grant& g, std::string_view type, std::string_view id,
+                                       std::string_view compartment) const {
+  if (g.patient && compartment != *g.patient && !(type == "Patient" && id == *g.patient)) return false;
+  if (g.query.empty()) return true;
+  // The scope's query restriction, run as a search for this one resource.
+  search::ParseOptions popts;
+  popts.base_url = opt_.base_url;
+  ASSIGN_OR_RETURN(search::SearchQuery q,
+                   search::ParseSearchQuery(type, "_id=" + PercentEncode(id) + "&" + g.query, popts));
+  if (!q.unknown.empty()) {
+    return PermissionDeniedError("the scope's search restriction uses an unsupported parameter '" + q.unknown[0].first +
+                                 "'");
+  }
+  q.count = 1;
+  ASSIGN_OR_RETURN(search::SearchResult r, search::ExecuteSearch(store_, q));
+  return !r.matches.empty();
 }
 
 Answer FhirService::Impl::Finish(Answer a, Prefer prefer) const {
@@ -332,8 +464,9 @@ Answer ErrorAnswer(const HttpError& e) {
   return a;
 }
 
-Answer FhirService::Impl::Create(std::string_view type, const std::string& text, std::string_view if_none_exist,
-                                 Prefer prefer) const {
+Answer FhirService::Impl::Create(const auth::Access& who, std::string_view type, const std::string& text,
+                                 std::string_view if_none_exist, Prefer prefer) const {
+  if (Status st = MayWrite(who, type, false); !st.ok()) return ErrorAnswer(FromStatus(st));
   Body body;
   if (auto e = ParseResourceBody(text, type, body)) return ErrorAnswer(*e);
   if (auto e = CheckValid(body.root)) return ErrorAnswer(*e);
@@ -344,7 +477,7 @@ Answer FhirService::Impl::Create(std::string_view type, const std::string& text,
   Status st = store_.Transact([&](store::Transaction& tx) -> Status {
     a = Answer();
     if (!if_none_exist.empty()) {
-      ASSIGN_OR_RETURN(auto matches, FindMatches(tx, type, if_none_exist, 2));
+      ASSIGN_OR_RETURN(auto matches, FindMatches(tx, who, type, if_none_exist, 2));
       if (matches.size() > 1) {
         return FailedPreconditionError("If-None-Exist matches more than one " + std::string(type));
       }
@@ -359,14 +492,15 @@ Answer FhirService::Impl::Create(std::string_view type, const std::string& text,
         return Status::Ok();
       }
     }
-    return Commit(tx, type, id, prepared, std::nullopt, a);
+    return Commit(tx, who, type, id, prepared, std::nullopt, a);
   });
   if (!st.ok()) return ErrorAnswer(FromStatus(st));
   return Finish(std::move(a), prefer);
 }
 
-Answer FhirService::Impl::Update(std::string_view type, std::string_view id, const std::string& text,
-                                 std::string_view if_match, Prefer prefer) const {
+Answer FhirService::Impl::Update(const auth::Access& who, std::string_view type, std::string_view id,
+                                 const std::string& text, std::string_view if_match, Prefer prefer) const {
+  if (Status st = MayWrite(who, type, true); !st.ok()) return ErrorAnswer(FromStatus(st));
   Body body;
   if (auto e = ParseResourceBody(text, type, body)) return ErrorAnswer(*e);
   const json::Value* body_id = body.root.Find("id");
@@ -392,13 +526,15 @@ Answer FhirService::Impl::Update(std::string_view type, std::string_view id, con
   std::string sid(id);
   PreparedWrite prepared;
   if (Status st = Prepare(type, sid, body, prepared); !st.ok()) return ErrorAnswer(FromStatus(st));
-  Status st = store_.Transact([&](store::Transaction& tx) { return Commit(tx, type, sid, prepared, expected, a); });
+  Status st =
+      store_.Transact([&](store::Transaction& tx) { return Commit(tx, who, type, sid, prepared, expected, a); });
   if (!st.ok()) return ErrorAnswer(FromStatus(st));
   return Finish(std::move(a), prefer);
 }
 
-Answer FhirService::Impl::ConditionalUpdate(std::string_view type, std::string_view criteria, const std::string& text,
-                                            Prefer prefer) const {
+Answer FhirService::Impl::ConditionalUpdate(const auth::Access& who, std::string_view type, std::string_view criteria,
+                                            const std::string& text, Prefer prefer) const {
+  if (Status st = MayWrite(who, type, true); !st.ok()) return ErrorAnswer(FromStatus(st));
   Body body;
   if (auto e = ParseResourceBody(text, type, body)) return ErrorAnswer(*e);
   if (auto e = CheckValid(body.root)) return ErrorAnswer(*e);
@@ -407,7 +543,7 @@ Answer FhirService::Impl::ConditionalUpdate(std::string_view type, std::string_v
   Answer a;
   Status st = store_.Transact([&](store::Transaction& tx) -> Status {
     a = Answer();
-    ASSIGN_OR_RETURN(auto matches, FindMatches(tx, type, criteria, 2));
+    ASSIGN_OR_RETURN(auto matches, FindMatches(tx, who, type, criteria, 2));
     if (matches.size() > 1) return FailedPreconditionError("the criteria match more than one " + std::string(type));
     std::string id;
     if (matches.size() == 1) {
@@ -419,18 +555,26 @@ Answer FhirService::Impl::ConditionalUpdate(std::string_view type, std::string_v
     } else {
       id = body_id.empty() ? NewUuid() : body_id;
     }
-    return WriteVersion(tx, type, id, body, std::nullopt, a);
+    return WriteVersion(tx, who, type, id, body, std::nullopt, a);
   });
   if (!st.ok()) return ErrorAnswer(FromStatus(st));
   return Finish(std::move(a), prefer);
 }
 
-Answer FhirService::Impl::Delete(std::string_view type, std::string_view id) const {
+Answer FhirService::Impl::Delete(const auth::Access& who, std::string_view type, std::string_view id) const {
+  Grant grant;
+  if (Status st = Authorize(who, auth::Interaction::kDelete, type, grant); !st.ok()) return ErrorAnswer(FromStatus(st));
+  if (!grant.query.empty()) {
+    return ErrorAnswer(
+        FromStatus(PermissionDeniedError("deletes under a scope with a search restriction are not supported")));
+  }
   Answer a;
   Status st = store_.Transact([&](store::Transaction& tx) -> Status {
     a = Answer();
     auto cur = tx.Read(type, id);
     if (!cur.ok()) return cur.status();
+    ASSIGN_OR_RETURN(bool within, Within(grant, type, id, cur->compartment));
+    if (!within) return NotFoundError("not within the patient in context");
     if (cur->deleted) {
       a.status = 204;  // deleting a deleted resource is a no-op
       return Status::Ok();
@@ -455,11 +599,14 @@ Answer FhirService::Impl::Delete(std::string_view type, std::string_view id) con
   return a;
 }
 
-Answer FhirService::Impl::ConditionalDelete(std::string_view type, std::string_view criteria) const {
+Answer FhirService::Impl::ConditionalDelete(const auth::Access& who, std::string_view type,
+                                            std::string_view criteria) const {
+  Grant grant;
+  if (Status st = Authorize(who, auth::Interaction::kDelete, type, grant); !st.ok()) return ErrorAnswer(FromStatus(st));
   Answer a;
   Status st = store_.Transact([&](store::Transaction& tx) -> Status {
     a = Answer();
-    ASSIGN_OR_RETURN(auto matches, FindMatches(tx, type, criteria, 2));
+    ASSIGN_OR_RETURN(auto matches, FindMatches(tx, who, type, criteria, 2));
     if (matches.size() > 1) return FailedPreconditionError("the criteria match more than one " + std::string(type));
     a.status = 204;
     if (matches.empty()) return Status::Ok();
@@ -476,9 +623,9 @@ Answer FhirService::Impl::ConditionalDelete(std::string_view type, std::string_v
   return a;
 }
 
-Answer FhirService::Impl::Patch(std::string_view type, std::string_view id, std::string_view criteria,
-                                const std::string& text, std::string_view content_type, std::string_view if_match,
-                                Prefer prefer) const {
+Answer FhirService::Impl::Patch(const auth::Access& who, std::string_view type, std::string_view id,
+                                std::string_view criteria, const std::string& text, std::string_view content_type,
+                                std::string_view if_match, Prefer prefer) const {
   std::string ct(content_type.substr(0, content_type.find(';')));
   while (!ct.empty() && ct.back() == ' ') ct.pop_back();
   bool json_patch = ct == "application/json-patch+json";
@@ -516,7 +663,7 @@ Answer FhirService::Impl::Patch(std::string_view type, std::string_view id, std:
     invalid.reset();
     std::string target(id);
     if (target.empty()) {
-      ASSIGN_OR_RETURN(auto matches, FindMatches(tx, type, criteria, 2));
+      ASSIGN_OR_RETURN(auto matches, FindMatches(tx, who, type, criteria, 2));
       if (matches.size() != 1) {
         return matches.empty() ? NotFoundError("no " + std::string(type) + " matches the criteria")
                                : FailedPreconditionError("the criteria match more than one " + std::string(type));
@@ -525,6 +672,12 @@ Answer FhirService::Impl::Patch(std::string_view type, std::string_view id, std:
     }
     ASSIGN_OR_RETURN(store::ResourceVersion cur, tx.Read(type, target, true));
     if (cur.deleted) return NotFoundError(std::string(type) + "/" + target + " is deleted");
+    if (who.enforce) {
+      Grant g;
+      RETURN_IF_ERROR(Authorize(who, auth::Interaction::kRead, type, g));
+      ASSIGN_OR_RETURN(bool within, Within(g, type, target, cur.compartment));
+      if (!within) return NotFoundError(std::string(type) + "/" + target + " is not known");
+    }
     Body body;
     ASSIGN_OR_RETURN(body.doc, json::Document::Parse(cur.body));
     auto patched = fhirpath_patch ? ApplyFhirPathPatch(body.doc, body.doc.root(), patch_doc->root())
@@ -544,16 +697,27 @@ Answer FhirService::Impl::Patch(std::string_view type, std::string_view id, std:
       invalid = std::move(e);
       return InvalidArgumentError("patched resource is invalid");
     }
-    return WriteVersion(tx, type, target, body, expected, a);
+    return WriteVersion(tx, who, type, target, body, expected, a);
   });
   if (invalid) return ErrorAnswer(*invalid);
   if (!st.ok()) return ErrorAnswer(FromStatus(st));
   return Finish(std::move(a), prefer);
 }
 
-void FhirService::Impl::Read(std::string_view type, std::string_view id, const http::Request& req,
-                             http::Response& res) const {
+void FhirService::Impl::Read(const auth::Access& who, std::string_view type, std::string_view id,
+                             const http::Request& req, http::Response& res) const {
+  Grant grant;
+  if (Status st = Authorize(who, auth::Interaction::kRead, type, grant); !st.ok()) {
+    return SendError(res, FromStatus(st));
+  }
   auto r = store_.Read(type, id);
+  if (r.ok() && who.enforce) {
+    // Outside the caller's grant a resource is answered as unknown, so its
+    // existence does not leak.
+    auto within = Within(grant, type, id, r->compartment);
+    if (!within.ok()) return SendError(res, FromStatus(within.status()));
+    if (!*within) r = NotFoundError("outside the grant");
+  }
   if (!r.ok()) {
     if (r.status().code() == StatusCode::kNotFound) {
       return SendError(res, HttpError::Of(404, IssueType::kNotSupported,
@@ -588,14 +752,24 @@ void FhirService::Impl::Read(std::string_view type, std::string_view id, const h
   Send(res, a);
 }
 
-void FhirService::Impl::VRead(std::string_view type, std::string_view id, std::string_view vid,
+void FhirService::Impl::VRead(const auth::Access& who, std::string_view type, std::string_view id, std::string_view vid,
                               http::Response& res) const {
+  Grant grant;
+  if (Status st = Authorize(who, auth::Interaction::kRead, type, grant); !st.ok()) {
+    return SendError(res, FromStatus(st));
+  }
   int64_t version = 0;
   auto [p, ec] = std::from_chars(vid.data(), vid.data() + vid.size(), version);
   if (ec != std::errc() || p != vid.data() + vid.size() || version < 1) {
     return SendError(res, HttpError::Of(400, IssueType::kValue, "invalid version id '" + std::string(vid) + "'"));
   }
   auto r = store_.VRead(type, id, version);
+  if (r.ok() && who.enforce) {
+    // The version's own compartment decides (a tombstone has none).
+    auto within = Within(grant, type, id, r->compartment);
+    if (!within.ok()) return SendError(res, FromStatus(within.status()));
+    if (!*within) r = NotFoundError("outside the grant");
+  }
   if (!r.ok()) {
     if (r.status().code() == StatusCode::kNotFound) {
       return SendError(
@@ -638,8 +812,46 @@ std::string_view MethodName(store::Method m) {
 
 }  // namespace
 
-void FhirService::Impl::History(std::string_view type, std::string_view id, const http::Request& req,
-                                http::Response& res) const {
+void FhirService::Impl::History(const auth::Access& who, std::string_view type, std::string_view id,
+                                const http::Request& req, http::Response& res) const {
+  // Instance history is a read of the resource; type and system history a
+  // search. Entries outside the caller's grant are left out of each page
+  // (a page may then be shorter than _count; its next link still holds).
+  Grant grant;
+  if (who.enforce && !type.empty()) {
+    auto i = id.empty() ? auth::Interaction::kSearch : auth::Interaction::kRead;
+    if (Status st = Authorize(who, i, type, grant); !st.ok()) return SendError(res, FromStatus(st));
+    if (!grant.query.empty()) {
+      return SendError(
+          res, FromStatus(PermissionDeniedError("history under a scope with a search restriction is not supported")));
+    }
+    if (!id.empty()) {
+      auto cur = store_.Read(type, id);
+      auto within = cur.ok() ? Within(grant, type, id, cur->compartment) : Result<bool>(false);
+      if (!within.ok()) return SendError(res, FromStatus(within.status()));
+      if (!*within) {
+        return SendError(res, HttpError::Of(404, IssueType::kNotSupported,
+                                            std::string(type) + "/" + std::string(id) + " is not known"));
+      }
+    }
+  }
+  // System history: each entry's type is authorised on its own (cached per type).
+  std::unordered_map<std::string, std::optional<Grant>> type_grants;
+  auto visible = [&](const store::HistoryEntry& e) -> bool {
+    if (!who.enforce) return true;
+    const Grant* g = &grant;
+    if (type.empty()) {
+      auto [it, fresh] = type_grants.try_emplace(e.type);
+      if (fresh) {
+        Grant tg;
+        if (Authorize(who, auth::Interaction::kSearch, e.type, tg).ok() && tg.query.empty()) it->second = tg;
+      }
+      if (!it->second) return false;
+      g = &*it->second;
+    }
+    // A deletion has no compartment of its own: under a patient grant it is left out.
+    return !g->patient || e.compartment == *g->patient || (e.type == "Patient" && e.id == *g->patient);
+  };
   auto params = ParseQuery(req.query);
   if (!params) return SendError(res, HttpError::Of(400, IssueType::kInvalid, "malformed query string"));
   store::HistoryQuery q;
@@ -702,6 +914,7 @@ void FhirService::Impl::History(std::string_view type, std::string_view id, cons
   out += "],\"entry\":[";
   bool first = true;
   for (const store::HistoryEntry& e : page->entries) {
+    if (!visible(e)) continue;
     if (!first) out += ",";
     first = false;
     std::string rel = e.type + "/" + e.id;
@@ -729,13 +942,21 @@ void FhirService::Impl::History(std::string_view type, std::string_view id, cons
   res.body = std::move(out);
 }
 
-void FhirService::Impl::Validate(std::string_view type, std::string_view id, const http::Request& req,
-                                 http::Response& res) const {
+void FhirService::Impl::Validate(const auth::Access& who, std::string_view type, std::string_view id,
+                                 const http::Request& req, http::Response& res) const {
   std::string text;
   if (!req.body.empty()) {
     text = req.body;
   } else if (!id.empty()) {
+    Grant grant;
+    if (Status st = Authorize(who, auth::Interaction::kRead, type, grant); !st.ok()) {
+      return SendError(res, FromStatus(st));
+    }
     auto r = store_.Read(type, id);
+    if (r.ok() && who.enforce) {
+      auto within = Within(grant, type, id, r->compartment);
+      if (!within.ok() || !*within) r = NotFoundError("outside the grant");
+    }
     if (!r.ok() || r->deleted) {
       return SendError(res, HttpError::Of(404, IssueType::kNotSupported,
                                           std::string(type) + "/" + std::string(id) + " is not known"));
@@ -825,8 +1046,17 @@ std::string ShapeBody(const std::string& body, std::optional<search::Summary> su
 
 }  // namespace
 
-void FhirService::Impl::Search(std::string_view type, const http::Request& req, http::Response& res,
-                               std::string_view compartment) const {
+void FhirService::Impl::Search(const auth::Access& who, std::string_view type, const http::Request& req,
+                               http::Response& res, std::string_view compartment) const {
+  Grant grant;
+  if (Status st = Authorize(who, auth::Interaction::kSearch, type, grant); !st.ok()) {
+    return SendError(res, FromStatus(st));
+  }
+  if (grant.patient && !compartment.empty() && compartment != *grant.patient) {
+    return SendError(
+        res,
+        FromStatus(PermissionDeniedError("the access token is limited to the compartment of the patient in context")));
+  }
   std::string query = req.method == "POST" ? req.body : req.query;
   search::ParseOptions popts;
   popts.base_url = opt_.base_url;
@@ -834,6 +1064,28 @@ void FhirService::Impl::Search(std::string_view type, const http::Request& req, 
   auto q = search::ParseSearchQuery(type, query, popts);
   if (!q.ok()) return SendError(res, HttpError::Of(400, IssueType::kInvalid, q.status().message()));
   if (!compartment.empty()) q->compartment = std::string(compartment);
+  search::SearchOptions so;
+  if (who.enforce) {
+    // The grant narrows the search itself, so matches, totals and paging
+    // never see anything outside it.
+    if (grant.patient) q->compartment = *grant.patient;
+    if (!grant.query.empty()) {
+      auto restriction = search::ParseSearchQuery(type, grant.query, popts);
+      if (!restriction.ok() || !restriction->unknown.empty()) {
+        return SendError(res, FromStatus(PermissionDeniedError("the scope's search restriction cannot be applied to " +
+                                                               std::string(type))));
+      }
+      for (auto& c : restriction->criteria) q->criteria.push_back(std::move(c));
+    }
+    // Included resources: only types the token may read without a search
+    // restriction, and only inside the same compartment.
+    so.include_compartment = grant.patient;
+    so.include_type_allowed = [&who, &grant](std::string_view t) {
+      Grant ig;
+      if (!Authorize(who, auth::Interaction::kRead, t, ig).ok() || !ig.query.empty()) return false;
+      return !ig.patient || grant.patient;
+    };
+  }
   bool strict = req.Header("Prefer").find("handling=strict") != std::string_view::npos;
   OperationOutcome ignored;
   for (const auto& [name, why] : q->unknown) {
@@ -846,7 +1098,6 @@ void FhirService::Impl::Search(std::string_view type, const http::Request& req, 
     e.outcome = std::move(ignored);
     return SendError(res, e);
   }
-  search::SearchOptions so;
   so.default_count = opt_.default_page_size;
   auto r = search::ExecuteSearch(store_, *q, so);
   if (!r.ok()) {
@@ -1017,7 +1268,7 @@ struct EntryRequest {
 
 }  // namespace
 
-void FhirService::Impl::ProcessBundle(const http::Request& req, http::Response& res) const {
+void FhirService::Impl::ProcessBundle(const auth::Access& who, const http::Request& req, http::Response& res) const {
   Body bundle;
   if (auto e = ParseResourceBody(req.body, "Bundle", bundle)) return SendError(res, *e);
   const json::Value* type_v = bundle.root.Find("type");
@@ -1100,21 +1351,21 @@ void FhirService::Impl::ProcessBundle(const http::Request& req, http::Response& 
       const EntryRequest& r = reqs[i];
       std::string text = r.resource ? json::ToString(*r.resource) : "";
       if (r.method == "POST") {
-        answers[i] = Create(r.type, text, r.if_none_exist, Prefer::kRepresentation);
+        answers[i] = Create(who, r.type, text, r.if_none_exist, Prefer::kRepresentation);
       } else if (r.method == "PUT") {
-        answers[i] = r.id.empty() ? ConditionalUpdate(r.type, r.criteria, text, Prefer::kRepresentation)
-                                  : Update(r.type, r.id, text, r.if_match, Prefer::kRepresentation);
+        answers[i] = r.id.empty() ? ConditionalUpdate(who, r.type, r.criteria, text, Prefer::kRepresentation)
+                                  : Update(who, r.type, r.id, text, r.if_match, Prefer::kRepresentation);
       } else if (r.method == "DELETE") {
-        answers[i] = r.id.empty() ? ConditionalDelete(r.type, r.criteria) : Delete(r.type, r.id);
+        answers[i] = r.id.empty() ? ConditionalDelete(who, r.type, r.criteria) : Delete(who, r.type, r.id);
       } else if (r.method == "PATCH") {
         const json::Value* rt = r.resource ? r.resource->Find("resourceType") : nullptr;
         if (rt && rt->as_string() == "Parameters") {
           answers[i] =
-              Patch(r.type, r.id, r.criteria, text, "application/fhir+json", r.if_match, Prefer::kRepresentation);
+              Patch(who, r.type, r.id, r.criteria, text, "application/fhir+json", r.if_match, Prefer::kRepresentation);
         } else {
           const json::Value* data = r.resource ? r.resource->Find("data") : nullptr;
           auto patch_text = data ? DecodeBase64(data->as_string()) : std::nullopt;
-          answers[i] = patch_text ? Patch(r.type, r.id, r.criteria, *patch_text, "application/json-patch+json",
+          answers[i] = patch_text ? Patch(who, r.type, r.id, r.criteria, *patch_text, "application/json-patch+json",
                                           r.if_match, Prefer::kRepresentation)
                                   : ErrorAnswer(HttpError::Of(400, IssueType::kInvalid,
                                                               "PATCH entries hold a Parameters resource or a Binary "
@@ -1125,12 +1376,12 @@ void FhirService::Impl::ProcessBundle(const http::Request& req, http::Response& 
         get.method = "GET";
         http::Response got;
         if (!r.id.empty() && r.vid.empty()) {
-          Read(r.type, r.id, get, got);
+          Read(who, r.type, r.id, get, got);
         } else if (!r.vid.empty()) {
-          VRead(r.type, r.id, r.vid, got);
+          VRead(who, r.type, r.id, r.vid, got);
         } else {
           get.query = r.criteria;
-          Search(r.type, get, got);
+          Search(who, r.type, get, got);
         }
         answers[i].status = got.status;
         answers[i].body = got.body;
@@ -1178,7 +1429,7 @@ void FhirService::Impl::ProcessBundle(const http::Request& req, http::Response& 
         std::string id = new_ids[i];
         if (r.method == "POST" && !r.if_none_exist.empty()) {
           failed_entry = i;
-          ASSIGN_OR_RETURN(auto m, FindMatches(tx, r.type, r.if_none_exist, 2));
+          ASSIGN_OR_RETURN(auto m, FindMatches(tx, who, r.type, r.if_none_exist, 2));
           if (m.size() > 1) return FailedPreconditionError("ifNoneExist matches more than one " + r.type);
           if (m.size() == 1) {
             id = m[0].id;
@@ -1204,7 +1455,7 @@ void FhirService::Impl::ProcessBundle(const http::Request& req, http::Response& 
       for (const std::string& c : conditional) {
         size_t q = c.find('?');
         std::string type = c.substr(0, q);
-        ASSIGN_OR_RETURN(auto m, FindMatches(tx, type, std::string_view(c).substr(q + 1), 2));
+        ASSIGN_OR_RETURN(auto m, FindMatches(tx, who, type, std::string_view(c).substr(q + 1), 2));
         if (m.size() != 1) {
           return FailedPreconditionError("conditional reference '" + c + "' matches " + std::to_string(m.size()) +
                                          " resources (exactly one is needed)");
@@ -1218,8 +1469,13 @@ void FhirService::Impl::ProcessBundle(const http::Request& req, http::Response& 
         if (skip[k]) continue;
         if (r.method == "DELETE") {
           std::string id = r.id;
+          Grant grant;
+          RETURN_IF_ERROR(Authorize(who, auth::Interaction::kDelete, r.type, grant));
+          if (!grant.query.empty()) {
+            return PermissionDeniedError("deletes under a scope with a search restriction are not supported");
+          }
           if (id.empty()) {
-            ASSIGN_OR_RETURN(auto m, FindMatches(tx, r.type, r.criteria, 2));
+            ASSIGN_OR_RETURN(auto m, FindMatches(tx, who, r.type, r.criteria, 2));
             if (m.size() > 1) return FailedPreconditionError("the criteria match more than one " + r.type);
             a.status = 204;
             if (m.empty()) continue;
@@ -1227,6 +1483,8 @@ void FhirService::Impl::ProcessBundle(const http::Request& req, http::Response& 
           }
           auto cur = tx.Read(r.type, id);
           if (!cur.ok()) return cur.status();
+          ASSIGN_OR_RETURN(bool within, Within(grant, r.type, id, cur->compartment));
+          if (!within) return NotFoundError(r.type + "/" + id + " is not known");
           a.status = 204;
           if (cur->deleted) continue;
           store::ResourceDelete d{r.type, id, cur->version + 1, store_.Now()};
@@ -1245,7 +1503,7 @@ void FhirService::Impl::ProcessBundle(const http::Request& req, http::Response& 
             if (!if_match) return InvalidArgumentError("malformed ifMatch");
           }
           if (r.method == "PUT" && id.empty()) {
-            ASSIGN_OR_RETURN(auto m, FindMatches(tx, r.type, r.criteria, 2));
+            ASSIGN_OR_RETURN(auto m, FindMatches(tx, who, r.type, r.criteria, 2));
             if (m.size() > 1) return FailedPreconditionError("the criteria match more than one " + r.type);
             id = m.empty() ? NewUuid() : m[0].id;
           }
@@ -1254,7 +1512,7 @@ void FhirService::Impl::ProcessBundle(const http::Request& req, http::Response& 
             if (bid && bid->as_string() != id)
               return InvalidArgumentError("resource id does not match the request url");
           }
-          RETURN_IF_ERROR(WriteVersion(tx, r.type, id, body, if_match, a));
+          RETURN_IF_ERROR(WriteVersion(tx, who, r.type, id, body, if_match, a));
         } else if (r.method == "PATCH") {
           // The entry's resource is either a Parameters (FHIRPath Patch) or a
           // Binary holding a JSON Patch.
@@ -1275,6 +1533,12 @@ void FhirService::Impl::ProcessBundle(const http::Request& req, http::Response& 
           }
           ASSIGN_OR_RETURN(store::ResourceVersion cur, tx.Read(r.type, r.id, true));
           if (cur.deleted) return NotFoundError(r.type + "/" + r.id + " is deleted");
+          if (who.enforce) {
+            Grant g;
+            RETURN_IF_ERROR(Authorize(who, auth::Interaction::kRead, r.type, g));
+            ASSIGN_OR_RETURN(bool within, Within(g, r.type, r.id, cur.compartment));
+            if (!within) return NotFoundError(r.type + "/" + r.id + " is not known");
+          }
           Body body;
           ASSIGN_OR_RETURN(body.doc, json::Document::Parse(cur.body));
           if (fhirpath_entry) {
@@ -1287,10 +1551,16 @@ void FhirService::Impl::ProcessBundle(const http::Request& req, http::Response& 
           }
           std::optional<int64_t> if_match;
           if (!r.if_match.empty()) if_match = ParseETag(r.if_match);
-          RETURN_IF_ERROR(WriteVersion(tx, r.type, r.id, body, if_match, a));
+          RETURN_IF_ERROR(WriteVersion(tx, who, r.type, r.id, body, if_match, a));
         } else {
           if (r.id.empty()) return UnimplementedError("search GET entries in a transaction are not supported yet");
+          Grant grant;
+          RETURN_IF_ERROR(Authorize(who, auth::Interaction::kRead, r.type, grant));
           auto cur = tx.Read(r.type, r.id, true);
+          if (cur.ok() && who.enforce) {
+            ASSIGN_OR_RETURN(bool within, Within(grant, r.type, r.id, cur->compartment));
+            if (!within) cur = NotFoundError(r.type + "/" + r.id + " is not known");
+          }
           if (!cur.ok()) return cur.status();
           if (cur->deleted) {
             a.status = 410;
@@ -1356,7 +1626,12 @@ void FhirService::Impl::ProcessBundle(const http::Request& req, http::Response& 
 // compartment, as one searchset Bundle. _type limits the types, _since the
 // last update. The whole record is returned (up to kEverythingLimit
 // resources; beyond that the answer is 413 and Bulk Data export is the tool).
-void FhirService::Impl::Everything(std::string_view id, const http::Request& req, http::Response& res) const {
+void FhirService::Impl::Everything(const auth::Access& who, std::string_view id, const http::Request& req,
+                                   http::Response& res) const {
+  Grant grant;
+  if (Status st = Authorize(who, auth::Interaction::kRead, "Patient", grant); !st.ok()) {
+    return SendError(res, FromStatus(st));
+  }
   constexpr size_t kEverythingLimit = 10000;
   auto params = ParseQuery(req.query);
   if (!params) return SendError(res, HttpError::Of(400, IssueType::kInvalid, "malformed query string"));
@@ -1387,6 +1662,10 @@ void FhirService::Impl::Everything(std::string_view id, const http::Request& req
     }
   }
   auto patient = store_.Read("Patient", id);
+  if (patient.ok() && who.enforce) {
+    auto within = Within(grant, "Patient", id, patient->compartment);
+    if (!within.ok() || !*within) patient = NotFoundError("outside the grant");
+  }
   if (!patient.ok() || patient->deleted) {
     return SendError(res, HttpError::Of(404, IssueType::kNotSupported, "Patient/" + std::string(id) + " is not known"));
   }
@@ -1405,10 +1684,17 @@ void FhirService::Impl::Everything(std::string_view id, const http::Request& req
   popts.base_url = opt_.base_url;
   for (std::string_view type : fhir::ResourceTypeNames()) {
     if (type == "Patient" || fhir::PatientCompartmentParams(type).empty() || !wanted(type)) continue;
+    // Types the token may not search are left out of the record; a scope's
+    // search restriction narrows its type.
+    Grant tg;
+    if (!Authorize(who, auth::Interaction::kSearch, type, tg).ok()) continue;
+    if (tg.patient && *tg.patient != id) continue;
     std::string query = "_count=1000";
+    if (!tg.query.empty()) query += "&" + tg.query;
     if (!since.empty()) query += "&_lastUpdated=ge" + PercentEncode(since);
     auto q = search::ParseSearchQuery(type, query, popts);
     if (!q.ok()) return SendError(res, FromStatus(q.status()));
+    if (!tg.query.empty() && !q->unknown.empty()) continue;
     q->compartment = std::string(id);
     for (;;) {
       auto r = search::ExecuteSearch(store_, *q);
@@ -1441,11 +1727,12 @@ void FhirService::Impl::Everything(std::string_view id, const http::Request& req
   res.body = std::move(out);
 }
 
-void FhirService::Impl::Handle(const http::Request& req, http::Response& res) const {
+void FhirService::Impl::Handle(const http::Request& req, http::Response& res, const auth::Access& who) const {
   std::string_view path = req.path;
   if (!path.starts_with(opt_.base_path)) {
     return SendError(res, HttpError::Of(404, IssueType::kNotSupported, "not a FHIR URL"));
   }
+  if (opt_.exporter && opt_.exporter->Handles(req)) return opt_.exporter->Handle(req, res, who.client_id);
   path.remove_prefix(opt_.base_path.size());
   if (!path.empty() && path[0] != '/')
     return SendError(res, HttpError::Of(404, IssueType::kNotSupported, "not a FHIR URL"));
@@ -1484,7 +1771,7 @@ void FhirService::Impl::Handle(const http::Request& req, http::Response& res) co
   };
 
   if (seg.empty()) {
-    if (m == "POST") return ProcessBundle(req, res);
+    if (m == "POST") return ProcessBundle(who, req, res);
     return bad_method();
   }
   if (seg[0] == "metadata") {
@@ -1496,72 +1783,74 @@ void FhirService::Impl::Handle(const http::Request& req, http::Response& res) co
   }
   if (seg[0] == "_history") {
     if (m != "GET" || seg.size() != 1) return bad_method();
-    return History("", "", req, res);
+    return History(who, "", "", req, res);
   }
   const std::string& type = seg[0];
   if (!fhir::FindResourceType(type)) return unknown_type(type);
   if (seg.size() == 1) {
-    if (m == "POST") return Send(res, Create(type, req.body, req.Header("If-None-Exist"), prefer));
-    if (m == "GET") return Search(type, req, res);
-    if (m == "PUT" && !req.query.empty()) return Send(res, ConditionalUpdate(type, req.query, req.body, prefer));
-    if (m == "DELETE" && !req.query.empty()) return Send(res, ConditionalDelete(type, req.query));
+    if (m == "POST") return Send(res, Create(who, type, req.body, req.Header("If-None-Exist"), prefer));
+    if (m == "GET") return Search(who, type, req, res);
+    if (m == "PUT" && !req.query.empty()) return Send(res, ConditionalUpdate(who, type, req.query, req.body, prefer));
+    if (m == "DELETE" && !req.query.empty()) return Send(res, ConditionalDelete(who, type, req.query));
     if (m == "PATCH" && !req.query.empty()) {
-      return Send(res,
-                  Patch(type, "", req.query, req.body, req.Header("Content-Type"), req.Header("If-Match"), prefer));
+      return Send(
+          res, Patch(who, type, "", req.query, req.body, req.Header("Content-Type"), req.Header("If-Match"), prefer));
     }
     return bad_method();
   }
   const std::string& second = seg[1];
   if (seg.size() == 2 && second == "_history") {
     if (m != "GET") return bad_method();
-    return History(type, "", req, res);
+    return History(who, type, "", req, res);
   }
   if (seg.size() == 2 && second == "_search") {
     if (m != "POST") return bad_method();
-    return Search(type, req, res);
+    return Search(who, type, req, res);
   }
   if (seg.size() == 2 && second == "$validate") {
     if (m != "POST") return bad_method();
-    return Validate(type, "", req, res);
+    return Validate(who, type, "", req, res);
   }
   if (!fhir::CheckPrimitive(fhir::PrimitiveCheck::kId, second).empty()) {
     return SendError(res, HttpError::Of(400, IssueType::kValue, "invalid resource id '" + second + "'"));
   }
   if (seg.size() == 2) {
     if (m == "GET" || m == "HEAD") {
-      Read(type, second, req, res);
+      Read(who, type, second, req, res);
       if (m == "HEAD") res.body.clear();
       return;
     }
-    if (m == "PUT") return Send(res, Update(type, second, req.body, req.Header("If-Match"), prefer));
-    if (m == "DELETE") return Send(res, Delete(type, second));
+    if (m == "PUT") return Send(res, Update(who, type, second, req.body, req.Header("If-Match"), prefer));
+    if (m == "DELETE") return Send(res, Delete(who, type, second));
     if (m == "PATCH") {
-      return Send(res, Patch(type, second, "", req.body, req.Header("Content-Type"), req.Header("If-Match"), prefer));
+      return Send(res,
+                  Patch(who, type, second, "", req.body, req.Header("Content-Type"), req.Header("If-Match"), prefer));
     }
     return bad_method();
   }
   if (seg.size() == 3 && type == "Patient" && seg[2] == "$everything") {
     if (m != "GET") return bad_method();
-    return Everything(second, req, res);
+    return Everything(who, second, req, res);
   }
   if (seg.size() == 3 && type == "Patient" && fhir::FindResourceType(seg[2])) {
     // Compartment search: Patient/{id}/Type?...
     if (m != "GET") return bad_method();
-    return Search(seg[2], req, res, second);
+    return Search(who, seg[2], req, res, second);
   }
   if (seg.size() == 3 && seg[2] == "$validate") {
     if (m != "POST" && m != "GET") return bad_method();
-    return Validate(type, second, req, res);
+    return Validate(who, type, second, req, res);
   }
   if (seg[2] == "_history") {
     if (m != "GET") return bad_method();
-    if (seg.size() == 3) return History(type, second, req, res);
-    if (seg.size() == 4) return VRead(type, second, seg[3], res);
+    if (seg.size() == 3) return History(who, type, second, req, res);
+    if (seg.size() == 4) return VRead(who, type, second, seg[3], res);
   }
   SendError(res, HttpError::Of(404, IssueType::kNotSupported, "no such FHIR endpoint"));
 }
 
-void FhirService::Impl::HandleAsync(const http::Request& req, http::Response& res, std::function<void()> done) const {
+void FhirService::Impl::HandleAsync(const http::Request& req, http::Response& res, const auth::Access& who,
+                                    std::function<void()> done) const {
   // Only plain creates (POST /fhir/Type) and updates (PUT /fhir/Type/id)
   // take the asynchronous path; they are the bulk of writes.
   std::string_view path = req.path;
@@ -1580,7 +1869,7 @@ void FhirService::Impl::HandleAsync(const http::Request& req, http::Response& re
                (id.empty() || fhir::CheckPrimitive(fhir::PrimitiveCheck::kId, id).empty());
   }
   if (!is_write) {
-    Handle(req, res);
+    Handle(req, res, who);
     done();
     return;
   }
@@ -1591,14 +1880,17 @@ void FhirService::Impl::HandleAsync(const http::Request& req, http::Response& re
     std::string type, id;
     std::optional<int64_t> if_match;
     Prefer prefer;
+    auth::Access who;  // a copy: the caller's may be gone when the commit runs
   };
   auto state = std::make_shared<State>();
   state->type = type;
   state->prefer = ParsePrefer(req.Header("Prefer"));
+  if (who.enforce) state->who = who;
   auto fail = [&](const HttpError& e) {
     Send(res, ErrorAnswer(e));
     done();
   };
+  if (Status st = Impl::MayWrite(who, type, req.method == "PUT"); !st.ok()) return fail(FromStatus(st));
   if (auto e = ParseResourceBody(req.body, type, state->body)) return fail(*e);
   if (req.method == "PUT") {
     const json::Value* body_id = state->body.root.Find("id");
@@ -1624,7 +1916,7 @@ void FhirService::Impl::HandleAsync(const http::Request& req, http::Response& re
   store_.TransactAsync(
       [this, state](store::Transaction& tx) {
         state->answer = Answer();
-        return Commit(tx, state->type, state->id, state->prepared, state->if_match, state->answer);
+        return Commit(tx, state->who, state->type, state->id, state->prepared, state->if_match, state->answer);
       },
       [this, state, &res, done = std::move(done)](Status st) {
         if (!st.ok()) {
@@ -1640,9 +1932,23 @@ FhirService::FhirService(store::Store& store, ServiceOptions options)
     : impl_(std::make_unique<Impl>(store, std::move(options))) {}
 FhirService::~FhirService() = default;
 
-void FhirService::Handle(const http::Request& req, http::Response& res) const { impl_->Handle(req, res); }
+namespace {
+const auth::Access& Open() {
+  static const auth::Access open;  // enforce = false
+  return open;
+}
+}  // namespace
+
+void FhirService::Handle(const http::Request& req, http::Response& res) const { impl_->Handle(req, res, Open()); }
+void FhirService::Handle(const http::Request& req, http::Response& res, const auth::Access& who) const {
+  impl_->Handle(req, res, who);
+}
 void FhirService::HandleAsync(const http::Request& req, http::Response& res, std::function<void()> done) const {
-  impl_->HandleAsync(req, res, std::move(done));
+  impl_->HandleAsync(req, res, Open(), std::move(done));
+}
+void FhirService::HandleAsync(const http::Request& req, http::Response& res, const auth::Access& who,
+                              std::function<void()> done) const {
+  impl_->HandleAsync(req, res, who, std::move(done));
 }
 bool FhirService::IsLong(const http::Request& req) const { return impl_->IsLong(req); }
 

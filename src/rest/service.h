@@ -12,10 +12,13 @@
 #include <memory>
 #include <string>
 
+#include "auth/access.h"
 #include "http/message.h"
 #include "store/store.h"
 
 namespace bevan::rest {
+
+class BulkExporter;  // rest/export.h
 
 struct ServiceOptions {
   std::string base_path = "/fhir";                      // where the FHIR API lives
@@ -23,7 +26,8 @@ struct ServiceOptions {
   size_t max_bundle_entries = 1000;                     // over: 413
   int default_page_size = 50;
   int max_page_size = 1000;
-  bool validate_writes = true;  // reject invalid resources with 422
+  bool validate_writes = true;       // reject invalid resources with 422
+  BulkExporter* exporter = nullptr;  // answers the $export endpoints when set (not owned)
 };
 
 class FhirService {
@@ -41,6 +45,15 @@ class FhirService {
   // one group commit; no thread waits), everything else is handled at once.
   // Calls `done` exactly once.
   void HandleAsync(const http::Request& req, http::Response& res, std::function<void()> done) const;
+
+  // The same for an authenticated caller: every interaction is checked
+  // against `who`'s scopes and patient context (auth/access.h). Refused
+  // interactions get 403; resources outside a patient-context grant are
+  // answered as unknown (404) and left out of searches, includes, history,
+  // $everything and totals. `who` need only live until the call returns.
+  void Handle(const http::Request& req, http::Response& res, const auth::Access& who) const;
+  void HandleAsync(const http::Request& req, http::Response& res, const auth::Access& who,
+                   std::function<void()> done) const;
 
   // Whether a request should run on the server's work pool (Bundles).
   bool IsLong(const http::Request& req) const;

@@ -247,9 +247,11 @@ Result<SearchResult> ExecuteSearch(store::Store& store, const SearchQuery& query
     iq.specs = specs_of(round > 0);
     if (iq.specs.empty()) break;
     iq.limit = options.max_include;
+    iq.compartment = options.include_compartment;
     ASSIGN_OR_RETURN(std::vector<store::SearchHit> hits, store.Include(iq));
     frontier.clear();
     for (store::SearchHit& h : hits) {
+      if (options.include_type_allowed && !options.include_type_allowed(h.type)) continue;
       if (!seen.insert(h.rid).second) continue;
       frontier.push_back(h.rid);
       result.included.push_back(std::move(h));

@@ -21,6 +21,7 @@
 // is no `previous` cursor yet.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,6 +36,11 @@ struct SearchOptions {
   int default_count = 50;  // page size when _count is absent
   int max_include = 1000;  // included resources per page (kResourceExhausted beyond)
   int max_iterate = 4;     // rounds of _include:iterate / _revinclude:iterate
+  // Access control for included resources: only resources of this Patient
+  // compartment, and only types this predicate allows (unset: all). Resources
+  // left out are not iterated from either.
+  std::optional<std::string> include_compartment;
+  std::function<bool(std::string_view type)> include_type_allowed;
 };
 
 struct SearchResult {

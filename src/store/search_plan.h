@@ -168,6 +168,9 @@ struct IncludeQuery {
   std::vector<IncludeSpec> specs;
   bool with_bodies = true;
   int limit = 1000;  // at most this many included resources
+  // Only resources of this Patient compartment are included (access control:
+  // a patient-context token never sees another patient's data through includes).
+  std::optional<std::string> compartment;
 };
 
 // A printed statement: SQL text with numbered placeholders and the values bound to them.

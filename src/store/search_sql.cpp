@@ -827,6 +827,7 @@ SqlStatement PrintInclude(const IncludeQuery& query, Dialect dialect) {
     if (!spec.param.empty()) s += " AND " + x + ".param = " + p.Param(spec.param);
     if (!spec.target_type.empty()) s += " AND " + x + ".target_type = " + p.Param(spec.target_type);
     if (!spec.reverse) s += " AND " + p.NotDeleted(t);
+    if (query.compartment) s += " AND " + (spec.reverse ? src : t) + ".compartment = " + p.Param(*query.compartment);
   }
   if (s.empty()) s = "SELECT rid, type, id, version, last_updated, NULL FROM resource WHERE 1 = 0";
   s = "SELECT * FROM (" + s + ") i ORDER BY 1 LIMIT " + p.Param(static_cast<std::int64_t>(query.limit) + 1);

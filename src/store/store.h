@@ -254,12 +254,48 @@ struct HistoryEntry {
   std::int64_t version = 0;
   Micros last_updated = 0;
   Method method = Method::kCreate;
-  std::string body;  // empty for deletes and when bodies were not requested
+  std::string body;         // empty for deletes and when bodies were not requested
+  std::string compartment;  // the Patient id the version belonged to, or empty
 };
 
 struct HistoryPage {
   std::vector<HistoryEntry> entries;  // newest first
   std::optional<HistoryCursor> next;  // set when more entries may follow
+};
+
+// ---------------------------------------------------------------------------
+// Scans (bulk export).
+
+// Which resources of a type a scan reads.
+enum class ScanScope {
+  kAll,               // every current resource of the type
+  kAnyCompartment,    // only those in some Patient's compartment (compartment set)
+  kTheseCompartments  // only those in the compartment of one of ScanQuery::compartments
+};
+
+struct ScanQuery {
+  std::string_view type;  // required: a resource type
+  // Only resources whose current version was written after `since` (last_updated > since).
+  std::optional<Micros> since;
+  ScanScope scope = ScanScope::kAll;
+  // Patient ids, for kTheseCompartments (ignored otherwise). Each id's rows
+  // are read in turn, so a duplicate id gives its rows twice.
+  std::vector<std::string> compartments;
+  // Rows per statement (1..100000; kInvalidArgument otherwise): the backend
+  // holds at most this many rows at once (PostgreSQL) and releases its read
+  // snapshot between chunks (SQLite), so a scan never blocks WAL checkpoints
+  // for long and never holds a whole type in memory.
+  int chunk = 5000;
+};
+
+// One row a scan hands to its callback. The views are valid only during the
+// callback (they may point into the database's own buffers: copy what you keep).
+struct ScanRow {
+  Rid rid = 0;
+  std::string_view id;
+  Micros last_updated = 0;
+  std::string_view compartment;  // empty when none
+  std::string_view body;         // the stored bytes, verbatim
 };
 
 // ---------------------------------------------------------------------------
@@ -366,6 +402,19 @@ class Store {
   // autovacuum keeps them fresh afterwards. SQLite's search plans are fixed by
   // the statements themselves and do not need them.
   virtual Status Analyze() = 0;
+
+  // Streams the current, non-deleted resources of query.type that match the
+  // query to `fn`, one row at a time, ordered by id (for kTheseCompartments:
+  // by compartment in the given order, then id). Keyset-paged in chunks of
+  // query.chunk rows (see ScanQuery), so it is not one consistent snapshot:
+  // a resource written while the scan runs may or may not be seen, but
+  // every resource that exists unchanged throughout is seen exactly once.
+  // Stops at, and returns, the first non-OK Status from fn. kInvalidArgument
+  // for an empty type or a chunk out of range. Thread-safe like every call;
+  // fn must not call back into the Store on the same thread (SQLite: it holds
+  // a reader connection; PostgreSQL: a pool connection) other than through
+  // further independent calls, which take their own connections.
+  virtual Status Scan(const ScanQuery& query, const std::function<Status(const ScanRow&)>& fn) = 0;
 };
 
 // Opens (creating or migrating the schema when needed) the store named by `url`:

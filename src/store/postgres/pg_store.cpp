@@ -774,6 +774,40 @@ class PgStore final : public Store {
     return page;
   }
 
+  // Each chunk is one statement (at most query.chunk rows in memory, as a
+  // libpq result); no transaction spans chunks.
+  Status Scan(const ScanQuery& query, const std::function<Status(const ScanRow&)>& fn) override {
+    RETURN_IF_ERROR(CheckScanQuery(query));
+    ASSIGN_OR_RETURN(Lease lease, Acquire());
+    std::string text = ScanSql(query, /*postgres=*/true);
+    std::vector<std::string> compartments = {std::string()};
+    if (query.scope == ScanScope::kTheseCompartments) compartments = query.compartments;
+    for (const std::string& compartment : compartments) {
+      std::string after;
+      for (;;) {
+        SqlStatement st{text,
+                        {std::string(query.type), after, query.since.value_or(std::numeric_limits<Micros>::min()),
+                         std::int64_t{query.chunk}}};
+        if (query.scope == ScanScope::kTheseCompartments) st.params.emplace_back(compartment);
+        ASSIGN_OR_RETURN(PgResult r, lease.conn->Statement(st));
+        for (int i = 0; i < r.rows(); ++i) {
+          ScanRow row;
+          row.rid = r.Int(i, 0);
+          row.id = std::string_view(PQgetvalue(r.get(), i, 1), PQgetlength(r.get(), i, 1));
+          row.last_updated = r.Int(i, 2);
+          if (!r.IsNull(i, 3))
+            row.compartment = std::string_view(PQgetvalue(r.get(), i, 3), PQgetlength(r.get(), i, 3));
+          row.body = std::string_view(PQgetvalue(r.get(), i, 4), PQgetlength(r.get(), i, 4));
+          RETURN_IF_ERROR(fn(row));
+        }
+        if (r.rows() < query.chunk) break;
+        int last = r.rows() - 1;
+        after.assign(PQgetvalue(r.get(), last, 1), PQgetlength(r.get(), last, 1));
+      }
+    }
+    return Status::Ok();
+  }
+
   Result<std::vector<SearchHit>> Include(const IncludeQuery& query) override {
     if (query.limit < 0) return InvalidArgumentError("include limit must not be negative");
     std::vector<SearchHit> hits;
@@ -852,6 +886,7 @@ class PgStore final : public Store {
       e.last_updated = r.Int(i, 4);
       e.method = static_cast<Method>(r.Int(i, 5));
       if (!r.IsNull(i, 6)) e.body = r.Bytes(i, 6);
+      if (!r.IsNull(i, 7)) e.compartment = r.Bytes(i, 7);
       page.entries.push_back(std::move(e));
     }
     return page;

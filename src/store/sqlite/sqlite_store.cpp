@@ -704,6 +704,7 @@ class SqliteStore final : public Store {
       e.last_updated = q.ColInt(4);
       e.method = static_cast<Method>(q.ColInt(5));
       e.body = q.ColText(6);
+      e.compartment = q.ColText(7);
       page.entries.push_back(std::move(e));
     }
     return page;
@@ -750,6 +751,15 @@ class SqliteStore final : public Store {
       out += e;
     }
     return out;
+  }
+
+  Status Scan(const ScanQuery& query, const std::function<Status(const ScanRow&)>& fn) override {
+    RETURN_IF_ERROR(CheckScanQuery(query));
+    ASSIGN_OR_RETURN(Lease lease, AcquireReader());
+    ASSIGN_OR_RETURN(sqlite3_stmt * stmt, lease.conn->SearchStatement(ScanSql(query, /*postgres=*/false)));
+    if (query.scope != ScanScope::kTheseCompartments) return ScanChunks(*lease.conn, stmt, query, {}, fn);
+    for (const std::string& c : query.compartments) RETURN_IF_ERROR(ScanChunks(*lease.conn, stmt, query, c, fn));
+    return Status::Ok();
   }
 
   // SQLite's search plans are fixed by the statements (see search_sql.cpp):
@@ -864,6 +874,55 @@ class SqliteStore final : public Store {
       page.total = row ? q.Int(0) : 0;
     }
     return page;
+  }
+
+  // Runs the scan statement chunk by chunk. Each chunk is one statement
+  // execution, reset before the next, so the read snapshot is released
+  // between chunks; bodies are handed out straight from SQLite's buffers.
+  static Status ScanChunks(Conn& conn, sqlite3_stmt* stmt, const ScanQuery& query, std::string_view compartment,
+                           const std::function<Status(const ScanRow&)>& fn) {
+    struct Reset {
+      sqlite3_stmt* s;
+      ~Reset() {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+      }
+    };
+    auto text = [stmt](int c) {
+      const char* p = static_cast<const char*>(sqlite3_column_blob(stmt, c));
+      return p ? std::string_view(p, static_cast<size_t>(sqlite3_column_bytes(stmt, c))) : std::string_view();
+    };
+    std::string after;
+    for (;;) {
+      Reset reset{stmt};
+      int rc = sqlite3_bind_text(stmt, 1, query.type.data(), static_cast<int>(query.type.size()), SQLITE_STATIC);
+      if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(stmt, 2, after.data(), static_cast<int>(after.size()), SQLITE_TRANSIENT);
+      if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_int64(stmt, 3, query.since.value_or(std::numeric_limits<Micros>::min()));
+      }
+      if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 4, query.chunk);
+      if (rc == SQLITE_OK && query.scope == ScanScope::kTheseCompartments) {
+        rc = sqlite3_bind_text(stmt, 5, compartment.data(), static_cast<int>(compartment.size()), SQLITE_STATIC);
+      }
+      if (rc != SQLITE_OK) return SqliteError(conn.db(), rc, "bind scan");
+      int rows = 0;
+      for (;;) {
+        rc = sqlite3_step(stmt);
+        if (rc == SQLITE_DONE) break;
+        if (rc != SQLITE_ROW) return SqliteError(conn.db(), rc, "scan step");
+        ++rows;
+        ScanRow row;
+        row.rid = sqlite3_column_int64(stmt, 0);
+        row.id = text(1);
+        row.last_updated = sqlite3_column_int64(stmt, 2);
+        row.compartment = text(3);
+        row.body = text(4);
+        RETURN_IF_ERROR(fn(row));
+        if (rows == query.chunk) after.assign(row.id);
+      }
+      if (rows < query.chunk) return Status::Ok();
+    }
   }
 
   static Result<std::string> Explain(Conn& conn, const SqlStatement& st) {

@@ -1,0 +1,290 @@
+// The authorisation matrix: SMART scopes (patient/, user/, system/; c r u d s;
+// v2 search restrictions) against every door of the REST service, over a
+// real SQLite store holding two patients' records. Each row is a caller, a
+// request and what must come back: the status and, for Bundles, exactly which
+// resources are in it (so a leak of another patient's data fails the test).
+#include <gtest/gtest.h>
+
+#include <future>
+#include <set>
+
+#include "auth/access.h"
+#include "json/json.h"
+#include "rest/service.h"
+
+namespace bevan::rest {
+namespace {
+
+using auth::Access;
+
+class AccessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto s = store::OpenStore("sqlite::memory:");
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(s).value();
+    ServiceOptions o;
+    o.base_url = "http://test/fhir";
+    service_ = std::make_unique<FhirService>(*store_, o);
+    // Two patients, each with observations; a practitioner outside any compartment.
+    Put("Patient", "pa", R"("name":[{"family":"Alpha"}])");
+    Put("Patient", "pb", R"("name":[{"family":"Beta"}])");
+    Put("Practitioner", "pr", R"("name":[{"family":"Doc"}])");
+    Put("Observation", "oa-lab", Obs("pa", "laboratory"));
+    Put("Observation", "oa-vit", Obs("pa", "vital-signs"));
+    Put("Observation", "ob-lab", Obs("pb", "laboratory"));
+    Put("Encounter", "ea", R"("status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/pa"})");
+  }
+
+  static std::string Obs(const std::string& patient, const std::string& category) {
+    return R"("status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":")" +
+           category + R"("}]}],"code":{"text":"x"},"subject":{"reference":"Patient/)" + patient +
+           R"("},"performer":[{"reference":"Practitioner/pr"}])";
+  }
+
+  void Put(const std::string& type, const std::string& id, const std::string& fields) {
+    auto r = Call(Access(), "PUT", "/fhir/" + type + "/" + id,
+                  R"({"resourceType":")" + type + R"(","id":")" + id + "\"," + fields + "}");
+    ASSERT_TRUE(r.status == 201 || r.status == 200) << r.status << " " << r.body;
+  }
+
+  http::Response Call(const Access& who, std::string method, std::string target, std::string body = "") {
+    http::Request req;
+    req.method = std::move(method);
+    req.target = target;
+    size_t q = target.find('?');
+    req.path = target.substr(0, q);
+    if (q != std::string::npos) req.query = target.substr(q + 1);
+    req.body = std::move(body);
+    if (!req.body.empty()) req.headers.push_back({"Content-Type", "application/fhir+json"});
+    http::Response res;
+    service_->Handle(req, res, who);
+    return res;
+  }
+
+  static Access Token(std::string scopes, std::optional<std::string> patient = std::nullopt) {
+    Access a;
+    a.enforce = true;
+    a.client_id = "test-client";
+    auto parsed = auth::ParseScopes(scopes);
+    EXPECT_TRUE(parsed.ok()) << scopes;
+    if (parsed.ok()) a.scopes = std::move(parsed).value();
+    a.patient = std::move(patient);
+    return a;
+  }
+
+  // "Type/id" of every entry of a Bundle (matches, includes and history alike).
+  static std::set<std::string> Ids(const std::string& bundle) {
+    std::set<std::string> out;
+    auto doc = json::Document::Parse(bundle);
+    if (!doc.ok()) return {"<not json>"};
+    const json::Value* entries = doc->root().Find("entry");
+    if (!entries) return out;
+    for (const json::Value& e : entries->items()) {
+      const json::Value* r = e.Find("resource");
+      if (!r) continue;  // history deletes
+      const json::Value* rt = r->Find("resourceType");
+      if (rt->as_string() == "OperationOutcome") continue;
+      out.insert(std::string(rt->as_string()) + "/" + std::string(r->Find("id")->as_string()));
+    }
+    return out;
+  }
+
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<FhirService> service_;
+};
+
+struct Row {
+  const char* scopes;
+  const char* patient;  // launch context, or nullptr
+  const char* method;
+  const char* target;
+  int status;
+  std::set<std::string> entries;  // for 200 Bundles: exactly these resources
+};
+
+TEST_F(AccessTest, Matrix) {
+  const std::set<std::string> kNone;
+  const std::vector<Row> rows = {
+      // patient/*.rs: the patient's own compartment through every door, nothing else.
+      {"patient/*.rs", "pa", "GET", "/fhir/Patient/pa", 200, {}},
+      {"patient/*.rs", "pa", "GET", "/fhir/Patient/pb", 404, {}},
+      {"patient/*.rs", "pa", "GET", "/fhir/Observation/oa-lab", 200, {}},
+      {"patient/*.rs", "pa", "GET", "/fhir/Observation/ob-lab", 404, {}},
+      {"patient/*.rs", "pa", "GET", "/fhir/Observation/ob-lab/_history/1", 404, {}},
+      {"patient/*.rs", "pa", "GET", "/fhir/Observation/ob-lab/_history", 404, {}},
+      {"patient/*.rs", "pa", "GET", "/fhir/Practitioner/pr", 404, {}},
+      {"patient/*.rs", "pa", "GET", "/fhir/Observation", 200, {"Observation/oa-lab", "Observation/oa-vit"}},
+      {"patient/*.rs", "pa", "GET", "/fhir/Observation?subject=Patient/pb", 200, kNone},
+      {"patient/*.rs", "pa", "GET", "/fhir/Observation?_id=ob-lab", 200, kNone},
+      {"patient/*.rs", "pa", "GET", "/fhir/Patient", 200, {"Patient/pa"}},
+      {"patient/*.rs", "pa", "GET", "/fhir/Patient?family=Beta", 200, kNone},
+      {"patient/*.rs", "pa", "GET", "/fhir/Patient/pa/Observation", 200, {"Observation/oa-lab", "Observation/oa-vit"}},
+      {"patient/*.rs", "pa", "GET", "/fhir/Patient/pb/Observation", 403, {}},
+      {"patient/*.rs",
+       "pa",
+       "GET",
+       "/fhir/Observation?_include=Observation:subject&_include=Observation:performer",
+       200,
+       {"Observation/oa-lab", "Observation/oa-vit", "Patient/pa"}},
+      {"patient/*.rs", "pa", "GET", "/fhir/Practitioner?_revinclude=Observation:performer", 200, kNone},
+      {"patient/*.rs",
+       "pa",
+       "GET",
+       "/fhir/Patient?_revinclude=Observation:subject",
+       200,
+       {"Patient/pa", "Observation/oa-lab", "Observation/oa-vit"}},
+      {"patient/*.rs", "pa", "GET", "/fhir/Observation?subject:Patient.family=Beta", 200, kNone},
+      {"patient/*.rs", "pa", "GET", "/fhir/Patient?_has:Observation:subject:category=laboratory", 200, {"Patient/pa"}},
+      {"patient/*.rs", "pa", "GET", "/fhir/Observation/_history", 200, {"Observation/oa-lab", "Observation/oa-vit"}},
+      {"patient/*.rs",
+       "pa",
+       "GET",
+       "/fhir/_history",
+       200,
+       {"Patient/pa", "Observation/oa-lab", "Observation/oa-vit", "Encounter/ea"}},
+      {"patient/*.rs",
+       "pa",
+       "GET",
+       "/fhir/Patient/pa/$everything",
+       200,
+       {"Patient/pa", "Observation/oa-lab", "Observation/oa-vit", "Encounter/ea"}},
+      {"patient/*.rs", "pa", "GET", "/fhir/Patient/pb/$everything", 404, {}},
+      {"patient/*.rs", "pa", "POST", "/fhir/Observation", 403, {}},
+      {"patient/*.rs", "pa", "DELETE", "/fhir/Observation/oa-lab", 403, {}},
+      {"patient/*.rs", nullptr, "GET", "/fhir/Observation/oa-lab", 403, {}},
+      // v1 scopes are accepted.
+      {"patient/*.read", "pa", "GET", "/fhir/Observation", 200, {"Observation/oa-lab", "Observation/oa-vit"}},
+      {"patient/*.read", "pa", "GET", "/fhir/Observation/ob-lab", 404, {}},
+      // One type only: other types are refused, and not included.
+      {"patient/Observation.rs", "pa", "GET", "/fhir/Patient/pa", 403, {}},
+      {"patient/Observation.rs", "pa", "GET", "/fhir/Patient", 403, {}},
+      {"patient/Observation.rs",
+       "pa",
+       "GET",
+       "/fhir/Observation?_include=Observation:subject",
+       200,
+       {"Observation/oa-lab", "Observation/oa-vit"}},
+      {"patient/Observation.rs", "pa", "GET", "/fhir/Patient/pa/$everything", 403, {}},
+      {"patient/Observation.r", "pa", "GET", "/fhir/Observation", 403, {}},
+      {"patient/Observation.s", "pa", "GET", "/fhir/Observation/oa-lab", 403, {}},
+      // A v2 search restriction narrows reads and searches.
+      {"patient/Observation.rs?category=laboratory", "pa", "GET", "/fhir/Observation/oa-lab", 200, {}},
+      {"patient/Observation.rs?category=laboratory", "pa", "GET", "/fhir/Observation/oa-vit", 404, {}},
+      {"patient/Observation.rs?category=laboratory", "pa", "GET", "/fhir/Observation", 200, {"Observation/oa-lab"}},
+      {"patient/Observation.rs?category=laboratory", "pa", "GET", "/fhir/Observation?category=vital-signs", 200, kNone},
+      {"user/Observation.rs?category=laboratory",
+       nullptr,
+       "GET",
+       "/fhir/Observation",
+       200,
+       {"Observation/oa-lab", "Observation/ob-lab"}},
+      // user/ and system/ scopes are not limited to a compartment.
+      {"user/*.cruds", nullptr, "GET", "/fhir/Observation/ob-lab", 200, {}},
+      {"user/*.cruds",
+       nullptr,
+       "GET",
+       "/fhir/Observation",
+       200,
+       {"Observation/oa-lab", "Observation/oa-vit", "Observation/ob-lab"}},
+      {"system/Patient.r", nullptr, "GET", "/fhir/Patient/pb", 200, {}},
+      {"system/Patient.r", nullptr, "GET", "/fhir/Patient", 403, {}},
+      {"system/Patient.r", nullptr, "GET", "/fhir/Observation/oa-lab", 403, {}},
+      {"system/Patient.r", nullptr, "GET", "/fhir/Patient/pb/_history", 200, {"Patient/pb"}},
+      // No resource scopes at all.
+      {"openid fhirUser", "pa", "GET", "/fhir/Patient/pa", 403, {}},
+      {"openid fhirUser", "pa", "GET", "/fhir/_history", 200, kNone},
+      // metadata is public.
+      {"openid", nullptr, "GET", "/fhir/metadata", 200, {}},
+  };
+  for (const Row& row : rows) {
+    Access who = Token(row.scopes, row.patient ? std::optional<std::string>(row.patient) : std::nullopt);
+    auto r = Call(who, row.method, row.target);
+    std::string what = std::string(row.scopes) + " " + row.method + " " + row.target;
+    EXPECT_EQ(r.status, row.status) << what << "\n" << r.body;
+    if (r.status == 403) {
+      EXPECT_NE(r.body.find("\"forbidden\""), std::string::npos) << what;
+    }
+    if (r.status == 200 && r.body.find("\"Bundle\"") != std::string::npos) {
+      EXPECT_EQ(Ids(r.body), row.entries) << what;
+    }
+  }
+}
+
+TEST_F(AccessTest, TotalsCountOnlyWhatTheGrantAllows) {
+  auto r = Call(Token("patient/*.rs", "pa"), "GET", "/fhir/Observation?_total=accurate");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find("\"total\":2"), std::string::npos) << r.body;
+  r = Call(Token("patient/*.rs", "pa"), "GET", "/fhir/Observation?_summary=count");
+  EXPECT_NE(r.body.find("\"total\":2"), std::string::npos) << r.body;
+}
+
+TEST_F(AccessTest, PatientWritesStayInTheirCompartment) {
+  Access pa = Token("patient/*.cruds", "pa");
+  std::string own = R"({"resourceType":"Observation",)" + Obs("pa", "laboratory") + "}";
+  std::string other = R"({"resourceType":"Observation",)" + Obs("pb", "laboratory") + "}";
+  EXPECT_EQ(Call(pa, "POST", "/fhir/Observation", own).status, 201);
+  EXPECT_EQ(Call(pa, "POST", "/fhir/Observation", other).status, 403);
+  // Taking another patient's resource over, or moving one's own away.
+  EXPECT_EQ(Call(pa, "PUT", "/fhir/Observation/ob-lab",
+                 R"({"resourceType":"Observation","id":"ob-lab",)" + Obs("pa", "laboratory") + "}")
+                .status,
+            403);
+  EXPECT_EQ(Call(pa, "PUT", "/fhir/Observation/oa-vit",
+                 R"({"resourceType":"Observation","id":"oa-vit",)" + Obs("pb", "vital-signs") + "}")
+                .status,
+            403);
+  EXPECT_EQ(Call(pa, "DELETE", "/fhir/Observation/ob-lab").status, 404);
+  http::Request req;
+  req.method = "PATCH";
+  req.path = req.target = "/fhir/Observation/ob-lab";
+  req.body = R"([{"op":"replace","path":"/status","value":"amended"}])";
+  req.headers.push_back({"Content-Type", "application/json-patch+json"});
+  http::Response res;
+  service_->Handle(req, res, pa);
+  EXPECT_EQ(res.status, 404) << res.body;
+  // A transaction touching another patient fails as a whole.
+  std::string tx = R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"resource":)" +
+                   own + R"(,"request":{"method":"POST","url":"Observation"}},
+    {"request":{"method":"DELETE","url":"Observation/ob-lab"}}]})";
+  auto t = Call(pa, "POST", "/fhir", tx);
+  EXPECT_EQ(t.status, 404) << t.body;
+  // Conditional delete cannot reach outside the compartment.
+  EXPECT_EQ(Call(pa, "DELETE", "/fhir/Observation?_id=ob-lab").status, 204);
+  // None of that touched patient B's record.
+  auto b = store_->Read("Observation", "ob-lab");
+  ASSERT_TRUE(b.ok());
+  EXPECT_FALSE(b->deleted);
+  EXPECT_EQ(b->version, 1);
+  auto v = store_->Read("Observation", "oa-vit");
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->version, 1);
+  // Own resources can be deleted.
+  EXPECT_EQ(Call(pa, "DELETE", "/fhir/Observation/oa-vit").status, 204);
+  // Read-only and create-only scopes.
+  EXPECT_EQ(Call(Token("patient/Observation.c", "pa"), "POST", "/fhir/Observation", own).status, 201);
+  EXPECT_EQ(Call(Token("patient/Observation.c", "pa"), "PUT", "/fhir/Observation/oa-lab",
+                 R"({"resourceType":"Observation","id":"oa-lab",)" + Obs("pa", "laboratory") + "}")
+                .status,
+            403);
+}
+
+TEST_F(AccessTest, AsyncWritesAreChecked) {
+  auto req = std::make_shared<http::Request>();
+  req->method = "POST";
+  req->path = req->target = "/fhir/Observation";
+  req->body = R"({"resourceType":"Observation",)" + Obs("pb", "laboratory") + "}";
+  req->headers.push_back({"Content-Type", "application/fhir+json"});
+  http::Response res;
+  std::promise<void> done;
+  {
+    Access pa = Token("patient/*.cruds", "pa");
+    service_->HandleAsync(*req, res, pa, [&] { done.set_value(); });
+  }  // the caller's Access is gone before the commit may run
+  done.get_future().wait();
+  EXPECT_EQ(res.status, 403) << res.body;
+}
+
+}  // namespace
+}  // namespace bevan::rest
