@@ -553,6 +553,16 @@ class Compiler {
       case Func::kCheckModifiers: *out = input; return Status::Ok();
       case Func::kSelect: *out = arg_types[0]; return Status::Ok();
       case Func::kOfType:
+        if (m.lhs >= 0 && m.type.fhir != nullptr && m.type.fhir->kind == fhir::TypeKind::kResource &&
+            !m.type.fhir->is_abstract) {
+          const Node& member = N(m.lhs);
+          const fhir::ElementDef* e = member.element;
+          m.fused_member = member.op == Op::kMember && e != nullptr && member.parent != nullptr && !e->is_choice &&
+                           e->types.size() == 1 && e->types[0].type->kind == fhir::TypeKind::kResource &&
+                           e->types[0].type->is_abstract;
+        }
+        *out = SpecType(m.type);
+        return Status::Ok();
       case Func::kAs: *out = SpecType(m.type); return Status::Ok();
       case Func::kChildren:
       case Func::kDescendants:

@@ -624,6 +624,7 @@ class Evaluator {
   bool EvalBinary(const Node& n, Collection focus, Vec& out);
   bool Arithmetic(const Node& n, const Item& a, const Item& b, Vec& out);
   bool Call(const Node& n, Collection focus, Vec& out);
+  bool MemberOfResourceType(const Node& n, Collection focus, Vec& out);
   bool CallString(const Node& n, Collection input, Vec& out);
   bool CallMath(const Node& n, Collection input, Vec& out);
   bool CallConversion(const Node& n, Collection input, Vec& out);
@@ -765,6 +766,43 @@ bool Evaluator::Eval(int32_t index, Collection focus, Vec& out) {
     case Op::kCall: return Fail(n, "internal: uncompiled node");
   }
   return Fail(n, "internal: unknown node");
+}
+
+bool Evaluator::MemberOfResourceType(const Node& n, Collection focus, Vec& out) {
+  const Node& member = p_.nodes[n.lhs];
+  Collection input = focus;
+  if (member.lhs >= 0 && !EvalTo(member.lhs, focus, &input)) return false;
+  const fhir::TypeDef* want = n.type.fhir;
+  const std::string_view name = want->name;
+  auto emit = [&](const json::Value& r) {
+    if (!r.is_object()) return;
+    const json::Value* rt = FindResourceTypeMember(r);
+    if (rt != nullptr && rt->is_string() && rt->as_string() == name) out.push_back(Item::Node(&r, nullptr, want));
+  };
+  for (const Item& item : input) {
+    if (!item.is_node()) continue;
+    if (item.type() != member.parent) {
+      // Not the parent type the compiler resolved (e.g. an untyped item):
+      // navigate and filter the general way.
+      Vec children(arena_);
+      ChildrenNamed(member.parent, member.element, member.name, item, children);
+      for (const Item& c : children.span()) {
+        if (IsOfType(c, n.type, true)) out.push_back(c);
+      }
+      continue;
+    }
+    const json::Value* obj = ChildObject(item);
+    if (obj == nullptr || !obj->is_object()) continue;
+    const json::Value *v, *x;
+    FindMember(*obj, member.name, false, &v, &x);
+    if (v == nullptr) continue;
+    if (v->is_array()) {
+      for (const json::Value& r : v->items()) emit(r);
+    } else {
+      emit(*v);
+    }
+  }
+  return true;
 }
 
 bool Evaluator::EvalBinary(const Node& n, Collection focus, Vec& out) {
@@ -1106,6 +1144,7 @@ bool Evaluator::Resolve(const Item& item, Vec& out) {
 }
 
 bool Evaluator::Call(const Node& n, Collection focus, Vec& out) {
+  if (n.fused_member) return MemberOfResourceType(n, focus, out);
   Collection input = focus;
   if (n.lhs >= 0 && !EvalTo(n.lhs, focus, &input)) return false;
   switch (n.func) {

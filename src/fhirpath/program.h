@@ -215,6 +215,10 @@ struct Node {
   TypeSpec type;       // kIs, kAs, kTypeFilter, kRootName, ofType/as/is functions
   Item literal;        // kLiteral
   int32_t regex = -1;  // index into Program::regexes for constant patterns
+  // ofType(T) of a member whose element is an abstract Resource (Bundle.entry.resource,
+  // contained): evaluated in one pass that compares each child's resourceType with T's
+  // name, instead of navigating (which looks every resourceType up) and then filtering.
+  bool fused_member = false;
 };
 
 struct Program {
