@@ -3,6 +3,7 @@
 
 #include <iostream>
 
+#include "audit_command.h"
 #include "commands.h"
 #include "fhir/model.h"
 #include "fhirpath_command.h"
@@ -64,6 +65,13 @@ int main(int argc, char** argv) {
   sy->add_option("--as-of", synth.as_of, "The date treated as today, YYYY-MM-DD (default 2026-04-01)");
   sy->add_option("--out", synth.out, "Output directory (created if missing)")->required();
 
+  bevan::cli::AuditVerifyArgs audit_verify;
+  CLI::App* au = app.add_subcommand("audit", "Audit trail tools");
+  au->require_subcommand(1);
+  CLI::App* au_verify =
+      au->add_subcommand("verify", "Check the audit log's hash chain (BEVAN_AUDIT_KEY for a keyed log)");
+  au_verify->add_option("--log", audit_verify.log, "The audit log (SQLite file)")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -74,5 +82,6 @@ int main(int argc, char** argv) {
   if (fp->parsed()) return bevan::cli::RunFhirpath(fhirpath);
   if (im->parsed()) return bevan::cli::RunImport(import_args);
   if (sy->parsed()) return bevan::cli::RunSynth(synth);
+  if (au_verify->parsed()) return bevan::cli::RunAuditVerify(audit_verify);
   return 2;
 }

@@ -2,11 +2,12 @@
 // append-only, hash-chained SQLite log of its own.
 //
 // The REST layer fills an `AuditRecord` per interaction and calls
-// `AuditLog::Append`, which only enqueues it: a background writer turns
-// records into AuditEvent JSON, chains them (hash = SHA-256, or HMAC-SHA256
+// `AuditLog::Append`, which only enqueues it: a background writer stores
+// each record in a compact form, chains them (hash = SHA-256, or HMAC-SHA256
 // with a key, over the previous hash, the sequence number, the indexed
-// columns and the event bytes) and commits them in batches, one transaction
-// and one fsync per batch, so a read costs no disk write of its own. After
+// columns and the stored record) and commits them in batches, one
+// transaction and one fsync per batch, so a read costs no disk write of its
+// own. `Query` renders the stored records as R4 AuditEvents. After
 // each batch the writer replaces a small head file (`<log>.head`: last seq and
 // hash), so truncating the tail of the log is detected too. `Verify` recomputes
 // the chain and names the first bad event.
@@ -149,7 +150,7 @@ Result<VerifyReport> Verify(const std::string& path, const std::string& key = {}
 // BEVAN_AUDIT_KEY from the environment (empty if unset).
 std::string KeyFromEnvironment();
 
-// The AuditEvent JSON for `record` as the writer stores it (id = seq).
+// The AuditEvent JSON for `record` as Query returns it (id = seq).
 // Exposed for tests.
 std::string ToAuditEventJson(const AuditRecord& record, int64_t seq, const std::string& observer);
 

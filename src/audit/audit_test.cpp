@@ -1,5 +1,7 @@
 #include "audit/audit.h"
 
+#include "audit/internal.h"
+
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <unistd.h>
@@ -161,7 +163,7 @@ INSTANTIATE_TEST_SUITE_P(
     Cases, AuditTamper,
     ::testing::Values(
         TamperCase{"EditEvent",
-                   "UPDATE audit SET event = replace(event, 'Observation/17', 'Observation/99') WHERE seq = 17", 17,
+                   "UPDATE audit SET record = replace(record, 'Observation/17', 'Observation/99') WHERE seq = 17", 17,
                    "does not match its hash"},
         TamperCase{"EditIndexedColumn", "UPDATE audit SET agent = 'Practitioner/9' WHERE seq = 8", 8,
                    "does not match its hash"},
@@ -213,7 +215,7 @@ TEST(AuditLog, KeyedChain) {
   EXPECT_FALSE(AuditLog::Open({.path = t.path()}).ok());
   EXPECT_FALSE(AuditLog::Open({.path = t.path(), .key = "other"}).ok());
   // Recomputing the plain SHA-256 chain over an edit does not help without the key.
-  t.Tamper("UPDATE audit SET event = replace(event, 'Patient/1', 'Patient/2') WHERE seq = 4");
+  t.Tamper("UPDATE audit SET record = replace(record, 'Patient/1', 'Patient/2') WHERE seq = 4");
   VerifyReport r = MustVerify(t.path(), "s3cret");
   EXPECT_FALSE(r.ok);
   EXPECT_EQ(r.bad_seq, 4);
@@ -304,6 +306,26 @@ TEST(AuditLog, QueryFilters) {
   AuditPage p3 = q({.patient = "0", .before_seq = 7, .count = 4});
   EXPECT_EQ(ids(p3), (std::vector<std::string>{"4", "1"}));
   EXPECT_EQ(p3.next_before_seq, 0);
+}
+
+TEST(AuditLog, StoredRecordRoundTrips) {
+  AuditRecord r = Read("Practitioner/3", "9", "Observation/5");
+  r.time_us = 1'700'000'000'123'456;
+  r.action = Action::kDelete;
+  r.outcome = Outcome::kMinorFailure;
+  r.description = "insufficient scope \"x\"";
+  r.purpose_of_use = "TREAT";
+  r.entities.push_back("Observation/6");
+  r.entity_count = 9;
+  r.resource_type = "Observation";
+  r.query = "code=a|b&_count=2";
+  std::string stored = internal::EncodeRecord(r);
+  EXPECT_LT(stored.size(), 400u) << stored;
+  auto back = internal::DecodeRecord(stored);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(ToAuditEventJson(*back, 7, "Bevan"), ToAuditEventJson(r, 7, "Bevan"));
+  EXPECT_EQ(internal::EncodeRecord(*back), stored);
+  EXPECT_FALSE(internal::DecodeRecord("not json").ok());
 }
 
 TEST(AuditEvent, ValidR4WithTheExpectedShape) {

@@ -39,7 +39,7 @@ void Encode(const Hash& prev, const ChainedRow& row, Update update) {
   unsigned char small[2] = {static_cast<unsigned char>(row.action), static_cast<unsigned char>(row.outcome)};
   update(small, 2);
   field(row.patients);
-  field(row.event);
+  field(row.record);
 }
 
 }  // namespace
@@ -72,7 +72,7 @@ Hash ChainHash(const Hash& prev, const ChainedRow& row, std::string_view key) {
 
 std::string KeyCheck(std::string_view key) {
   ChainedRow row;
-  row.event = "bevan-audit-key-check";
+  row.record = "bevan-audit-key-check";
   return Hex(ChainHash(Hash{}, row, key)).substr(0, 16);
 }
 

@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include "audit/audit.h"
+#include "audit/internal.h"
 #include "json/json.h"
 
 namespace bevan::audit {
@@ -43,6 +44,10 @@ class Out {
     Str(k);
     s_ += ':';
     first_ = true;
+  }
+  void Item(std::string_view v) {
+    Comma();
+    Str(v);
   }
   void Member(std::string_view k, std::string_view v) {
     Key(k);
@@ -324,5 +329,98 @@ std::string ToAuditEventJson(const AuditRecord& r, int64_t seq, const std::strin
   o.Close('}');
   return s;
 }
+
+namespace internal {
+
+std::string EncodeRecord(const AuditRecord& r) {
+  std::string s;
+  s.reserve(256 + r.query.size());
+  Out o(s);
+  o.Open('{');
+  o.Key("t");
+  o.Raw(std::to_string(r.time_us));
+  char action[2] = {static_cast<char>(r.action), '\0'};
+  o.Member("a", action);
+  o.Member("s", r.subtype);
+  o.Key("o");
+  o.Raw(std::to_string(static_cast<int>(r.outcome)));
+  auto opt = [&](std::string_view k, const std::string& v) {
+    if (!v.empty()) o.Member(k, v);
+  };
+  auto list = [&](std::string_view k, const std::vector<std::string>& v) {
+    if (v.empty()) return;
+    o.Key(k);
+    o.Open('[');
+    for (const auto& x : v) o.Item(x);
+    o.Close(']');
+  };
+  opt("d", r.description);
+  opt("u", r.user);
+  opt("c", r.client_id);
+  opt("ip", r.source_address);
+  opt("r", r.request_id);
+  opt("pou", r.purpose_of_use);
+  list("p", r.patients);
+  list("e", r.entities);
+  if (r.entity_count > r.entities.size()) {
+    o.Key("n");
+    o.Raw(std::to_string(r.entity_count));
+  }
+  opt("rt", r.resource_type);
+  opt("q", r.query);
+  o.Close('}');
+  return s;
+}
+
+Result<AuditRecord> DecodeRecord(std::string_view text) {
+  auto doc = json::Document::Parse(text);
+  if (!doc.ok() || !doc->root().is_object()) return InvalidArgumentError("not an audit record");
+  AuditRecord r;
+  for (const json::Member& m : doc->root().members()) {
+    std::string_view k = m.name();
+    const json::Value& v = m.value;
+    auto str = [&] { return std::string(v.as_string()); };
+    auto strings = [&] {
+      std::vector<std::string> out;
+      for (const json::Value& x : v.items()) out.emplace_back(x.as_string());
+      return out;
+    };
+    if (k == "t") {
+      r.time_us = v.AsInt64().value_or(0);
+    } else if (k == "a") {
+      std::string_view a = v.as_string();
+      r.action = static_cast<Action>(a.empty() ? 'R' : a[0]);
+    } else if (k == "s") {
+      r.subtype = str();
+    } else if (k == "o") {
+      r.outcome = static_cast<Outcome>(v.AsInt64().value_or(0));
+    } else if (k == "d") {
+      r.description = str();
+    } else if (k == "u") {
+      r.user = str();
+    } else if (k == "c") {
+      r.client_id = str();
+    } else if (k == "ip") {
+      r.source_address = str();
+    } else if (k == "r") {
+      r.request_id = str();
+    } else if (k == "pou") {
+      r.purpose_of_use = str();
+    } else if (k == "p") {
+      r.patients = strings();
+    } else if (k == "e") {
+      r.entities = strings();
+    } else if (k == "n") {
+      r.entity_count = static_cast<size_t>(v.AsInt64().value_or(0));
+    } else if (k == "rt") {
+      r.resource_type = str();
+    } else if (k == "q") {
+      r.query = str();
+    }
+  }
+  return r;
+}
+
+}  // namespace internal
 
 }  // namespace bevan::audit

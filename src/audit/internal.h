@@ -6,11 +6,19 @@
 #include <string>
 #include <string_view>
 
+#include "audit/audit.h"
 #include "common/status.h"
 
 namespace bevan::audit::internal {
 
 using Hash = std::array<unsigned char, 32>;
+
+// The stored form of a record: compact JSON with short keys, empty fields
+// left out (about 250 bytes where the AuditEvent is about 1.5 KB). The
+// AuditEvent is rendered from it when read.
+std::string EncodeRecord(const AuditRecord& record);
+// InvalidArgument if `text` is not an encoded record.
+Result<AuditRecord> DecodeRecord(std::string_view text);
 
 // The columns of one `audit` row that the chain covers.
 struct ChainedRow {
@@ -20,7 +28,7 @@ struct ChainedRow {
   char action = 'R';
   int outcome = 0;
   std::string_view patients;  // ids joined by '\n'
-  std::string_view event;     // the AuditEvent JSON
+  std::string_view record;    // EncodeRecord's text
 };
 
 // SHA-256 (or HMAC-SHA256 with a non-empty key) over prev, then every field

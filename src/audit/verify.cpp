@@ -50,7 +50,7 @@ Result<VerifyReport> Verify(const std::string& path, const std::string& key) {
 
   Stmt rows, index;
   RETURN_IF_ERROR(rows.Prepare(db,
-                               "SELECT seq, time, agent, action, outcome, patients, prev_hash, hash, event FROM audit "
+                               "SELECT seq, time, agent, action, outcome, patients, prev_hash, hash, record FROM audit "
                                "ORDER BY seq"));
   RETURN_IF_ERROR(index.Prepare(db, "SELECT seq, patient FROM audit_patient ORDER BY seq, patient"));
   int index_rc = index.Step();
@@ -80,7 +80,7 @@ Result<VerifyReport> Verify(const std::string& path, const std::string& key) {
     row.action = action.size() == 1 ? action[0] : '?';
     row.outcome = static_cast<int>(rows.Int(4));
     row.patients = rows.Text(5);
-    row.event = rows.Text(8);
+    row.record = rows.Text(8);
     std::string_view prev = rows.Blob(6), stored = rows.Blob(7);
     if (prev.size() != running.size() || std::memcmp(prev.data(), running.data(), running.size()) != 0) {
       return Bad(report, seq,

@@ -55,7 +55,8 @@ class Server::Impl {
   Impl(ServerOptions options, Handler handler)
       : options_(std::move(options)),
         handler_(std::move(handler)),
-        pool_(options_.work_threads, options_.work_queue_limit) {
+        pool_(options_.work_threads, options_.work_queue_limit),
+        limiter_(options_.rate_limit) {
     if (!options_.make_error) options_.make_error = DefaultError;
   }
 
@@ -77,15 +78,36 @@ class Server::Impl {
     }
   }
 
+  // Answers, without the handler, what the server itself decides: CORS
+  // preflights and rate-limited requests. True if `res` is the answer.
+  bool Intercept(const Request& req, Response& res) {
+    if (limiter_.enabled()) {
+      std::string key = options_.rate_key ? options_.rate_key(req) : std::string();
+      auto d = limiter_.Take(key.empty() ? std::string_view(req.remote_address) : std::string_view(key));
+      if (!d.allowed) {
+        options_.make_error(429, "too many requests; retry later", res);
+        res.SetHeader("Retry-After", std::to_string(d.retry_after_seconds));
+        return true;
+      }
+    }
+    if (options_.cors.enabled() && IsPreflight(req)) {
+      if (!AnswerPreflight(options_.cors, req, res)) options_.make_error(403, "origin not allowed", res);
+      return true;
+    }
+    return false;
+  }
+
   void Finish(const Request& req, Response& res) {
     res.SetHeader("X-Request-Id", req.request_id);
+    AddSecurityHeaders(res, ssl_ != nullptr);
+    AddCorsHeaders(options_.cors, req, res);
     if (res.body.size() >= options_.gzip_min_bytes && res.Header("Content-Encoding").empty() &&
         AcceptsGzip(req.Header("Accept-Encoding"))) {
       std::string zipped;
       if (Gzip(res.body, zipped)) {
         res.body = std::move(zipped);
         res.SetHeader("Content-Encoding", "gzip");
-        res.SetHeader("Vary", "Accept-Encoding");
+        AppendHeaderValue(res, "Vary", "Accept-Encoding");
       }
     }
   }
@@ -93,6 +115,7 @@ class Server::Impl {
   ServerOptions options_;
   Handler handler_;
   WorkPool pool_;
+  RateLimiter limiter_;
   std::unique_ptr<asio::ssl::context> ssl_;
   std::vector<std::unique_ptr<Loop>> loops_;
   std::vector<std::thread> threads_;
@@ -203,6 +226,7 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session<Stream
     version_ = msg.version();
     res_ = Response();
 
+    if (server_.Intercept(req_, res_)) return Write();
     if (server_.options_.is_long && server_.options_.is_long(req_)) {
       // Off the I/O thread; the guard keeps this loop alive until we post back.
       auto guard = asio::make_work_guard(loop_.ioc);
@@ -248,6 +272,7 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session<Stream
   void Fail(int status, std::string_view message) {
     res_ = Response();
     server_.options_.make_error(status, message, res_);
+    req_ = Request();  // not the previous request's headers (Origin, Accept-Encoding)
     req_.request_id = RandomHex(32);
     keep_alive_ = false;
     version_ = 11;

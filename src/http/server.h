@@ -16,7 +16,9 @@
 #include <string>
 
 #include "common/status.h"
+#include "http/cors.h"
 #include "http/message.h"
+#include "http/rate_limit.h"
 
 namespace bevan::http {
 
@@ -44,6 +46,18 @@ struct ServerOptions {
   // TLS: both files (PEM) set turns TLS on.
   std::string tls_cert_file;
   std::string tls_key_file;
+  // Rate limits (token bucket per key; off while rate_per_second is 0). A
+  // refused request is answered 429 with Retry-After before any handler
+  // runs. `rate_key` picks the key (e.g. the client id of a bearer token);
+  // it runs on the I/O thread for every request, so it must be cheap; empty
+  // or unset: the remote address.
+  RateLimitOptions rate_limit;
+  std::function<std::string(const Request&)> rate_key;
+  // CORS (off while allowed_origins is empty). Preflights are answered by
+  // the server; a preflight from another origin gets 403.
+  CorsOptions cors;
+  // Every response also carries the security headers of cors.h
+  // (AddSecurityHeaders), HSTS when TLS is on.
 };
 
 class Server {
