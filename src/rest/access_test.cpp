@@ -288,3 +288,39 @@ TEST_F(AccessTest, AsyncWritesAreChecked) {
 
 }  // namespace
 }  // namespace bevan::rest
+
+namespace bevan::rest {
+namespace {
+
+TEST(Capabilities, DeclareSmartWhenAnAuthorisationServerGuardsTheApi) {
+  auto s = store::OpenStore("sqlite::memory:");
+  ASSERT_TRUE(s.ok());
+  ServiceOptions o;
+  o.base_url = "https://node.example/fhir";
+  o.smart = SmartEndpoints{"https://node.example/auth/authorize", "https://node.example/auth/token",
+                           "https://node.example/auth/introspect"};
+  FhirService service(**s, o);
+  http::Request req;
+  req.method = "GET";
+  req.path = req.target = "/fhir/metadata";
+  http::Response res;
+  service.Handle(req, res);
+  ASSERT_EQ(res.status, 200);
+  auto doc = json::Document::Parse(res.body);
+  ASSERT_TRUE(doc.ok());
+  auto code = json::ResolvePointer(doc->root(), "/rest/0/security/service/0/coding/0/code");
+  ASSERT_TRUE(code.ok() && *code);
+  EXPECT_EQ((*code)->as_string(), "SMART-on-FHIR");
+  auto token = json::ResolvePointer(doc->root(), "/rest/0/security/extension/0/extension/1/valueUri");
+  ASSERT_TRUE(token.ok() && *token);
+  EXPECT_EQ((*token)->as_string(), "https://node.example/auth/token");
+  // Without an authorisation server there is no security section.
+  ServiceOptions plain;
+  FhirService open(**s, plain);
+  http::Response res2;
+  open.Handle(req, res2);
+  EXPECT_EQ(res2.body.find("\"security\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace bevan::rest

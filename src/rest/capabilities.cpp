@@ -28,7 +28,7 @@ json::Value Codes(json::Document& d, std::string_view key, std::initializer_list
 
 }  // namespace
 
-std::string CapabilityStatementJson(std::string_view base_url) {
+std::string CapabilityStatementJson(std::string_view base_url, const SmartEndpoints* smart) {
   json::Document d;
   std::vector<json::Value> resources;
   for (std::string_view type : fhir::ResourceTypeNames()) {
@@ -61,6 +61,25 @@ std::string CapabilityStatementJson(std::string_view base_url) {
   json::Value rest = Obj(d, {M(d, "mode", d.MakeString("server")), M(d, "resource", d.MakeArray(resources)),
                              M(d, "interaction", Codes(d, "code", {"transaction", "batch", "history-system"})),
                              M(d, "operation", d.MakeArray(std::vector<json::Value>{validate_op, everything_op}))});
+  if (smart != nullptr) {
+    std::vector<json::Value> uris;
+    for (auto [name, url] : {std::pair<std::string_view, std::string_view>{"authorize", smart->authorize},
+                             {"token", smart->token},
+                             {"introspect", smart->introspect}}) {
+      if (!url.empty()) uris.push_back(Obj(d, {M(d, "url", d.MakeString(name)), M(d, "valueUri", d.MakeString(url))}));
+    }
+    json::Value oauth =
+        Obj(d, {M(d, "url", d.MakeString("http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris")),
+                M(d, "extension", d.MakeArray(uris))});
+    json::Value coding =
+        Obj(d, {M(d, "system", d.MakeString("http://terminology.hl7.org/CodeSystem/restful-security-service")),
+                M(d, "code", d.MakeString("SMART-on-FHIR"))});
+    json::Value service = Obj(d, {M(d, "coding", d.MakeArray({&coding, 1}))});
+    json::Value security =
+        Obj(d, {M(d, "extension", d.MakeArray({&oauth, 1})), M(d, "service", d.MakeArray({&service, 1})),
+                M(d, "description", d.MakeString("SMART App Launch v2: OAuth 2.0 bearer tokens with SMART scopes"))});
+    rest = d.WithMember(rest, "security", security);
+  }
   json::Value json_format = d.MakeString("json");
   json::Value patch_formats[2] = {d.MakeString("application/json-patch+json"), d.MakeString("application/fhir+json")};
   json::Value root = Obj(

@@ -1778,7 +1778,7 @@ void FhirService::Impl::Handle(const http::Request& req, http::Response& res, co
     if (m != "GET") return bad_method();
     res.status = 200;
     res.SetHeader("Content-Type", std::string(kFhirJson));
-    res.body = CapabilityStatementJson(opt_.base_url);
+    res.body = CapabilityStatementJson(opt_.base_url, opt_.smart ? &*opt_.smart : nullptr);
     return;
   }
   if (seg[0] == "_history") {

@@ -10,10 +10,12 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "auth/access.h"
 #include "http/message.h"
+#include "rest/capabilities.h"
 #include "store/store.h"
 
 namespace bevan::rest {
@@ -28,6 +30,9 @@ struct ServiceOptions {
   int max_page_size = 1000;
   bool validate_writes = true;       // reject invalid resources with 422
   BulkExporter* exporter = nullptr;  // answers the $export endpoints when set (not owned)
+  // Set when a SMART authorisation server guards the API: the
+  // CapabilityStatement then declares it.
+  std::optional<SmartEndpoints> smart;
 };
 
 class FhirService {
