@@ -28,6 +28,15 @@ class MonotonicClock {
 // Validates the parts of a HistoryQuery both backends check the same way.
 Status CheckHistoryQuery(const HistoryQuery& query);
 
+// Validates a ScanQuery (both backends check it the same way).
+Status CheckScanQuery(const ScanQuery& query);
+
+// The statement reading one chunk of a scan: placeholders ?1 type, ?2 the
+// last id of the previous chunk ('' at first), ?3 since (exclusive), ?4 the
+// chunk size, ?5 the Patient id for kTheseCompartments; $N instead of ?N
+// and a boolean `deleted` when `postgres`.
+std::string ScanSql(const ScanQuery& query, bool postgres);
+
 // The checks of ResourceWrite/ResourceDelete that need no stored state.
 Status CheckWrite(const ResourceWrite& write);
 Status CheckDelete(const ResourceDelete& del);

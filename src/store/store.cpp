@@ -80,6 +80,29 @@ void MonotonicClock::RaiseFloor(Micros floor) {
   }
 }
 
+Status CheckScanQuery(const ScanQuery& query) {
+  if (query.type.empty()) return InvalidArgumentError("a scan needs a resource type");
+  if (query.chunk < 1 || query.chunk > 100000) return InvalidArgumentError("scan chunk must be 1..100000");
+  return Status::Ok();
+}
+
+std::string ScanSql(const ScanQuery& query, bool postgres) {
+  // Keyset pages on (type, id): the UNIQUE (type, id) index drives, or for
+  // one compartment the (compartment, type) index and a sort of its few rows.
+  std::string s = "SELECT rid, id, last_updated, compartment, body FROM resource WHERE type = ?1 AND id > ?2 AND ";
+  s += postgres ? "NOT deleted" : "deleted = 0";
+  s += " AND last_updated > ?3";
+  if (query.scope == ScanScope::kAnyCompartment) s += " AND compartment IS NOT NULL";
+  if (query.scope == ScanScope::kTheseCompartments) s += " AND compartment = ?5";
+  s += " ORDER BY id LIMIT ?4";
+  if (postgres) {
+    for (char& c : s) {
+      if (c == '?') c = '$';
+    }
+  }
+  return s;
+}
+
 Status CheckHistoryQuery(const HistoryQuery& query) {
   if (query.count < 1 || query.count > 1000) return InvalidArgumentError("history page size must be 1..1000");
   if (query.type.empty() && !query.id.empty()) return InvalidArgumentError("instance history needs a type");
