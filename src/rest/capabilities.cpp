@@ -58,9 +58,17 @@ std::string CapabilityStatementJson(std::string_view base_url, const SmartEndpoi
   json::Value validate_op =
       Obj(d, {M(d, "name", d.MakeString("validate")),
               M(d, "definition", d.MakeString("http://hl7.org/fhir/OperationDefinition/Resource-validate"))});
+  std::vector<json::Value> operations = {validate_op, everything_op};
+  // Bulk Data Access v2 (rest/export.h): system, Patient and Group level.
+  for (std::string_view op : {"export", "patient-export", "group-export"}) {
+    operations.push_back(Obj(
+        d,
+        {M(d, "name", d.MakeString(op)),
+         M(d, "definition", d.MakeString("http://hl7.org/fhir/uv/bulkdata/OperationDefinition/" + std::string(op)))}));
+  }
   json::Value rest = Obj(d, {M(d, "mode", d.MakeString("server")), M(d, "resource", d.MakeArray(resources)),
                              M(d, "interaction", Codes(d, "code", {"transaction", "batch", "history-system"})),
-                             M(d, "operation", d.MakeArray(std::vector<json::Value>{validate_op, everything_op}))});
+                             M(d, "operation", d.MakeArray(operations))});
   if (smart != nullptr) {
     std::vector<json::Value> uris;
     for (auto [name, url] : {std::pair<std::string_view, std::string_view>{"authorize", smart->authorize},
