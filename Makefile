@@ -46,13 +46,15 @@ format-check: deps
 test: build format-check check-generated unit-test asan-test
 	@echo "make test: all checks passed"
 
-# Until the FHIR server exists, the demo validates the Synthea sample trust
-# and shows what an invalid resource gets back.
+# `bevan demo`: a 1,000-patient synthetic trust generated, imported and
+# served at http://127.0.0.1:8080/fhir (scripts/demo; PORT, PATIENTS).
 demo: build
 	./scripts/demo
 
-bench: build
-	$(BUILD)/bench/json_bench --benchmark_min_time=1
+# Every benchmark (Release build in build-release), figures into
+# bench/RESULTS.md; QUICK=1 for a few-minute run (bench/run-all).
+bench: deps
+	./bench/run-all
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -5,6 +5,8 @@
 
 #include "audit_command.h"
 #include "commands.h"
+#include "demo_command.h"
+#include "export_command.h"
 #include "fhir/model.h"
 #include "fhirpath_command.h"
 #include "import_command.h"
@@ -55,6 +57,7 @@ int main(int argc, char** argv) {
   sv->add_option("--tls-cert", serve.tls_cert, "TLS certificate chain (PEM)");
   sv->add_option("--tls-key", serve.tls_key, "TLS private key (PEM)");
   sv->add_option("--base-url", serve.base_url, "Public base URL (default http://ADDRESS:PORT/fhir)");
+  sv->add_option("--export-dir", serve.export_dir, "Bulk Data $export files (default: DB.export beside SQLite)");
 
   bevan::cli::SynthArgs synth;
   CLI::App* sy =
@@ -72,6 +75,20 @@ int main(int argc, char** argv) {
       au->add_subcommand("verify", "Check the audit log's hash chain (BEVAN_AUDIT_KEY for a keyed log)");
   au_verify->add_option("--log", audit_verify.log, "The audit log (SQLite file)")->required();
 
+  bevan::cli::ExportArgs export_args;
+  CLI::App* ex = app.add_subcommand("export", "Write the store's resources as NDJSON, one Type.ndjson per type");
+  ex->add_option("--db", export_args.db, "Store: sqlite:PATH or postgresql://...")->capture_default_str();
+  ex->add_option("--out", export_args.out, "Output directory (created if missing)")->required();
+  ex->add_option("--type", export_args.types, "Only these types (comma-separated)");
+  ex->add_option("--since", export_args.since, "Only resources changed after this instant");
+  ex->add_flag("--patient-only", export_args.patient_only, "Only resources in some Patient's compartment");
+
+  bevan::cli::DemoArgs demo;
+  CLI::App* dm = app.add_subcommand("demo", "Generate, import and serve a synthetic NHS trust on 127.0.0.1");
+  dm->add_option("--dir", demo.dir, "Working directory (trust, database, exports)")->capture_default_str();
+  dm->add_option("--patients", demo.patients, "Patients in the trust")->capture_default_str();
+  dm->add_option("--port", demo.port, "Listen port")->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -82,6 +99,8 @@ int main(int argc, char** argv) {
   if (fp->parsed()) return bevan::cli::RunFhirpath(fhirpath);
   if (im->parsed()) return bevan::cli::RunImport(import_args);
   if (sy->parsed()) return bevan::cli::RunSynth(synth);
+  if (ex->parsed()) return bevan::cli::RunExport(export_args);
+  if (dm->parsed()) return bevan::cli::RunDemo(demo);
   if (au_verify->parsed()) return bevan::cli::RunAuditVerify(audit_verify);
   return 2;
 }

@@ -7,6 +7,7 @@
 
 #include "http/server.h"
 #include "json/json.h"
+#include "rest/export.h"
 #include "rest/service.h"
 #include "store/store.h"
 
@@ -144,6 +145,13 @@ int RunServe(ServeArgs args) {
     options.base_url =
         std::string(tls ? "https" : "http") + "://" + args.address + ":" + std::to_string((*server)->port()) + "/fhir";
   }
+  rest::ExportOptions export_options;
+  export_options.base_url = options.base_url;
+  export_options.directory = !args.export_dir.empty()        ? args.export_dir
+                             : args.db.starts_with("sqlite:") ? args.db.substr(7) + ".export"
+                                                              : "./bevan-export";
+  rest::BulkExporter exporter(**store, export_options);
+  options.exporter = &exporter;
   service = std::make_unique<rest::FhirService>(**store, options);
   ready.store(service.get(), std::memory_order_release);
   std::cout << "bevan: serving FHIR R4 at " << options.base_url << " (store " << (*store)->backend()

@@ -17,6 +17,8 @@ struct ServeArgs {
   std::string base_url;  // public base URL; default http(s)://address:port/fhir
   size_t max_body_bytes = 32u << 20;
   size_t max_bundle_entries = 1000;
+  // Bulk Data $export files; empty: next to a SQLite database (PATH.export), else ./bevan-export.
+  std::string export_dir;
 };
 
 // Runs until SIGTERM/SIGINT; returns the process exit status.
