@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "audit_command.h"
+#include "auth_command.h"
 #include "commands.h"
 #include "demo_command.h"
 #include "export_command.h"
@@ -89,6 +90,11 @@ int main(int argc, char** argv) {
   dm->add_option("--patients", demo.patients, "Patients in the trust")->capture_default_str();
   dm->add_option("--port", demo.port, "Listen port")->capture_default_str();
 
+  CLI::App* ah = app.add_subcommand("auth", "SMART authorisation server tools");
+  ah->require_subcommand(1);
+  CLI::App* ah_hash = ah->add_subcommand(
+      "hash-password", "Read a password on standard input and print its Argon2id hash (users and clients files)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -96,6 +102,7 @@ int main(int argc, char** argv) {
   }
   if (v->parsed()) return bevan::cli::RunValidate(validate);
   if (sv->parsed()) return bevan::cli::RunServe(serve);
+  if (ah_hash->parsed()) return bevan::cli::RunAuthHashPassword();
   if (fp->parsed()) return bevan::cli::RunFhirpath(fhirpath);
   if (im->parsed()) return bevan::cli::RunImport(import_args);
   if (sy->parsed()) return bevan::cli::RunSynth(synth);

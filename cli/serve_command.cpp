@@ -1,10 +1,13 @@
 #include "serve_command.h"
 
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
+#include "auth/resource_server.h"
+#include "auth/server.h"
 #include "http/server.h"
 #include "json/json.h"
 #include "rest/export.h"
@@ -59,6 +62,10 @@ Status ApplyConfig(const std::string& path, ServeArgs& args) {
       RETURN_IF_ERROR(num(args.max_body_bytes, 1024, int64_t{1} << 32));
     } else if (k == "max_bundle_entries") {
       RETURN_IF_ERROR(num(args.max_bundle_entries, 1, 1000000));
+    } else if (k == "auth") {
+      auto auth = auth::ParseAuthConfig(v, std::filesystem::path(path).parent_path().string());
+      if (!auth.ok()) return InvalidArgumentError(path + ": " + auth.status().message());
+      args.auth = std::move(auth).value();
     } else {
       return InvalidArgumentError(path + ": unknown setting '" + std::string(k) + "'");
     }
@@ -68,6 +75,44 @@ Status ApplyConfig(const std::string& path, ServeArgs& args) {
 
 bool IsLoopback(const std::string& address) {
   return address == "127.0.0.1" || address.starts_with("127.") || address == "::1" || address == "localhost";
+}
+
+// What requests are routed to, published once the port is known.
+struct Serving {
+  const rest::FhirService* service = nullptr;
+  const auth::AuthServer* auth = nullptr;  // null: no authorisation configured
+  const auth::ResourceServer* resources = nullptr;
+};
+
+// Routes one request: the authorisation server's endpoints, then the FHIR
+// API (behind a bearer token when authorisation is configured, except the
+// CapabilityStatement). `done` is empty for the synchronous handler.
+void Route(const Serving& s, const http::Request& req, http::Response& res, std::function<void()> done) {
+  auto finish = [&] {
+    if (done) done();
+  };
+  if (s.auth && auth::AuthServer::IsAuthPath(req.path)) {
+    s.auth->Handle(req, res);
+    return finish();
+  }
+  if (req.path != "/fhir" && !req.path.starts_with("/fhir/")) {
+    rest::FhirService::ServerError(404, "not found: the FHIR API is under /fhir", res);
+    return finish();
+  }
+  if (!s.auth || req.path == "/fhir/metadata") {
+    if (done) return s.service->HandleAsync(req, res, std::move(done));
+    return s.service->Handle(req, res);
+  }
+  auto access = s.resources->Authenticate(req);
+  if (!access.ok()) {
+    rest::FhirService::ServerError(401, "a valid bearer access token is required", res);
+    auth::ResourceServer::Challenge(access.status(), res);
+    return finish();
+  }
+  if (!done) return s.service->Handle(req, res, *access);
+  // The Access lives until the request completes, whenever that is.
+  auto who = std::make_shared<const auth::Access>(std::move(access).value());
+  s.service->HandleAsync(req, res, *who, [who, done = std::move(done)] { done(); });
 }
 
 }  // namespace
@@ -80,10 +125,18 @@ int RunServe(ServeArgs args) {
     }
   }
   if (args.address == "localhost") args.address = "127.0.0.1";
-  // Until authorisation exists, the server must not be reachable from other machines.
-  if (!IsLoopback(args.address)) {
+  bool tls = !args.tls_cert.empty() || !args.tls_key.empty();
+  // Without authorisation the server must not be reachable from other
+  // machines; with it, tokens and passwords must not cross a network in clear.
+  if (!IsLoopback(args.address) && !args.auth) {
     std::cerr << "bevan serve: refusing to listen on " << args.address
-              << ": without authorisation configured Bevan serves loopback only (127.0.0.1)\n";
+              << ": without authorisation configured Bevan serves loopback only (127.0.0.1);"
+                 " configure the \"auth\" section to serve other machines\n";
+    return 2;
+  }
+  if (!IsLoopback(args.address) && !tls) {
+    std::cerr << "bevan serve: refusing to listen on " << args.address
+              << " without TLS: with authorisation configured, a non-loopback address needs --tls-cert and --tls-key\n";
     return 2;
   }
   auto store = store::OpenStore(args.db);
@@ -91,7 +144,6 @@ int RunServe(ServeArgs args) {
     std::cerr << "bevan serve: cannot open the store " << args.db << ": " << store.status().message() << "\n";
     return 1;
   }
-  bool tls = !args.tls_cert.empty() || !args.tls_key.empty();
   rest::ServiceOptions options;
   options.max_bundle_entries = args.max_bundle_entries;
   options.base_url = args.base_url;
@@ -108,7 +160,10 @@ int RunServe(ServeArgs args) {
   // The service is created after binding, once the port (and so the base
   // URL) is known; until then requests get 503.
   std::unique_ptr<rest::FhirService> service;
-  std::atomic<const rest::FhirService*> ready{nullptr};
+  std::unique_ptr<auth::AuthServer> auth_server;
+  std::unique_ptr<auth::ResourceServer> resource_server;
+  Serving serving;
+  std::atomic<const Serving*> ready{nullptr};
   // Creates and updates are asynchronous (they wait for a group commit
   // without holding a thread). Other writes (Bundles, deletes, patches,
   // conditional operations) wait in Store::Transact on a pool large enough
@@ -122,20 +177,17 @@ int RunServe(ServeArgs args) {
     return !plain_write;
   };
   http_options.async_handler = [&ready](const http::Request& req, http::Response& res, std::function<void()> done) {
-    const rest::FhirService* s = ready.load(std::memory_order_acquire);
+    const Serving* s = ready.load(std::memory_order_acquire);
     if (!s) {
       rest::FhirService::ServerError(503, "starting up", res);
       return done();
     }
-    if (req.path == "/fhir" || req.path.starts_with("/fhir/")) return s->HandleAsync(req, res, std::move(done));
-    rest::FhirService::ServerError(404, "not found: the FHIR API is under /fhir", res);
-    done();
+    Route(*s, req, res, std::move(done));
   };
   auto server = http::Server::Start(http_options, [&ready](const http::Request& req, http::Response& res) {
-    const rest::FhirService* s = ready.load(std::memory_order_acquire);
+    const Serving* s = ready.load(std::memory_order_acquire);
     if (!s) return rest::FhirService::ServerError(503, "starting up", res);
-    if (req.path == "/fhir" || req.path.starts_with("/fhir/")) return s->Handle(req, res);
-    rest::FhirService::ServerError(404, "not found: the FHIR API is under /fhir", res);
+    Route(*s, req, res, nullptr);
   });
   if (!server.ok()) {
     std::cerr << "bevan serve: " << server.status().message() << "\n";
@@ -147,15 +199,42 @@ int RunServe(ServeArgs args) {
   }
   rest::ExportOptions export_options;
   export_options.base_url = options.base_url;
-  export_options.directory = !args.export_dir.empty()        ? args.export_dir
+  export_options.directory = !args.export_dir.empty()         ? args.export_dir
                              : args.db.starts_with("sqlite:") ? args.db.substr(7) + ".export"
                                                               : "./bevan-export";
   rest::BulkExporter exporter(**store, export_options);
   options.exporter = &exporter;
+  std::string auth_note = "loopback only: no authorisation configured";
+  if (args.auth) {
+    // The issuer defaults to the origin of the FHIR base URL.
+    std::string issuer = options.base_url.ends_with("/fhir") ? options.base_url.substr(0, options.base_url.size() - 5)
+                                                             : options.base_url;
+    auto created = auth::AuthServer::Create(*args.auth, issuer, options.base_url);
+    if (!created.ok()) {
+      std::cerr << "bevan serve: authorisation: " << created.status().message() << "\n";
+      return 2;
+    }
+    auth_server = std::move(created).value();
+    auth::ResourceServerOptions ro;
+    ro.issuer = auth_server->urls().issuer;
+    ro.audience = auth_server->options().fhir_base_url;
+    ro.keys = auth_server->verification_keys();
+    const auth::AuthServer* a = auth_server.get();
+    ro.is_revoked = [a](std::string_view jti) { return a->IsRevoked(jti); };
+    ro.external = args.auth->external;
+    resource_server = std::make_unique<auth::ResourceServer>(std::move(ro));
+    options.smart =
+        rest::SmartEndpoints{auth_server->urls().authorize, auth_server->urls().token, auth_server->urls().introspect};
+    serving.auth = auth_server.get();
+    serving.resources = resource_server.get();
+    auth_note = "SMART authorisation at " + auth_server->urls().issuer +
+                "/.well-known/smart-configuration, signing key " + auth_server->key_origin();
+  }
   service = std::make_unique<rest::FhirService>(**store, options);
-  ready.store(service.get(), std::memory_order_release);
-  std::cout << "bevan: serving FHIR R4 at " << options.base_url << " (store " << (*store)->backend()
-            << ", loopback only: no authorisation configured)" << std::endl;
+  serving.service = service.get();
+  ready.store(&serving, std::memory_order_release);
+  std::cout << "bevan: serving FHIR R4 at " << options.base_url << " (store " << (*store)->backend() << ", "
+            << auth_note << ")" << std::endl;
   (*server)->RunUntilSignal();
   std::cout << "bevan: stopped" << std::endl;
   return 0;

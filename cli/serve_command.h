@@ -2,7 +2,10 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+
+#include "auth/auth_config.h"
 
 namespace bevan::cli {
 
@@ -19,6 +22,11 @@ struct ServeArgs {
   size_t max_bundle_entries = 1000;
   // Bulk Data $export files; empty: next to a SQLite database (PATH.export), else ./bevan-export.
   std::string export_dir;
+  // SMART on FHIR authorisation (the config file's "auth" section, see
+  // auth/auth_config.h). Unset: the developer mode, loopback only, no tokens.
+  // Set: /auth/* and the smart-configuration are served, every /fhir request
+  // but /fhir/metadata needs a bearer token, and a non-loopback address needs TLS.
+  std::optional<auth::AuthConfig> auth;
 };
 
 // Runs until SIGTERM/SIGINT; returns the process exit status.

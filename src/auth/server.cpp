@@ -674,6 +674,7 @@ struct ClientAuth {
   bool authenticated = false;  // by secret or assertion (false: a public client naming itself)
   std::string error;           // set on failure: the invalid_client description
   bool basic = false;
+  bool anonymous = false;  // no client named at all (a public client refreshing, RFC 6749 section 6)
 };
 
 }  // namespace
@@ -776,6 +777,11 @@ ClientAuth AuthenticateClient(const http::Request& req, const Form& f, const Cli
     out.authenticated = true;
     return out;
   }
+  if (named.empty()) {
+    out.anonymous = true;
+    out.error = "client_id is required";
+    return out;
+  }
   const Client* c = clients.Find(named);
   if (!c) {
     out.error = "unknown client";
@@ -812,8 +818,8 @@ void AuthServer::Token(const http::Request& req, http::Response& res) const {
   }
   int64_t now = Now();
   ClientAuth auth = AuthenticateClient(req, f, clients_, options_, urls_, *state_, now);
-  if (!auth.client) return ClientError(res, auth);
-  const Client& client = *auth.client;
+  // A public client may refresh without naming itself: the refresh token says who it is.
+  if (!auth.client && !(auth.anonymous && grant_type == "refresh_token")) return ClientError(res, auth);
 
   Grant grant;
   bool refreshable = false;
@@ -837,7 +843,7 @@ void AuthServer::Token(const http::Request& req, http::Response& res) const {
     }
     if (c.expires_at <= now)
       return OAuthError(res, 400, "invalid_grant", "the code is invalid, expired or already used");
-    if (c.grant.client_id != client.client_id)
+    if (c.grant.client_id != auth.client->client_id)
       return OAuthError(res, 400, "invalid_grant", "the code was issued to another client");
     if (FormValue(f, "redirect_uri") != c.redirect_uri) {
       return OAuthError(res, 400, "invalid_grant", "redirect_uri does not match the authorization request");
@@ -861,7 +867,10 @@ void AuthServer::Token(const http::Request& req, http::Response& res) const {
         if (old != state_->rotated.end()) state_->RevokeFamily(old->second.first);
         return OAuthError(res, 400, "invalid_grant", "the refresh token is invalid, expired or already used");
       }
-      if (it->second.grant.client_id != client.client_id) {
+      if (!auth.client) {
+        const Client* owner = clients_.Find(it->second.grant.client_id);
+        if (!owner || owner->type != ClientType::kPublic) return ClientError(res, auth);
+      } else if (it->second.grant.client_id != auth.client->client_id) {
         return OAuthError(res, 400, "invalid_grant", "the refresh token was issued to another client");
       }
       r = std::move(it->second);
@@ -881,6 +890,7 @@ void AuthServer::Token(const http::Request& req, http::Response& res) const {
     }
     refreshable = true;
   } else {
+    const Client& client = *auth.client;
     if (client.type != ClientType::kBackend || !auth.authenticated) {
       return OAuthError(res, 401, "invalid_client", "client_credentials needs a backend client with private_key_jwt");
     }

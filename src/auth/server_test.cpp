@@ -393,7 +393,8 @@ TEST_F(AuthServerTest, RefreshRotation) {
   EXPECT_EQ(at2.iat, now_);
   // Narrowing is allowed, widening is not.
   http::Response narrow =
-      Call("POST", "/auth/token", "grant_type=refresh_token&client_id=app&scope=patient%2F*.rs&refresh_token=" + r2);
+      Call("POST", "/auth/token",
+           "grant_type=refresh_token&scope=patient%2F*.rs&refresh_token=" + r2);  // public: client_id optional
   ASSERT_EQ(narrow.status, 200) << narrow.body;
   std::string r3 = Str(Json(narrow.body), "refresh_token");
   EXPECT_EQ(Str(Json(narrow.body), "scope"), "patient/*.rs");
@@ -403,6 +404,24 @@ TEST_F(AuthServerTest, RefreshRotation) {
   EXPECT_EQ(Str(Json(old.body), "error"), "invalid_grant");
   EXPECT_TRUE(server_->IsRevoked(at2.jti));
   EXPECT_EQ(Call("POST", "/auth/token", "grant_type=refresh_token&client_id=app&refresh_token=" + r3).status, 400);
+}
+
+TEST_F(AuthServerTest, ConfidentialClientMustAuthenticateToRefresh) {
+  Form form = OpenForm(std::string("/auth/authorize?response_type=code&client_id=web&redirect_uri=") +
+                       PercentEncode("https://web.example/cb") + "&scope=patient%2F*.rs%20offline_access&state=s&aud=" +
+                       PercentEncode(kFhir) + "&code_challenge=" + kChallenge + "&code_challenge_method=S256");
+  http::Response login = SignIn(form, "alice", "pw-alice");
+  ASSERT_EQ(login.status, 302);
+  http::Response tok =
+      Call("POST", "/auth/token",
+           "grant_type=authorization_code&code=" + QueryParam(login.Header("Location"), "code") +
+               "&redirect_uri=" + PercentEncode("https://web.example/cb") + "&code_verifier=" + kVerifier,
+           WebBasic());
+  ASSERT_EQ(tok.status, 200) << tok.body;
+  std::string r = Str(Json(tok.body), "refresh_token");
+  EXPECT_EQ(Call("POST", "/auth/token", "grant_type=refresh_token&refresh_token=" + r).status, 401);
+  EXPECT_EQ(Call("POST", "/auth/token", "grant_type=refresh_token&client_id=web&refresh_token=" + r).status, 401);
+  EXPECT_EQ(Call("POST", "/auth/token", "grant_type=refresh_token&refresh_token=" + r, WebBasic()).status, 200);
 }
 
 TEST_F(AuthServerTest, RefreshTokenBoundToClientAndExpires) {
