@@ -5,8 +5,11 @@
 // the input type is known), type filters or run-time lookups; checks
 // function names, arity and type specifiers; and precompiles constant
 // regular expressions.
+#include <algorithm>
+#include <cstdint>
 #include <regex>
 #include <string>
+#include <vector>
 
 #include "fhirpath/program.h"
 
@@ -474,30 +477,6 @@ class Compiler {
     return true;
   }
 
-  static std::string RewriteRegex(std::string_view pattern) {
-    // FHIRPath regexes run in single-line mode: '.' matches newlines too.
-    std::string out;
-    bool in_class = false;
-    for (size_t i = 0; i < pattern.size(); ++i) {
-      char c = pattern[i];
-      if (c == '\\' && i + 1 < pattern.size()) {
-        out.push_back(c);
-        out.push_back(pattern[++i]);
-        continue;
-      }
-      if (in_class) {
-        if (c == ']') in_class = false;
-      } else if (c == '[') {
-        in_class = true;
-      } else if (c == '.') {
-        out += "[\\s\\S]";
-        continue;
-      }
-      out.push_back(c);
-    }
-    return out;
-  }
-
   Status CompileCall(int32_t index, const Scope& scope, SType* out) {
     SType input;
     if (N(index).lhs < 0) {
@@ -584,11 +563,9 @@ class Compiler {
         const Node& pattern = N(p_->args[m.args_begin]);
         if (pattern.op == Op::kLiteral && pattern.literal.kind() == ItemKind::kString) {
           std::string_view text = pattern.literal.string();
-          try {
-            p_->regexes.push_back(std::make_unique<std::regex>(RewriteRegex(text), std::regex::ECMAScript));
-          } catch (const std::regex_error& e) {
-            return Error(pattern, "invalid regular expression: " + std::string(e.what()));
-          }
+          auto re = CompileRegex(text);
+          if (!re.ok()) return Error(pattern, re.status().message());
+          p_->regexes.push_back(std::move(re).value());
           N(index).regex = static_cast<int32_t>(p_->regexes.size() - 1);
         }
         *out = SType::Any();
@@ -603,6 +580,138 @@ class Compiler {
 };
 
 }  // namespace
+
+namespace {
+
+// FHIRPath regexes run in single-line mode: '.' matches newlines too.
+std::string RewriteRegex(std::string_view pattern) {
+  std::string out;
+  bool in_class = false;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    char c = pattern[i];
+    if (c == '\\' && i + 1 < pattern.size()) {
+      out.push_back(c);
+      out.push_back(pattern[++i]);
+      continue;
+    }
+    if (in_class) {
+      if (c == ']') in_class = false;
+    } else if (c == '[') {
+      in_class = true;
+    } else if (c == '.') {
+      out += "[\\s\\S]";
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+constexpr uint64_t kMaxRegexCount = 1000;    // a repetition bound or back-reference number
+constexpr uint64_t kMaxRegexStates = 10000;  // the automaton's size, estimated
+
+// Reads a decimal number at pattern[*i], saturating above kMaxRegexCount.
+uint64_t ReadCount(std::string_view pattern, size_t* i) {
+  uint64_t v = 0;
+  while (*i < pattern.size() && pattern[*i] >= '0' && pattern[*i] <= '9') {
+    v = std::min<uint64_t>(v * 10 + static_cast<uint64_t>(pattern[*i] - '0'), kMaxRegexCount + 1);
+    ++*i;
+  }
+  return v;
+}
+
+// libstdc++ reads repetition bounds and back-reference numbers into an int
+// without an overflow check (undefined behaviour), and copies a repeated
+// atom once per repetition, so nested bounds multiply the automaton. Refuses
+// both before std::regex sees the pattern. The size estimate counts each
+// atom once and multiplies a repeated atom (a group: its contents) by its
+// upper bound; the syntax itself is left to std::regex.
+Status CheckRegexLimits(std::string_view pattern) {
+  struct Frame {
+    uint64_t size = 0;  // estimated states so far
+    uint64_t last = 0;  // of the last atom, which a quantifier repeats
+  };
+  std::vector<Frame> stack(1);
+  auto add = [](uint64_t a, uint64_t b) { return std::min(a + b, kMaxRegexStates + 1); };
+  auto too_large = [] {
+    return Status(StatusCode::kInvalidArgument, "invalid regular expression: repetitions too large");
+  };
+  bool in_class = false;
+  for (size_t i = 0; i < pattern.size();) {
+    char c = pattern[i];
+    Frame& f = stack.back();
+    if (c == '\\' && i + 1 < pattern.size()) {
+      ++i;
+      if (pattern[i] >= '0' && pattern[i] <= '9' && !in_class) {
+        if (ReadCount(pattern, &i) > kMaxRegexCount) return too_large();
+      } else {
+        ++i;
+      }
+      if (!in_class) {
+        f.size = add(f.size, 1);
+        f.last = 1;
+      }
+      continue;
+    }
+    ++i;
+    if (in_class) {
+      if (c == ']') in_class = false;
+      continue;
+    }
+    switch (c) {
+      case '[':
+        in_class = true;
+        f.size = add(f.size, 1);
+        f.last = 1;
+        break;
+      case '(': stack.emplace_back(); break;
+      case ')':
+        if (stack.size() > 1) {
+          uint64_t inner = std::max<uint64_t>(stack.back().size, 1);
+          stack.pop_back();
+          stack.back().size = add(stack.back().size, inner);
+          stack.back().last = inner;
+        }
+        break;
+      case '{': {
+        uint64_t lo = ReadCount(pattern, &i), hi = lo;
+        if (i < pattern.size() && pattern[i] == ',') {
+          ++i;
+          hi = (i < pattern.size() && pattern[i] >= '0' && pattern[i] <= '9') ? ReadCount(pattern, &i) : lo + 1;
+        }
+        if (lo > kMaxRegexCount || hi > kMaxRegexCount) return too_large();
+        uint64_t k = std::max<uint64_t>(std::max(lo, hi), 1);
+        uint64_t repeated = std::min(f.last * k, kMaxRegexStates + 1);
+        f.size = add(f.size, repeated - std::min(f.last, repeated));
+        f.last = repeated;
+        break;
+      }
+      case '*':
+      case '+':
+      case '?':
+      case '|':
+      case '^':
+      case '$': break;
+      default: f.size = add(f.size, 1); f.last = 1;
+    }
+    if (stack.back().size > kMaxRegexStates) return too_large();
+  }
+  for (const Frame& f : stack) {
+    if (f.size > kMaxRegexStates) return too_large();
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<std::regex>> CompileRegex(std::string_view pattern) {
+  RETURN_IF_ERROR(CheckRegexLimits(pattern));
+  try {
+    return std::make_unique<std::regex>(RewriteRegex(pattern), std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    return Status(StatusCode::kInvalidArgument, "invalid regular expression: " + std::string(e.what()));
+  }
+}
 
 std::string_view SystemTypeName(TypeSpec::System s) {
   switch (s) {

@@ -1834,15 +1834,15 @@ bool Evaluator::CallString(const Node& n, Collection input, Vec& out) {
     if (!ArgString(n, i, a, &p)) return -1;
     return p ? 1 : 0;
   };
-  auto regex_for = [&](std::string_view pattern, std::regex* local) -> const std::regex* {
+  auto regex_for = [&](std::string_view pattern, std::unique_ptr<std::regex>* local) -> const std::regex* {
     if (n.regex >= 0) return p_.regexes[static_cast<size_t>(n.regex)].get();
-    try {
-      *local = std::regex(std::string(pattern), std::regex::ECMAScript);
-    } catch (const std::regex_error&) {
-      Fail(n, "invalid regular expression");
+    auto re = CompileRegex(pattern);
+    if (!re.ok()) {
+      Fail(n, re.status().message());
       return nullptr;
     }
-    return local;
+    *local = std::move(re).value();
+    return local->get();
   };
   switch (n.func) {
     case Func::kIndexOf:
@@ -1927,7 +1927,7 @@ bool Evaluator::CallString(const Node& n, Collection input, Vec& out) {
       std::string_view pattern;
       int r = string_arg(0, &pattern);
       if (r <= 0) return r == 0;
-      std::regex local;
+      std::unique_ptr<std::regex> local;
       const std::regex* re = regex_for(pattern, &local);
       if (re == nullptr) return false;
       bool m = n.func == Func::kMatches ? std::regex_search(s.begin(), s.end(), *re)
@@ -1946,7 +1946,7 @@ bool Evaluator::CallString(const Node& n, Collection input, Vec& out) {
         out.push_back(v);
         return true;
       }
-      std::regex local;
+      std::unique_ptr<std::regex> local;
       const std::regex* re = regex_for(pattern, &local);
       if (re == nullptr) return false;
       std::string t = std::regex_replace(std::string(s), *re, std::string(subst));

@@ -69,6 +69,26 @@ TEST_F(FhirpathTest, Operators) {
   EXPECT_EQ(Eval("'abc'.matches('b.')"), "true");
 }
 
+// Found by fuzz/fuzz_fhirpath: libstdc++'s std::regex overflows an int on a
+// long repetition bound or back-reference number (UBSan), and nested bounds
+// multiply its automaton. Such patterns are errors, constant or not.
+TEST_F(FhirpathTest, RegexLimits) {
+  EXPECT_EQ(Eval("'aaa'.matches('a{2,1000}')"), "true");
+  EXPECT_EQ(Eval("'aaa'.matches('(a{3}){10}|a{3}')"), "true");
+  EXPECT_EQ(Eval("'ab'.replaceMatches('(a)(b)', '$2$1')"), "ba");
+  EXPECT_EQ(Eval("'a\nb'.matches('a.b')"), "true");
+  EXPECT_EQ(Eval("'a\nb'.matches('a.b' + '')"), "true");  // run-time patterns: single-line mode too
+  for (std::string_view pattern :
+       {"x{7777777777777777777777777777}", "x{1,7777777777777777777777777777}", "(a)\\\\7777777777777777777777777",
+        "x{1001}", "((a{100}){100}){100}", "(?:[ab]{1000}c){11}"}) {
+    std::string literal = "'a'.matches('" + std::string(pattern) + "')";
+    EXPECT_EQ(Eval(literal).rfind("compile error: FHIRPath error at 13: invalid regular expression", 0), 0u)
+        << literal << ": " << Eval(literal);
+    std::string dynamic = "'a'.matches('" + std::string(pattern) + "' + '')";
+    EXPECT_EQ(Eval(dynamic).rfind("error: FHIRPath evaluation error", 0), 0u) << dynamic << ": " << Eval(dynamic);
+  }
+}
+
 TEST_F(FhirpathTest, UnknownContextTypeResolvesAtRunTime) {
   EXPECT_EQ(Eval("Patient.name.given.first()", {}), "Peter");
   EXPECT_EQ(Eval("name.family", {}), "Chalmers");

@@ -237,6 +237,15 @@ Status Parse(std::string_view text, Program* program);
 // Resolves names and checks the parsed program against the model.
 Status CompileProgram(Program* program, const CompileOptions& options);
 
+// A FHIRPath regular expression (matches(), replaceMatches()) as a
+// std::regex: ECMAScript syntax in single-line mode ('.' matches newlines).
+// InvalidArgument when malformed, and when a repetition bound or
+// back-reference number is over 1000 or nested repetitions would make an
+// automaton of over about 10,000 states (std::regex overflows on long bounds
+// and copies a repeated atom once per repetition; patterns can come from
+// clients, e.g. in FHIRPath Patch paths).
+Result<std::unique_ptr<std::regex>> CompileRegex(std::string_view pattern);
+
 // Names of the TypeSpec::System values ("Boolean").
 std::string_view SystemTypeName(TypeSpec::System s);
 
