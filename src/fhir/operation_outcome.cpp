@@ -26,6 +26,7 @@ std::string_view IssueTypeName(IssueType t) {
     case IssueType::kBusinessRule: return "business-rule";
     case IssueType::kForbidden: return "forbidden";
     case IssueType::kLogin: return "login";
+    case IssueType::kTransient: return "transient";
   }
   return "invalid";
 }

@@ -27,6 +27,7 @@ enum class IssueType : uint8_t {
   kBusinessRule,  // "business-rule"
   kForbidden,     // "forbidden": the caller's authorisation does not allow it
   kLogin,         // "login": authentication is needed or failed
+  kTransient,     // "transient": try again later
 };
 
 std::string_view SeverityName(Severity s);

@@ -8,6 +8,11 @@
 #include <future>
 #include <set>
 
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "audit/audit.h"
 #include "auth/access.h"
 #include "json/json.h"
 #include "rest/service.h"
@@ -320,6 +325,98 @@ TEST(Capabilities, DeclareSmartWhenAnAuthorisationServerGuardsTheApi) {
   http::Response res2;
   open.Handle(req, res2);
   EXPECT_EQ(res2.body.find("\"security\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace bevan::rest
+
+namespace bevan::rest {
+namespace {
+
+// Every interaction is audited; an administrator searches the trail and a
+// patient sees exactly who accessed their own record.
+TEST(Audit, InteractionsAreRecordedAndSearchable) {
+  auto s = store::OpenStore("sqlite::memory:");
+  ASSERT_TRUE(s.ok());
+  std::string path = ::testing::TempDir() + "/rest-audit-" + std::to_string(::getpid()) + ".db";
+  std::remove(path.c_str());
+  std::remove((path + ".head").c_str());
+  audit::AuditLogOptions ao;
+  ao.path = path;
+  auto log = audit::AuditLog::Open(ao);
+  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  ServiceOptions o;
+  o.base_url = "http://test/fhir";
+  o.audit = log->get();
+  FhirService service(**s, o);
+  auto call = [&](const Access& who, std::string method, std::string target, std::string body = "") {
+    http::Request req;
+    req.method = std::move(method);
+    size_t q = target.find('?');
+    req.path = target.substr(0, q);
+    if (q != std::string::npos) req.query = target.substr(q + 1);
+    req.target = std::move(target);
+    req.body = std::move(body);
+    req.remote_address = "127.0.0.9";
+    if (!req.body.empty()) req.headers.push_back({"Content-Type", "application/fhir+json"});
+    http::Response res;
+    service.Handle(req, res, who);
+    return res;
+  };
+  auto token = [](std::string scopes, std::optional<std::string> patient, std::string user) {
+    Access a;
+    a.enforce = true;
+    a.client_id = "app";
+    a.fhir_user = std::move(user);
+    a.scopes = *auth::ParseScopes(scopes);
+    a.patient = std::move(patient);
+    return a;
+  };
+  Access admin = token("user/*.cruds", std::nullopt, "Practitioner/admin");
+  ASSERT_EQ(call(admin, "PUT", "/fhir/Patient/pa", R"({"resourceType":"Patient","id":"pa"})").status, 201);
+  ASSERT_EQ(call(admin, "PUT", "/fhir/Patient/pb", R"({"resourceType":"Patient","id":"pb"})").status, 201);
+  ASSERT_EQ(
+      call(
+          admin, "PUT", "/fhir/Observation/o1",
+          R"({"resourceType":"Observation","id":"o1","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/pa"}})")
+          .status,
+      201);
+  Access clinician = token("user/*.rs", std::nullopt, "Practitioner/doc");
+  ASSERT_EQ(call(clinician, "GET", "/fhir/Observation?subject=Patient/pa").status, 200);
+  ASSERT_EQ(call(clinician, "GET", "/fhir/Patient/pb").status, 200);
+  Access patient = token("patient/*.rs", "pa", "Patient/pa");
+  ASSERT_EQ(call(patient, "GET", "/fhir/Patient/pb").status, 404);  // audited as a failed read
+  ASSERT_EQ(call(patient, "DELETE", "/fhir/Patient/pa").status, 403);
+  ASSERT_TRUE((*log)->Flush().ok());
+
+  // The administrator sees every event; the trail itself is not writable.
+  auto all = call(admin, "GET", "/fhir/AuditEvent?_count=100");
+  ASSERT_EQ(all.status, 200) << all.body;
+  auto doc = json::Document::Parse(all.body);
+  ASSERT_TRUE(doc.ok());
+  EXPECT_EQ(doc->root().Find("entry")->size(), 7u) << all.body;  // 3 writes, 2 clinician reads, 2 patient requests
+  EXPECT_EQ(call(admin, "POST", "/fhir/AuditEvent", R"({"resourceType":"AuditEvent"})").status, 405);
+  // Who touched patient A: the admin's writes of Patient/pa and o1, the
+  // clinician's search, and patient A's own refused delete.
+  auto about_a = call(admin, "GET", "/fhir/AuditEvent?patient=Patient/pa&_count=100");
+  ASSERT_EQ(about_a.status, 200);
+  EXPECT_NE(about_a.body.find("Practitioner/doc"), std::string::npos);
+  EXPECT_NE(about_a.body.find("Observation/o1"), std::string::npos);
+  // Patient A reads their own trail and cannot read anyone else's.
+  auto own = call(patient, "GET", "/fhir/AuditEvent");
+  ASSERT_EQ(own.status, 200) << own.body;
+  EXPECT_NE(own.body.find("Practitioner/doc"), std::string::npos);
+  EXPECT_EQ(own.body.find("Patient/pb"), std::string::npos) << own.body;
+  EXPECT_EQ(call(patient, "GET", "/fhir/AuditEvent?patient=pb").status, 403);
+  auto denied = call(admin, "GET", "/fhir/AuditEvent?outcome=4");
+  EXPECT_NE(denied.body.find("denied"), std::string::npos) << denied.body;
+  EXPECT_EQ(call(admin, "GET", "/fhir/AuditEvent?bogus=1").status, 400);
+  // And the chain verifies.
+  log->reset();
+  auto report = audit::Verify(path);
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->ok) << report->problem;
+  EXPECT_GE(report->events, 7);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "audit/audit.h"
 #include "auth/access.h"
 #include "common/ids.h"
 #include "fhir/model.h"
@@ -119,7 +120,46 @@ struct Answer {
   std::optional<int64_t> version;
   std::optional<Micros> last_modified;
   bool body_is_outcome = false;
+  std::string entity;       // "Type/id" written or deleted (for the audit)
+  std::string compartment;  // its Patient compartment (for the audit)
 };
+
+namespace {
+
+// What one request touched, for its audit record: filled by the handlers on
+// the request's own thread (never inside a store transaction's callback, which
+// may run on the writer's thread), read by the public Handle once the
+// response is ready.
+struct AuditNote {
+  std::string interaction;            // restful-interaction code
+  std::vector<std::string> patients;  // ids, no duplicates
+  std::vector<std::string> entities;  // "Type/id", the first kMaxEntities
+  size_t entity_count = 0;
+  std::string resource_type;  // searches
+  bool search = false;
+
+  static constexpr size_t kMaxEntities = 20;
+  void Entity(std::string_view type, std::string_view id, std::string_view compartment) {
+    ++entity_count;
+    if (entities.size() < kMaxEntities) entities.push_back(std::string(type) + "/" + std::string(id));
+    Patient(type == "Patient" ? id : compartment);
+  }
+  void Patient(std::string_view id) {
+    if (id.empty() || patients.size() >= kMaxEntities) return;
+    if (std::find(patients.begin(), patients.end(), id) == patients.end()) patients.emplace_back(id);
+  }
+};
+
+thread_local AuditNote* t_note = nullptr;
+
+void Note(std::string_view interaction) {
+  if (t_note != nullptr && t_note->interaction.empty()) t_note->interaction = interaction;
+}
+void NoteEntity(std::string_view type, std::string_view id, std::string_view compartment) {
+  if (t_note != nullptr) t_note->Entity(type, id, compartment);
+}
+
+}  // namespace
 
 class FhirService::Impl {
  public:
@@ -210,14 +250,28 @@ class FhirService::Impl {
               std::string_view compartment = {}) const;
   void ProcessBundle(const auth::Access& who, const http::Request& req, http::Response& res) const;
   void Everything(const auth::Access& who, std::string_view id, const http::Request& req, http::Response& res) const;
+  // GET AuditEvent?...: served from the audit trail (opt_.audit), not the store.
+  void AuditSearch(const auth::Access& who, const http::Request& req, http::Response& res) const;
 
   Answer Finish(Answer a, Prefer prefer) const;
 
+ public:
+  // Records the request in opt_.audit (if set); turns the response into a
+  // 503 when the log cannot take the record.
+  void Audit(const http::Request& req, http::Response& res, const auth::Access& who, const AuditNote& note) const;
+  bool audited() const { return opt_.audit != nullptr; }
+
+ private:
   store::Store& store_;
   ServiceOptions opt_;
 };
 
 void FhirService::Impl::Send(http::Response& res, const Answer& a) {
+  if (t_note != nullptr && !a.entity.empty() && a.status < 300) {
+    size_t slash = a.entity.find('/');
+    t_note->Entity(std::string_view(a.entity).substr(0, slash), std::string_view(a.entity).substr(slash + 1),
+                   a.compartment);
+  }
   res.status = a.status;
   if (!a.body.empty()) {
     res.SetHeader("Content-Type", std::string(kFhirJson));
@@ -289,6 +343,8 @@ Status FhirService::Impl::Commit(store::Transaction& tx, const auth::Access& who
     }
   }
   ASSIGN_OR_RETURN(CommitResult r, CommitWrite(store_, tx, type, id, p, if_match));
+  a.entity = std::string(type) + "/" + id;
+  a.compartment = p.compartment;
   a.status = r.created ? 201 : 200;
   a.version = r.version;
   a.last_modified = r.last_updated;
@@ -313,70 +369,17 @@ Result<std::vector<store::ResourceKey>> FhirService::Impl::FindMatches(store::Tr
   if (!grant.query.empty()) {
     return PermissionDeniedError("conditional operations under a scope with a search restriction are not supported");
   }
-  auto params = ParseQuery(criteria);
-  if (!params) return InvalidArgumentError("malformed conditional criteria (bad percent-encoding)");
-  if (params->empty()) return InvalidArgumentError("conditional criteria are empty");
-  std::optional<std::set<std::string>> ids;  // intersection over parameters
-  auto intersect = [&](std::set<std::string> found) {
-    if (!ids) {
-      ids = std::move(found);
-      return;
-    }
-    std::set<std::string> both;
-    std::set_intersection(ids->begin(), ids->end(), found.begin(), found.end(), std::inserter(both, both.end()));
-    ids = std::move(both);
-  };
-  std::unordered_map<std::string, int64_t> versions;
-  for (const auto& [name, value] : *params) {
-    std::set<std::string> found;
-    size_t start = 0;
-    // Comma-separated values are ORed.
-    for (;;) {
-      size_t comma = value.find(',', start);
-      std::string_view v =
-          std::string_view(value).substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-      if (name == "_id") {
-        auto r = tx.Read(type, v);
-        if (r.ok() && !r->deleted) {
-          found.insert(std::string(v));
-          versions[std::string(v)] = r->version;
-        } else if (!r.ok() && r.status().code() != StatusCode::kNotFound) {
-          return r.status();
-        }
-      } else if (const search::IndexedParam* ip = search::Extractor::Default().Find(type, name);
-                 ip && name == "identifier" && ip->type == fhir::SearchParamType::kToken) {
-        std::optional<std::string_view> system;
-        std::string_view code = v;
-        if (size_t bar = v.find('|'); bar != std::string_view::npos) {
-          system = v.substr(0, bar);
-          code = v.substr(bar + 1);
-        }
-        if (code.empty())
-          return InvalidArgumentError("conditional criteria: '" + name + "=" + value + "' needs a code");
-        ASSIGN_OR_RETURN(auto keys, tx.FindByToken(type, name, system, code, 1000));
-        for (const auto& k : keys) {
-          found.insert(k.id);
-          versions[k.id] = k.version;
-        }
-      } else {
-        return InvalidArgumentError("conditional criteria: parameter '" + name + "' is not supported for " +
-                                    std::string(type) + " (supported: _id, identifier)");
-      }
-      if (comma == std::string::npos) break;
-      start = comma + 1;
-    }
-    intersect(std::move(found));
+  // Any search criteria, evaluated inside the write transaction.
+  search::ParseOptions popts;
+  popts.base_url = opt_.base_url;
+  ASSIGN_OR_RETURN(search::SearchQuery q, search::ParseSearchQuery(type, criteria, popts));
+  std::function<Result<bool>(const store::SearchHit&)> keep;
+  if (grant.patient) {
+    keep = [&](const store::SearchHit& h) { return Within(grant, type, h.id, h.compartment); };
   }
+  ASSIGN_OR_RETURN(std::vector<store::SearchHit> hits, search::FindConditional(tx, q, limit, keep));
   std::vector<store::ResourceKey> out;
-  for (const auto& id : *ids) {
-    if (static_cast<int>(out.size()) >= limit) break;
-    if (grant.patient) {
-      ASSIGN_OR_RETURN(store::ResourceVersion cur, tx.Read(type, id));
-      ASSIGN_OR_RETURN(bool within, Within(grant, type, id, cur.compartment));
-      if (!within) continue;
-    }
-    out.push_back({0, id, versions[id]});
-  }
+  for (const store::SearchHit& h : hits) out.push_back({h.rid, h.id, h.version});
   return out;
 }
 
@@ -579,6 +582,8 @@ Answer FhirService::Impl::Delete(const auth::Access& who, std::string_view type,
       a.status = 204;  // deleting a deleted resource is a no-op
       return Status::Ok();
     }
+    a.entity = std::string(type) + "/" + std::string(id);
+    a.compartment = cur->compartment;
     store::ResourceDelete d;
     d.type = type;
     d.id = id;
@@ -610,6 +615,7 @@ Answer FhirService::Impl::ConditionalDelete(const auth::Access& who, std::string
     if (matches.size() > 1) return FailedPreconditionError("the criteria match more than one " + std::string(type));
     a.status = 204;
     if (matches.empty()) return Status::Ok();
+    a.entity = std::string(type) + "/" + matches[0].id;
     store::ResourceDelete d;
     d.type = type;
     d.id = matches[0].id;
@@ -744,6 +750,7 @@ void FhirService::Impl::Read(const auth::Access& who, std::string_view type, std
       return;
     }
   }
+  NoteEntity(type, id, r->compartment);
   Answer a;
   a.status = 200;
   a.version = r->version;
@@ -783,6 +790,7 @@ void FhirService::Impl::VRead(const auth::Access& who, std::string_view type, st
     return SendError(res,
                      HttpError::Of(410, IssueType::kNotSupported, "version " + std::string(vid) + " is a deletion"));
   }
+  NoteEntity(type, id, r->compartment);
   Answer a;
   a.version = r->version;
   a.last_modified = r->last_updated;
@@ -915,6 +923,7 @@ void FhirService::Impl::History(const auth::Access& who, std::string_view type, 
   bool first = true;
   for (const store::HistoryEntry& e : page->entries) {
     if (!visible(e)) continue;
+    NoteEntity(e.type, e.id, e.compartment);
     if (!first) out += ",";
     first = false;
     std::string rel = e.type + "/" + e.id;
@@ -1138,6 +1147,15 @@ void FhirService::Impl::Search(const auth::Access& who, std::string_view type, c
     out += "\"}}";
   };
   bool count_only = q->summary && *q->summary == search::Summary::kCount;
+  if (t_note != nullptr) {
+    t_note->search = true;
+    t_note->resource_type = std::string(type);
+    if (q->compartment) t_note->Patient(*q->compartment);
+    if (!count_only) {
+      for (const auto& h : r->matches) t_note->Entity(h.type, h.id, h.compartment);
+      for (const auto& h : r->included) t_note->Entity(h.type, h.id, h.compartment);
+    }
+  }
   if (!count_only) {
     for (const auto& h : r->matches) entry(h, "match");
     for (const auto& h : r->included) entry(h, "include");
@@ -1583,6 +1601,15 @@ void FhirService::Impl::ProcessBundle(const auth::Access& who, const http::Reque
     }
   }
 
+  Note(transaction ? "transaction" : "batch");
+  if (t_note != nullptr) {
+    for (const Answer& a : answers) {
+      if (a.entity.empty() || a.status >= 300) continue;
+      size_t slash = a.entity.find('/');
+      t_note->Entity(std::string_view(a.entity).substr(0, slash), std::string_view(a.entity).substr(slash + 1),
+                     a.compartment);
+    }
+  }
   std::string out = R"({"resourceType":"Bundle","type":")";
   out += transaction ? "transaction-response" : "batch-response";
   out += R"(","entry":[)";
@@ -1716,6 +1743,7 @@ void FhirService::Impl::Everything(const auth::Access& who, std::string_view id,
       opt_.base_url + "/Patient/" + std::string(id) + "/$everything" + (req.query.empty() ? "" : "?" + req.query));
   out += "],\"entry\":[";
   for (size_t i = 0; i < hits.size(); ++i) {
+    NoteEntity(hits[i].type, hits[i].id, id);
     if (i) out += ",";
     out += "{\"fullUrl\":";
     json::WriteString(opt_.base_url + "/" + hits[i].type + "/" + hits[i].id, out);
@@ -1787,6 +1815,11 @@ void FhirService::Impl::Handle(const http::Request& req, http::Response& res, co
   }
   const std::string& type = seg[0];
   if (!fhir::FindResourceType(type)) return unknown_type(type);
+  if (type == "AuditEvent" && opt_.audit != nullptr) {
+    if (seg.size() == 1 && m == "GET") return AuditSearch(who, req, res);
+    return SendError(res, HttpError::Of(405, IssueType::kNotSupported,
+                                        "the audit trail is append-only and searched with GET /AuditEvent?..."));
+  }
   if (seg.size() == 1) {
     if (m == "POST") return Send(res, Create(who, type, req.body, req.Header("If-None-Exist"), prefer));
     if (m == "GET") return Search(who, type, req, res);
@@ -1918,14 +1951,196 @@ void FhirService::Impl::HandleAsync(const http::Request& req, http::Response& re
         state->answer = Answer();
         return Commit(tx, state->who, state->type, state->id, state->prepared, state->if_match, state->answer);
       },
-      [this, state, &res, done = std::move(done)](Status st) {
+      [this, state, &res, note = t_note, done = std::move(done)](Status st) {
+        // This may run on another thread: the request's audit note goes with it.
+        AuditNote* saved = t_note;
+        t_note = note;
         if (!st.ok()) {
           Send(res, ErrorAnswer(FromStatus(st)));
         } else {
           Send(res, Finish(std::move(state->answer), state->prefer));
         }
+        t_note = saved;
         done();
       });
+}
+
+void FhirService::Impl::AuditSearch(const auth::Access& who, const http::Request& req, http::Response& res) const {
+  Note("search-type");
+  Grant grant;
+  if (Status st = Authorize(who, auth::Interaction::kSearch, "AuditEvent", grant); !st.ok()) {
+    return SendError(res, FromStatus(st));
+  }
+  if (!grant.query.empty()) {
+    return SendError(
+        res,
+        FromStatus(PermissionDeniedError("audit search under a scope with a search restriction is not supported")));
+  }
+  auto params = ParseQuery(req.query);
+  if (!params) return SendError(res, HttpError::Of(400, IssueType::kInvalid, "malformed query string"));
+  audit::AuditQuery q;
+  q.count = static_cast<size_t>(opt_.default_page_size);
+  auto bad = [&](const std::string& name, const std::string& why) {
+    SendError(res, HttpError::Of(400, IssueType::kValue, name + ": " + why, name));
+  };
+  for (const auto& [name, value] : *params) {
+    if (name == "patient") {
+      q.patient = value.starts_with("Patient/") ? value.substr(8) : value;
+    } else if (name == "agent") {
+      q.agent = value;
+    } else if (name == "action") {
+      if (value.size() != 1 || std::string_view("CRUDE").find(value[0]) == std::string_view::npos) {
+        return bad(name, "one of C, R, U, D, E");
+      }
+      q.action = value[0];
+    } else if (name == "outcome") {
+      if (value != "0" && value != "4" && value != "8" && value != "12") return bad(name, "one of 0, 4, 8, 12");
+      q.outcome = std::stoi(value);
+    } else if (name == "date") {
+      std::string_view v = value;
+      std::string_view prefix = "eq";
+      if (v.size() > 2 && v[0] >= 'a' && v[0] <= 'z') {
+        prefix = v.substr(0, 2);
+        v.remove_prefix(2);
+      }
+      auto range = ParseDateTimeRange(v);
+      if (!range) return bad(name, "a date or dateTime, optionally prefixed by eq, ge, gt, le, lt");
+      if (prefix == "eq") {
+        q.since_us = range->lo;
+        q.until_us = range->hi + 1;
+      } else if (prefix == "ge" || prefix == "gt") {
+        q.since_us = prefix == "ge" ? range->lo : range->hi + 1;
+      } else if (prefix == "le" || prefix == "lt") {
+        q.until_us = prefix == "le" ? range->hi + 1 : range->lo;
+      } else {
+        return bad(name, "prefix must be eq, ge, gt, le or lt");
+      }
+    } else if (name == "_count") {
+      int n = 0;
+      auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+      if (ec != std::errc() || p != value.data() + value.size() || n < 1) return bad(name, "a positive integer");
+      q.count = static_cast<size_t>(std::min(n, 1000));
+    } else if (name == "_cursor") {
+      int64_t seq = 0;
+      auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), seq);
+      if (ec != std::errc() || p != value.data() + value.size() || seq < 1) return bad(name, "invalid cursor");
+      q.before_seq = seq;
+    } else if (name != "_format") {
+      return SendError(res, HttpError::Of(400, IssueType::kNotSupported,
+                                          "unknown AuditEvent search parameter '" + name +
+                                              "' (supported: patient, agent, action, outcome, date, _count)"));
+    }
+  }
+  if (grant.patient) {
+    // A patient sees who accessed their own record, nothing else.
+    if (!q.patient.empty() && q.patient != *grant.patient) {
+      return SendError(res, FromStatus(PermissionDeniedError(
+                                "the access token is limited to the compartment of the patient in context")));
+    }
+    q.patient = *grant.patient;
+  }
+  auto page = opt_.audit->Query(q);
+  if (!page.ok()) return SendError(res, FromStatus(page.status()));
+  std::string base = opt_.base_url + "/AuditEvent";
+  std::string kept;
+  for (const auto& [k, v] : *params) {
+    if (k == "_cursor") continue;
+    kept += kept.empty() ? "?" : "&";
+    kept += PercentEncode(k) + "=" + PercentEncode(v);
+  }
+  std::string out = R"({"resourceType":"Bundle","type":"searchset","link":[)";
+  AppendLink(out, "self", base + kept);
+  if (page->next_before_seq > 0) {
+    out += ",";
+    AppendLink(out, "next",
+               base + kept + (kept.empty() ? "?" : "&") + "_cursor=" + std::to_string(page->next_before_seq));
+  }
+  out += "],\"entry\":[";
+  for (size_t i = 0; i < page->events.size(); ++i) {
+    if (i) out += ",";
+    out += "{\"resource\":" + page->events[i] + R"(,"search":{"mode":"match"}})";
+  }
+  out += "]}";
+  res.status = 200;
+  res.SetHeader("Content-Type", std::string(kFhirJson));
+  res.body = std::move(out);
+}
+
+void FhirService::Impl::Audit(const http::Request& req, http::Response& res, const auth::Access& who,
+                              const AuditNote& note) const {
+  std::string_view path = req.path;
+  if (path.starts_with(opt_.base_path)) path.remove_prefix(opt_.base_path.size());
+  if (path == "/metadata" || path.starts_with("/.well-known/")) return;  // no data: not audited
+  std::vector<std::string_view> seg;
+  for (size_t s = 1; s <= path.size();) {
+    size_t slash = path.find('/', s);
+    if (slash == std::string_view::npos) slash = path.size();
+    if (slash > s) seg.push_back(path.substr(s, slash - s));
+    s = slash + 1;
+  }
+  const std::string& m = req.method;
+  std::string interaction = note.interaction;
+  audit::Action action = audit::Action::kRead;
+  if (interaction.empty()) {
+    bool op = !seg.empty() && seg.back().starts_with("$");
+    bool hist = std::find(seg.begin(), seg.end(), "_history") != seg.end();
+    if (op) {
+      interaction = seg.back() == "$export" ? "export" : "operation";
+    } else if (hist) {
+      interaction = seg.size() == 1   ? "history-system"
+                    : seg.size() == 2 ? "history-type"
+                    : seg.size() == 3 ? "history-instance"
+                                      : "vread";
+    } else if (seg.size() == 1 && m == "POST") {
+      interaction = "create";
+    } else if (seg.size() == 1 || (seg.size() == 2 && seg[1] == "_search") || seg.size() == 3) {
+      interaction = m == "GET" || m == "POST" ? "search-type"
+                    : m == "PUT"              ? "update"
+                    : m == "PATCH"            ? "patch"
+                                              : "delete";
+    } else if (seg.size() == 2) {
+      interaction = m == "PUT" ? "update" : m == "PATCH" ? "patch" : m == "DELETE" ? "delete" : "read";
+    } else {
+      interaction = "operation";
+    }
+  }
+  if (interaction == "create") action = audit::Action::kCreate;
+  if (interaction == "update" || interaction == "patch") action = audit::Action::kUpdate;
+  if (interaction == "delete") action = audit::Action::kDelete;
+  if (interaction == "operation" || interaction == "transaction" || interaction == "batch" || interaction == "export") {
+    action = audit::Action::kExecute;
+  }
+  audit::AuditRecord r;
+  r.action = action;
+  r.subtype = std::move(interaction);
+  r.outcome = res.status < 400   ? audit::Outcome::kSuccess
+              : res.status < 500 ? audit::Outcome::kMinorFailure
+                                 : audit::Outcome::kSeriousFailure;
+  if (res.status == 401 || res.status == 403) r.description = "denied: insufficient authorisation";
+  r.user = !who.fhir_user.empty() ? who.fhir_user : who.subject;
+  r.client_id = who.client_id;
+  r.source_address = req.remote_address;
+  r.request_id = req.request_id;
+  r.purpose_of_use = who.purpose_of_use;
+  r.patients = note.patients;
+  r.entities = note.entities;
+  r.entity_count = note.entity_count;
+  // A denied or failed request names what it asked for.
+  if (r.entities.empty() && seg.size() >= 2 && fhir::FindResourceType(seg[0]) && !seg[1].starts_with("$") &&
+      !seg[1].starts_with("_")) {
+    r.entities.push_back(std::string(seg[0]) + "/" + std::string(seg[1]));
+    if (seg[0] == "Patient") r.patients.push_back(std::string(seg[1]));
+  }
+  if (note.search) {
+    r.resource_type = note.resource_type;
+    r.query = req.method == "POST" ? req.body.substr(0, 4096) : req.query;
+  }
+  if (Status st = opt_.audit->Append(std::move(r)); !st.ok()) {
+    // Never serve what could not be audited.
+    res = http::Response();
+    SendError(res, HttpError::Of(503, IssueType::kTransient, "the audit trail is unavailable; try again later"));
+    res.SetHeader("Retry-After", "5");
+  }
 }
 
 FhirService::FhirService(store::Store& store, ServiceOptions options)
@@ -1939,16 +2154,32 @@ const auth::Access& Open() {
 }
 }  // namespace
 
-void FhirService::Handle(const http::Request& req, http::Response& res) const { impl_->Handle(req, res, Open()); }
+void FhirService::Handle(const http::Request& req, http::Response& res) const { Handle(req, res, Open()); }
 void FhirService::Handle(const http::Request& req, http::Response& res, const auth::Access& who) const {
+  if (!impl_->audited()) return impl_->Handle(req, res, who);
+  AuditNote note;
+  t_note = &note;
   impl_->Handle(req, res, who);
+  t_note = nullptr;
+  impl_->Audit(req, res, who, note);
 }
 void FhirService::HandleAsync(const http::Request& req, http::Response& res, std::function<void()> done) const {
-  impl_->HandleAsync(req, res, Open(), std::move(done));
+  HandleAsync(req, res, Open(), std::move(done));
 }
 void FhirService::HandleAsync(const http::Request& req, http::Response& res, const auth::Access& who,
                               std::function<void()> done) const {
-  impl_->HandleAsync(req, res, who, std::move(done));
+  if (!impl_->audited()) return impl_->HandleAsync(req, res, who, std::move(done));
+  // The note is filled on this thread (synchronous paths, and the async
+  // write's failures before it is queued) and, for an async write, from its
+  // answer when the commit finishes; the record is written in `done`.
+  auto note = std::make_shared<AuditNote>();
+  auto who_copy = std::make_shared<auth::Access>(who);
+  t_note = note.get();
+  impl_->HandleAsync(req, res, who, [this, &req, &res, note, who_copy, done = std::move(done)] {
+    impl_->Audit(req, res, *who_copy, *note);
+    done();
+  });
+  t_note = nullptr;
 }
 bool FhirService::IsLong(const http::Request& req) const { return impl_->IsLong(req); }
 

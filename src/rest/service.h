@@ -21,6 +21,11 @@
 namespace bevan::rest {
 
 class BulkExporter;  // rest/export.h
+}  // namespace bevan::rest
+namespace bevan::audit {
+class AuditLog;  // audit/audit.h
+}  // namespace bevan::audit
+namespace bevan::rest {
 
 struct ServiceOptions {
   std::string base_path = "/fhir";                      // where the FHIR API lives
@@ -33,6 +38,10 @@ struct ServiceOptions {
   // Set when a SMART authorisation server guards the API: the
   // CapabilityStatement then declares it.
   std::optional<SmartEndpoints> smart;
+  // When set, every interaction through Handle/HandleAsync (but metadata) is
+  // recorded: who, which patients and resources, action and outcome. If the
+  // log cannot take a record the request is answered 503 instead.
+  audit::AuditLog* audit = nullptr;
 };
 
 class FhirService {

@@ -143,7 +143,8 @@ struct SearchHit {
   std::string id;
   std::int64_t version = 0;
   Micros last_updated = 0;
-  std::string body;  // empty when bodies were not requested
+  std::string body;         // empty when bodies were not requested
+  std::string compartment;  // the Patient id the resource belongs to, or empty
 };
 
 struct SearchPage {

@@ -649,6 +649,7 @@ SqlStatement PrintSearch(const SearchPlan& plan, Dialect dialect) {
   Printer p(dialect);
   std::string cols = "r.rid, r.type, r.id, r.version, r.last_updated, ";
   cols += plan.with_bodies ? "r.body" : "NULL";
+  cols += " AS body, r.compartment";
   if (plan.sort.empty()) {
     std::string s = "SELECT " + cols + " FROM resource r WHERE " + p.Filters(plan);
     if (plan.after) s += " AND r.rid > " + p.Param(plan.after->rid);
@@ -657,10 +658,10 @@ SqlStatement PrintSearch(const SearchPlan& plan, Dialect dialect) {
     st.sql = std::move(s);
     return st;
   }
-  std::string inner = "SELECT " + cols + " AS body";
+  std::string inner = "SELECT " + cols;
   for (size_t i = 0; i < plan.sort.size(); ++i) inner += ", " + p.SortExpr(plan.sort[i]) + " AS k" + std::to_string(i);
   inner += " FROM resource r WHERE " + p.Filters(plan);
-  std::string s = "SELECT q.rid, q.type, q.id, q.version, q.last_updated, q.body";
+  std::string s = "SELECT q.rid, q.type, q.id, q.version, q.last_updated, q.body, q.compartment";
   for (size_t i = 0; i < plan.sort.size(); ++i) s += ", q.k" + std::to_string(i);
   s += " FROM (" + inner + ") q";
   if (plan.after) {
@@ -734,7 +735,7 @@ SqlStatement PrintIndexOrder(const SearchPlan& plan, Dialect dialect) {
   std::string col = desc ? "hi" : "lo", other = desc ? "lo" : "hi";
   std::string cmp = desc ? " > " : " < ";
   std::string s = "SELECT r.rid, r.type, r.id, r.version, r.last_updated, " +
-                  std::string(plan.with_bodies ? "r.body" : "NULL") + ", x.";
+                  std::string(plan.with_bodies ? "r.body" : "NULL") + ", r.compartment, x.";
   s += col + " FROM idx_date x" + (p.sqlite() ? " CROSS JOIN" : " JOIN") +
        " resource r ON r.rid = x.rid WHERE x.param = " + p.Param(k.param) +
        " AND NOT EXISTS (SELECT 1 FROM idx_date y WHERE y.rid = x.rid AND " + (p.sqlite() ? "+" : "") +
@@ -809,9 +810,10 @@ SqlStatement PrintInclude(const IncludeQuery& query, Dialect dialect) {
     if (!spec.reverse) {
       // Targets of the page's references.
       s += "SELECT " + t + ".rid, " + t + ".type, " + t + ".id, " + t + ".version, " + t + ".last_updated, " +
-           (query.with_bodies ? t + ".body" : "NULL") + " FROM resource " + src + " JOIN idx_reference " + x + " ON " +
-           x + ".rid = " + src + ".rid JOIN resource " + t + " ON " + t + ".type = " + x + ".target_type AND " + t +
-           ".id = " + x + ".target_id WHERE " + src + ".rid IN " + p.RidArray(query.rids);
+           (query.with_bodies ? t + ".body" : "NULL") + ", " + t + ".compartment FROM resource " + src +
+           " JOIN idx_reference " + x + " ON " + x + ".rid = " + src + ".rid JOIN resource " + t + " ON " + t +
+           ".type = " + x + ".target_type AND " + t + ".id = " + x + ".target_id WHERE " + src + ".rid IN " +
+           p.RidArray(query.rids);
       if (!spec.source_type.empty()) s += " AND " + src + ".type = " + p.Param(spec.source_type);
     } else {
       // Resources of source_type referring to the page.
@@ -819,17 +821,18 @@ SqlStatement PrintInclude(const IncludeQuery& query, Dialect dialect) {
       // references to each page resource through (param, target_id, target_type).
       std::string join = p.sqlite() ? " CROSS JOIN " : " JOIN ";
       s += "SELECT " + src + ".rid, " + src + ".type, " + src + ".id, " + src + ".version, " + src + ".last_updated, " +
-           (query.with_bodies ? src + ".body" : "NULL") + " FROM resource " + t + join + "idx_reference " + x + " ON " +
-           x + ".target_type = " + t + ".type AND " + x + ".target_id = " + t + ".id" + join + "resource " + src +
-           " ON " + src + ".rid = " + x + ".rid WHERE " + t + ".rid IN " + p.RidArray(query.rids) + " AND " + src +
-           ".type = " + p.Param(spec.source_type) + " AND " + p.NotDeleted(src);
+           (query.with_bodies ? src + ".body" : "NULL") + ", " + src + ".compartment FROM resource " + t + join +
+           "idx_reference " + x + " ON " + x + ".target_type = " + t + ".type AND " + x + ".target_id = " + t + ".id" +
+           join + "resource " + src + " ON " + src + ".rid = " + x + ".rid WHERE " + t + ".rid IN " +
+           p.RidArray(query.rids) + " AND " + src + ".type = " + p.Param(spec.source_type) + " AND " +
+           p.NotDeleted(src);
     }
     if (!spec.param.empty()) s += " AND " + x + ".param = " + p.Param(spec.param);
     if (!spec.target_type.empty()) s += " AND " + x + ".target_type = " + p.Param(spec.target_type);
     if (!spec.reverse) s += " AND " + p.NotDeleted(t);
     if (query.compartment) s += " AND " + (spec.reverse ? src : t) + ".compartment = " + p.Param(*query.compartment);
   }
-  if (s.empty()) s = "SELECT rid, type, id, version, last_updated, NULL FROM resource WHERE 1 = 0";
+  if (s.empty()) s = "SELECT rid, type, id, version, last_updated, NULL, compartment FROM resource WHERE 1 = 0";
   s = "SELECT * FROM (" + s + ") i ORDER BY 1 LIMIT " + p.Param(static_cast<std::int64_t>(query.limit) + 1);
   SqlStatement st = p.Take();
   st.sql = std::move(s);

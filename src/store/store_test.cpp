@@ -682,7 +682,8 @@ TEST(SearchSqlTest, ValuesAreBoundNeverPrinted) {
       EXPECT_EQ(st.sql.find("DROP"), std::string::npos) << st.sql;
       EXPECT_FALSE(st.params.empty());
     }
-    IncludeQuery inc{{1, 2}, {IncludeSpec{false, evil, evil, evil}, IncludeSpec{true, evil, evil, ""}}, true, 10};
+    IncludeQuery inc{
+        {1, 2}, {IncludeSpec{false, evil, evil, evil}, IncludeSpec{true, evil, evil, ""}}, true, 10, std::nullopt};
     EXPECT_EQ(sql::PrintInclude(inc, dialect).sql.find("DROP"), std::string::npos);
   }
 }

@@ -496,6 +496,12 @@ class PgTransaction final : public Transaction {
     return keys;
   }
 
+  // Takes a transaction-scoped advisory lock on (type, compartment,
+  // predicate) first, then searches on this connection at READ COMMITTED:
+  // each statement's fresh snapshot sees what a racing transaction with the
+  // same search committed before releasing the lock.
+  Result<SearchPage> Search(const SearchPlan& plan) override;
+
   Result<WriteResult> Put(const ResourceWrite& w) override {
     RETURN_IF_ERROR(CheckWrite(w));
     ASSIGN_OR_RETURN(auto current, ReadLocked(w.type, w.id, /*with_body=*/false));
@@ -635,6 +641,8 @@ class PgTransaction final : public Transaction {
 };
 
 class PgStore final : public Store {
+  friend class PgTransaction;
+
  public:
   PgStore(std::string conninfo, const StoreOptions& options) : conninfo_(std::move(conninfo)), options_(options) {}
 
@@ -901,6 +909,7 @@ class PgStore final : public Store {
     h.version = r.Int(i, 3);
     h.last_updated = r.Int(i, 4);
     if (!r.IsNull(i, 5)) h.body = r.Bytes(i, 5);
+    if (!r.IsNull(i, 6)) h.compartment = r.Bytes(i, 6);
     return h;
   }
 
@@ -911,7 +920,7 @@ class PgStore final : public Store {
       for (int i = 0; i < r.rows(); ++i) {
         sql::PageRow row{HitAt(r, i), {}};
         for (size_t k = 0; k < kinds.size(); ++k) {
-          int col = 6 + static_cast<int>(k);
+          int col = 7 + static_cast<int>(k);
           switch (kinds[k]) {
             case 0: row.keys.emplace_back(r.Int(i, col)); break;
             case 1: row.keys.emplace_back(r.Double(i, col)); break;
@@ -1061,6 +1070,21 @@ class PgStore final : public Store {
   std::vector<std::thread> async_threads_;
   bool async_stop_ = false;
 };
+
+Result<SearchPage> PgTransaction::Search(const SearchPlan& plan) {
+  RETURN_IF_ERROR(sql::CheckSearchPlan(plan));
+  Params lock;
+  lock.Int(StableHash(plan.type, plan.compartment.value_or(""), plan.where.DebugString(), "search"));
+  pending_.push_back({kAdvisoryLock, std::move(lock)});
+  RETURN_IF_ERROR(Flush(nullptr));
+  auto page = PgStore::SearchIn(conn_, plan);
+  if (!page.ok()) {
+    // The server aborted the transaction.
+    poison_ = page.status();
+    retryable_ = IsRetryable(conn_.last_sqlstate());
+  }
+  return page;
+}
 
 }  // namespace
 

@@ -447,6 +447,10 @@ class SqliteTransaction final : public Transaction {
     return keys;
   }
 
+  // On the writer connection: sees this transaction's writes; the single
+  // writer serialises it with every other transaction.
+  Result<SearchPage> Search(const SearchPlan& plan) override;
+
   Result<WriteResult> Put(const ResourceWrite& w) override {
     RETURN_IF_ERROR(CheckWrite(w));
     ASSIGN_OR_RETURN(auto current, ReadCurrent(conn_, w.type, w.id, /*with_body=*/false));
@@ -529,6 +533,8 @@ struct WriteRequest {
 };
 
 class SqliteStore final : public Store {
+  friend class SqliteTransaction;
+
  public:
   SqliteStore(std::string path, bool remove_on_close, const StoreOptions& options)
       : path_(std::move(path)), remove_on_close_(remove_on_close), options_(options) {}
@@ -837,6 +843,7 @@ class SqliteStore final : public Store {
       h.version = Int(3);
       h.last_updated = Int(4);
       h.body = Text(5);
+      h.compartment = Text(6);
       return h;
     }
 
@@ -856,7 +863,7 @@ class SqliteStore final : public Store {
         if (!row) break;
         sql::PageRow r{q.Hit(), {}};
         for (size_t i = 0; i < kinds.size(); ++i) {
-          int c = 6 + static_cast<int>(i);
+          int c = 7 + static_cast<int>(i);
           switch (kinds[i]) {
             case 0: r.keys.emplace_back(q.Int(c)); break;
             case 1: r.keys.emplace_back(q.Double(c)); break;
@@ -1091,6 +1098,11 @@ class SqliteStore final : public Store {
   std::mutex readers_mu_;
   std::vector<std::unique_ptr<Conn>> readers_;
 };
+
+Result<SearchPage> SqliteTransaction::Search(const SearchPlan& plan) {
+  RETURN_IF_ERROR(sql::CheckSearchPlan(plan));
+  return SqliteStore::SearchIn(conn_, plan);
+}
 
 }  // namespace
 
