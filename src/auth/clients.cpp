@@ -134,6 +134,12 @@ Result<ClientRegistry> ClientRegistry::FromFile(const std::string& path) {
   return reg;
 }
 
+std::vector<std::string> ClientRegistry::Ids() const {
+  std::vector<std::string> ids;
+  for (const auto& [id, c] : clients_) ids.push_back(id);
+  return ids;
+}
+
 const Client* ClientRegistry::Find(std::string_view client_id) const {
   auto it = clients_.find(client_id);
   return it == clients_.end() ? nullptr : &it->second;

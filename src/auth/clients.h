@@ -53,6 +53,7 @@ class ClientRegistry {
 
   const Client* Find(std::string_view client_id) const;
   size_t size() const { return clients_.size(); }
+  std::vector<std::string> Ids() const;
 
  private:
   std::map<std::string, Client, std::less<>> clients_;

@@ -9,6 +9,7 @@
 #include <cstdlib>
 
 #include "auth/access.h"
+#include "auth/jwks.h"
 #include "auth/server_util.h"
 
 namespace bevan::auth {
@@ -371,6 +372,28 @@ Result<std::unique_ptr<AuthServer>> AuthServer::Create(const AuthConfig& config,
   ClientRegistry clients;
   if (!config.clients_file.empty()) {
     ASSIGN_OR_RETURN(clients, ClientRegistry::FromFile(config.clients_file));
+  }
+  // Backend clients registered with a jwks_uri: their keys are fetched (and
+  // refreshed) by one JwksCache each.
+  if (!options.remote_client_keys) {
+    auto caches = std::make_shared<std::map<std::string, std::unique_ptr<JwksCache>, std::less<>>>();
+    for (const std::string& id : clients.Ids()) {
+      const Client* c = clients.Find(id);
+      if (c->jwks_uri.empty()) continue;
+      JwksCache::Options jo;
+      jo.jwks_uri = c->jwks_uri;
+      (*caches)[id] = std::make_unique<JwksCache>(std::move(jo));
+    }
+    if (!caches->empty()) {
+      options.remote_client_keys = [caches](const Client& c) -> Result<std::shared_ptr<const KeySet>> {
+        auto it = caches->find(c.client_id);
+        if (it == caches->end()) return NotFoundError("no jwks_uri");
+        if (auto keys = it->second->keys()) return keys;
+        RETURN_IF_ERROR(it->second->Refresh());
+        if (auto keys = it->second->keys()) return keys;
+        return UnavailableError("the client's JWKS is not available");
+      };
+    }
   }
   std::string origin;
   ASSIGN_OR_RETURN(Key key, LoadOrCreateKey(config, origin));

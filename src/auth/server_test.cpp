@@ -5,10 +5,13 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <chrono>
+#include <fstream>
 #include <memory>
 #include <regex>
 
 #include "auth/server_util.h"
+#include "http/server.h"
 
 namespace bevan::auth {
 namespace {
@@ -628,6 +631,35 @@ TEST_F(AuthServerTest, CreateFromConfigGeneratesAndPersistsKey) {
   auto c = AuthServer::Create(memory_only, "http://127.0.0.1:1", "http://127.0.0.1:1/fhir");
   ASSERT_TRUE(c.ok());
   EXPECT_NE((*c)->key_origin().find("memory"), std::string::npos);
+}
+
+TEST_F(AuthServerTest, BackendClientWithJwksUri) {
+  std::string jwks = "{\"keys\":[" + es_key_->PublicJwkJson() + "]}";
+  http::ServerOptions so;
+  so.port = 0;
+  so.io_threads = 1;
+  auto idp = http::Server::Start(so, [&](const http::Request&, http::Response& res) { res.body = jwks; });
+  ASSERT_TRUE(idp.ok());
+  std::string dir = ::testing::TempDir() + "/bevan-auth-" + internal::RandomToken().substr(0, 8);
+  ASSERT_EQ(::mkdir(dir.c_str(), 0700), 0);
+  {
+    std::ofstream out(dir + "/clients.json");
+    out << R"({"clients":[{"client_id":"remote","type":"backend","jwks_uri":"http://127.0.0.1:)" << (*idp)->port()
+        << R"(/jwks","scopes":["system/Patient.rs"]}]})";
+  }
+  AuthConfig config;
+  config.issuer = kIssuer;
+  config.clients_file = dir + "/clients.json";
+  auto created = AuthServer::Create(config, "", kFhir);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  server_ = std::move(created).value();
+  now_ = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  http::Response res = ClientCredentials(Assertion(*es_key_, "remote"), "system/Patient.rs");
+  EXPECT_EQ(res.status, 200) << res.body;
+  EXPECT_EQ(Str(Json(res.body), "scope"), "system/Patient.rs");
+  EXPECT_EQ(ClientCredentials(Assertion(*rs_key_, "remote"), "system/Patient.rs").status, 401);
+  (*idp)->Shutdown();
+  (*idp)->Wait();
 }
 
 }  // namespace
