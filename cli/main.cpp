@@ -58,6 +58,10 @@ int main(int argc, char** argv) {
   sv->add_option("--tls-cert", serve.tls_cert, "TLS certificate chain (PEM)");
   sv->add_option("--tls-key", serve.tls_key, "TLS private key (PEM)");
   sv->add_option("--base-url", serve.base_url, "Public base URL (default http://ADDRESS:PORT/fhir)");
+  sv->add_option("--audit-log", serve.audit_log, "Audit trail file (default: DB.audit.db next to a SQLite store)");
+  sv->add_option("--rate-limit", serve.rate_limit, "Requests per second per client or address (0: off)")
+      ->capture_default_str();
+  sv->add_option("--cors-origin", serve.cors_origins, "An origin allowed to call the API from browsers (repeat)");
   sv->add_option("--export-dir", serve.export_dir, "Bulk Data $export files (default: DB.export beside SQLite)");
 
   bevan::cli::SynthArgs synth;

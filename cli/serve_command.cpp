@@ -6,6 +6,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "audit/audit.h"
 #include "auth/resource_server.h"
 #include "auth/server.h"
 #include "http/server.h"
@@ -62,6 +63,21 @@ Status ApplyConfig(const std::string& path, ServeArgs& args) {
       RETURN_IF_ERROR(num(args.max_body_bytes, 1024, int64_t{1} << 32));
     } else if (k == "max_bundle_entries") {
       RETURN_IF_ERROR(num(args.max_bundle_entries, 1, 1000000));
+    } else if (k == "audit_log") {
+      RETURN_IF_ERROR(str(args.audit_log));
+    } else if (k == "rate_limit" || k == "rate_burst") {
+      auto d = v.AsDouble();
+      if (!d || *d < 0 || *d > 1e6) return InvalidArgumentError(path + ": '" + std::string(k) + "' must be 0 to 1e6");
+      (k == "rate_limit" ? args.rate_limit : args.rate_burst) = *d;
+    } else if (k == "cors_origins") {
+      if (!v.is_array()) return InvalidArgumentError(path + ": 'cors_origins' must be an array of origins");
+      args.cors_origins.clear();
+      for (const json::Value& o : v.items()) {
+        if (!o.is_string() || o.as_string().empty()) {
+          return InvalidArgumentError(path + ": 'cors_origins' must hold origins such as \"https://app.example\"");
+        }
+        args.cors_origins.emplace_back(o.as_string());
+      }
     } else if (k == "auth") {
       auto auth = auth::ParseAuthConfig(v, std::filesystem::path(path).parent_path().string());
       if (!auth.ok()) return InvalidArgumentError(path + ": " + auth.status().message());
@@ -82,7 +98,22 @@ struct Serving {
   const rest::FhirService* service = nullptr;
   const auth::AuthServer* auth = nullptr;  // null: no authorisation configured
   const auth::ResourceServer* resources = nullptr;
+  audit::AuditLog* audit = nullptr;
 };
+
+// A request refused before it reached the FHIR service (no or a bad token)
+// is audited here.
+void AuditRefused(const Serving& s, const http::Request& req) {
+  if (s.audit == nullptr) return;
+  audit::AuditRecord r;
+  r.action = req.method == "GET" || req.method == "HEAD" ? audit::Action::kRead : audit::Action::kExecute;
+  r.subtype = "denied";
+  r.outcome = audit::Outcome::kMinorFailure;
+  r.description = "denied: no valid bearer access token";
+  r.source_address = req.remote_address;
+  r.request_id = req.request_id;
+  (void)s.audit->Append(std::move(r));
+}
 
 // Routes one request: the authorisation server's endpoints, then the FHIR
 // API (behind a bearer token when authorisation is configured, except the
@@ -107,6 +138,7 @@ void Route(const Serving& s, const http::Request& req, http::Response& res, std:
   if (!access.ok()) {
     rest::FhirService::ServerError(401, "a valid bearer access token is required", res);
     auth::ResourceServer::Challenge(access.status(), res);
+    AuditRefused(s, req);
     return finish();
   }
   if (!done) return s.service->Handle(req, res, *access);
@@ -156,6 +188,17 @@ int RunServe(ServeArgs args) {
   http_options.tls_cert_file = args.tls_cert;
   http_options.tls_key_file = args.tls_key;
   http_options.make_error = rest::FhirService::ServerError;
+  http_options.rate_limit.rate_per_second = args.rate_limit;
+  http_options.rate_limit.burst = args.rate_burst;
+  // One bucket per bearer token (a client's session), else per address.
+  http_options.rate_key = [](const http::Request& req) {
+    std::string_view a = req.Header("Authorization");
+    if (a.size() > 7 && (a.starts_with("Bearer ") || a.starts_with("bearer "))) {
+      return "t:" + std::to_string(std::hash<std::string_view>{}(a.substr(7)));
+    }
+    return "a:" + req.remote_address;
+  };
+  http_options.cors.allowed_origins = args.cors_origins;
 
   // The service is created after binding, once the port (and so the base
   // URL) is known; until then requests get 503.
@@ -229,6 +272,23 @@ int RunServe(ServeArgs args) {
     serving.resources = resource_server.get();
     auth_note = "SMART authorisation at " + auth_server->urls().issuer +
                 "/.well-known/smart-configuration, signing key " + auth_server->key_origin();
+  }
+  audit::AuditLogOptions audit_options;
+  audit_options.path = !args.audit_log.empty()          ? args.audit_log
+                       : args.db.starts_with("sqlite:") ? args.db.substr(7) + ".audit.db"
+                                                        : "./bevan-audit.db";
+  audit_options.key = audit::KeyFromEnvironment();
+  std::unique_ptr<audit::AuditLog> audit_log;
+  if (args.db != "sqlite::memory:" || !args.audit_log.empty()) {
+    auto opened = audit::AuditLog::Open(audit_options);
+    if (!opened.ok()) {
+      std::cerr << "bevan serve: the audit trail " << audit_options.path << ": " << opened.status().message()
+                << " (check it with `bevan audit verify --log " << audit_options.path << "`)\n";
+      return 1;
+    }
+    audit_log = std::move(opened).value();
+    options.audit = audit_log.get();
+    serving.audit = audit_log.get();
   }
   service = std::make_unique<rest::FhirService>(**store, options);
   serving.service = service.get();

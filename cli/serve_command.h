@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "auth/auth_config.h"
 
@@ -27,6 +28,15 @@ struct ServeArgs {
   // Set: /auth/* and the smart-configuration are served, every /fhir request
   // but /fhir/metadata needs a bearer token, and a non-loopback address needs TLS.
   std::optional<auth::AuthConfig> auth;
+  // The audit trail (hash-chained SQLite file); empty: next to a SQLite
+  // database (PATH.audit.db), else ./bevan-audit.db. Keyed with BEVAN_AUDIT_KEY when set.
+  std::string audit_log;
+  // Requests per second and burst per client (bearer token) or, without one,
+  // per address; 0 turns rate limiting off.
+  double rate_limit = 200;
+  double rate_burst = 400;
+  // Origins allowed to call the API from browsers (CORS); empty: none.
+  std::vector<std::string> cors_origins;
 };
 
 // Runs until SIGTERM/SIGINT; returns the process exit status.
