@@ -252,7 +252,23 @@ int RunServe(ServeArgs args) {
     // The issuer defaults to the origin of the FHIR base URL.
     std::string issuer = options.base_url.ends_with("/fhir") ? options.base_url.substr(0, options.base_url.size() - 5)
                                                              : options.base_url;
-    auto created = auth::AuthServer::Create(*args.auth, issuer, options.base_url);
+    auth::AuthServerOptions base;
+    // Logins and failed logins go to the audit trail (opened below; set by then).
+    base.on_login = [&serving](const auth::LoginEvent& e) {
+      if (serving.audit == nullptr) return;
+      audit::AuditRecord r;
+      r.action = audit::Action::kExecute;
+      r.subtype = e.success ? "login" : "login-failed";
+      r.outcome = e.success ? audit::Outcome::kSuccess : audit::Outcome::kMinorFailure;
+      r.description = e.description;
+      r.user = !e.fhir_user.empty() ? e.fhir_user : e.username;
+      r.client_id = e.client_id;
+      r.source_address = e.remote_address;
+      r.request_id = e.request_id;
+      if (e.fhir_user.starts_with("Patient/")) r.patients.push_back(e.fhir_user.substr(8));
+      (void)serving.audit->Append(std::move(r));
+    };
+    auto created = auth::AuthServer::Create(*args.auth, issuer, options.base_url, std::move(base));
     if (!created.ok()) {
       std::cerr << "bevan serve: authorisation: " << created.status().message() << "\n";
       return 2;

@@ -622,7 +622,20 @@ void AuthServer::Login(const http::Request& req, http::Response& res) const {
     HtmlPage(res, status, "Sign in", LoginForm(urls_, form_id, p, username, error));
   };
   if (username.empty() || password.empty()) return again(400, "Enter your username and password.");
+  auto report = [&](bool success, const User* u, std::string_view why) {
+    if (!options_.on_login) return;
+    LoginEvent e;
+    e.success = success;
+    e.username = std::string(username);
+    if (u != nullptr) e.fhir_user = u->fhir_user;
+    e.client_id = p.client_id;
+    e.remote_address = req.remote_address;
+    e.request_id = req.request_id;
+    e.description = std::string(why);
+    options_.on_login(e);
+  };
   if (int64_t wait = state_->throttle.LockedFor(username, now); wait > 0) {
+    report(false, nullptr, "username locked after failed attempts");
     res.SetHeader("Retry-After", std::to_string(wait));
     return again(429, "Too many failed attempts for this username. Try again in " + std::to_string(wait) + " seconds.");
   }
@@ -636,6 +649,7 @@ void AuthServer::Login(const http::Request& req, http::Response& res) const {
   }
   if (!ok) {
     state_->throttle.RecordFailure(username, now);
+    report(false, user, "wrong username or password");
     return again(401, "Wrong username or password.");
   }
   state_->throttle.RecordSuccess(username);
@@ -645,6 +659,7 @@ void AuthServer::Login(const http::Request& req, http::Response& res) const {
     state_->logins.erase(form_id);
   };
   if (IdentityLevelRank(user->identity_level) < IdentityLevelRank(options_.required_identity_level)) {
+    report(false, user, "identity verification level too low");
     finish();
     return RedirectError(res, p.redirect_uri, "access_denied",
                          "this account's identity verification level is too low for record access", p.state);
@@ -686,6 +701,7 @@ void AuthServer::Login(const http::Request& req, http::Response& res) const {
     }
     state_->codes.emplace(Sha256(code), std::move(c));
   }
+  report(true, user, "");
   Redirect(res, AppendQuery(p.redirect_uri, "code=" + code + "&state=" + PercentEncode(p.state)));
   res.SetHeader("Set-Cookie", std::string(kLoginCookie) + "=; Path=/auth; HttpOnly; SameSite=Lax; Max-Age=0");
 }

@@ -45,6 +45,17 @@
 
 namespace bevan::auth {
 
+// A sign-in attempt, for the audit trail (never logged: it names people).
+struct LoginEvent {
+  bool success = false;
+  std::string username;
+  std::string fhir_user;  // the user's FHIR identity, when the username is known
+  std::string client_id;
+  std::string remote_address;
+  std::string request_id;
+  std::string description;  // why it failed ("wrong username or password", ...)
+};
+
 struct AuthServerOptions {
   std::string issuer;         // "https://host:port", no trailing slash; endpoints are under issuer + "/auth"
   std::string fhir_base_url;  // the one accepted `aud`, and the audience of access tokens
@@ -69,6 +80,9 @@ struct AuthServerOptions {
   // Keys of a backend client registered with a jwks_uri (e.g. via a
   // JwksCache). Unset: such clients cannot authenticate.
   std::function<Result<std::shared_ptr<const KeySet>>(const Client&)> remote_client_keys;
+  // Called for every sign-in attempt that reached the password check (the
+  // audit trail records logins and failed logins). Must be cheap and not throw.
+  std::function<void(const LoginEvent&)> on_login;
 };
 
 // The endpoint URLs, for the CapabilityStatement's SMART security extension.

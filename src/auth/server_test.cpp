@@ -82,6 +82,7 @@ class AuthServerTest : public ::testing::Test {
     o.dummy_hash_params = kCheap;
     o.throttle = {.max_failures = 3, .lockout_seconds = 60, .max_tracked = 100};
     o.clock = [this] { return now_; };
+    o.on_login = [this](const LoginEvent& e) { logins_.push_back(e); };
     server_ = std::make_unique<AuthServer>(std::move(o), UserDirectory(std::move(users)),
                                            ClientRegistry(std::move(clients)), *Key::Generate(Alg::kES384, "srv"));
   }
@@ -195,6 +196,7 @@ class AuthServerTest : public ::testing::Test {
   }
 
   int64_t now_ = 1'700'000'000;
+  std::vector<LoginEvent> logins_;
   std::unique_ptr<Key> rs_key_, es_key_;
   std::unique_ptr<AuthServer> server_;
 };
@@ -463,6 +465,23 @@ TEST_F(AuthServerTest, WrongPasswordThenLockout) {
   EXPECT_EQ(SignIn(form, "mallory", "x").status, 429);
   now_ += 61;
   EXPECT_EQ(SignIn(form, "alice", "pw-alice").status, 302);
+}
+
+TEST_F(AuthServerTest, SignInsAreReportedForTheAudit) {
+  Form form = OpenForm(AuthorizeTarget("launch/patient patient/*.rs"));
+  EXPECT_EQ(SignIn(form, "alice", "nope").status, 401);
+  EXPECT_EQ(SignIn(form, "alice", "pw-alice").status, 302);
+  Form low = OpenForm(AuthorizeTarget("launch/patient patient/*.rs"));
+  EXPECT_EQ(SignIn(low, "carol", "pw-carol").status, 302);  // access_denied: P5
+  ASSERT_EQ(logins_.size(), 3u);
+  EXPECT_FALSE(logins_[0].success);
+  EXPECT_EQ(logins_[0].fhir_user, "Patient/pat-1");
+  EXPECT_EQ(logins_[0].client_id, "app");
+  EXPECT_EQ(logins_[0].remote_address, "127.0.0.1");
+  EXPECT_EQ(logins_[0].description.find("nope"), std::string::npos);
+  EXPECT_TRUE(logins_[1].success);
+  EXPECT_FALSE(logins_[2].success);
+  EXPECT_NE(logins_[2].description.find("identity"), std::string::npos);
 }
 
 TEST_F(AuthServerTest, ClinicianChoosesPatient) {
