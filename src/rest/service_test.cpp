@@ -246,7 +246,59 @@ TEST_F(RestTest, ConditionalCreateUpdateDelete) {
   EXPECT_EQ(Call("DELETE", "/fhir/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009").status, 412);
   EXPECT_EQ(Call("DELETE", "/fhir/Patient?_id=" + Field(first.body, "/id")).status, 204);
   EXPECT_EQ(Call("GET", "/fhir/Patient/" + Field(first.body, "/id")).status, 410);
-  EXPECT_EQ(Call("POST", "/fhir/Patient", R"({"resourceType":"Patient"})", {{"If-None-Exist", "name=x"}}).status, 400);
+  EXPECT_EQ(Call("POST", "/fhir/Patient", R"({"resourceType":"Patient"})", {{"If-None-Exist", "nonesuch=x"}}).status,
+            400);
+}
+
+// Conditional operations take any search criteria, ANDed across parameters.
+TEST_F(RestTest, ConditionalOperationsWithSearchCriteria) {
+  auto patient = [](const std::string& family, const std::string& birth) {
+    return R"({"resourceType":"Patient","name":[{"family":")" + family + R"("}],"birthDate":")" + birth + R"("})";
+  };
+  const std::string crit = "family=Quill&birthdate=1970-01-01";
+  auto a = Call("POST", "/fhir/Patient", patient("Quill", "1970-01-01"), {{"If-None-Exist", crit}});
+  ASSERT_EQ(a.status, 201) << a.body;
+  std::string id = Field(a.body, "/id");
+  // Same family, other birth date: not a match of the criteria.
+  ASSERT_EQ(Call("POST", "/fhir/Patient", patient("Quill", "1980-05-05")).status, 201);
+  auto again = Call("POST", "/fhir/Patient", patient("Quill", "1970-01-01"), {{"If-None-Exist", crit}});
+  EXPECT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(Field(again.body, "/id"), id);
+  // Conditional update of the one match, then patch.
+  auto upd = Call("PUT", "/fhir/Patient?" + crit,
+                  R"({"resourceType":"Patient","active":true,"name":[{"family":"Quill"}],"birthDate":"1970-01-01"})");
+  EXPECT_EQ(upd.status, 200) << upd.body;
+  EXPECT_EQ(Field(upd.body, "/id"), id);
+  auto patch =
+      Call("PATCH", "/fhir/Patient?" + crit + "&active=true", R"([{"op":"replace","path":"/active","value":false}])",
+           {{"Content-Type", "application/json-patch+json"}});
+  EXPECT_EQ(patch.status, 200) << patch.body;
+  EXPECT_EQ(Field(patch.body, "/active"), "false");
+  // Several matches: 412 for create, update and delete.
+  EXPECT_EQ(Call("POST", "/fhir/Patient", patient("Quill", "1990-01-01"), {{"If-None-Exist", "family=Quill"}}).status,
+            412);
+  EXPECT_EQ(Call("PUT", "/fhir/Patient?family=quill&birthdate=ge1960", patient("Quill", "1970-01-01")).status, 412);
+  EXPECT_EQ(Call("DELETE", "/fhir/Patient?family=Quill&birthdate=lt2000").status, 412);
+  // Unknown and malformed criteria, and result parameters alone: 400.
+  EXPECT_EQ(Call("DELETE", "/fhir/Patient?family=Quill&nonesuch=1").status, 400);
+  EXPECT_EQ(Call("DELETE", "/fhir/Patient?birthdate=1970-13-01").status, 400);
+  EXPECT_EQ(Call("DELETE", "/fhir/Patient?_count=1").status, 400);
+  EXPECT_EQ(Call("PUT", "/fhir/Patient?birthdate=notadate", patient("Quill", "1970-01-01")).status, 400);
+  // Conditional delete of the one match.
+  EXPECT_EQ(Call("DELETE", "/fhir/Patient?" + crit).status, 204);
+  EXPECT_EQ(Call("GET", "/fhir/Patient/" + id).status, 410);
+  // A conditional reference with several criteria in a transaction.
+  std::string other = Field(Call("POST", "/fhir/Patient", patient("Vell", "1955-03-04")).body, "/id");
+  std::string tx = R"({"resourceType":"Bundle","type":"transaction","entry":[{"resource":)"
+                   R"({"resourceType":"Observation","status":"final","code":{"text":"x"},)"
+                   R"("subject":{"reference":"Patient?family=Vell&birthdate=1955-03-04"}},)"
+                   R"("request":{"method":"POST","url":"Observation"}}]})";
+  auto r = Call("POST", "/fhir", tx);
+  ASSERT_EQ(r.status, 200) << r.body;
+  std::string loc = Field(r.body, "/entry/0/response/location");
+  ASSERT_TRUE(loc.starts_with("http://test/fhir/Observation/")) << loc;
+  auto obs = Call("GET", loc.substr(std::string_view("http://test").size(), loc.find("/_history") - 11));
+  EXPECT_EQ(Field(obs.body, "/subject/reference"), "Patient/" + other);
 }
 
 TEST_F(RestTest, RacingConditionalCreatesMakeOneResource) {

@@ -1,5 +1,6 @@
 #include "search/search.h"
 
+#include <algorithm>
 #include <set>
 
 #include "search/values.h"
@@ -210,6 +211,40 @@ Result<store::SearchPlan> BuildPlan(const SearchQuery& query, const SearchOption
   plan.limit = count_only ? 0 : query.count.value_or(options.default_count);
   plan.count = count_only || query.total == Total::kAccurate;
   return plan;
+}
+
+Result<std::vector<store::SearchHit>> FindConditional(
+    store::Transaction& tx, const SearchQuery& query, int limit,
+    const std::function<Result<bool>(const store::SearchHit&)>& keep) {
+  if (!query.unknown.empty()) {
+    return InvalidArgumentError("conditional criteria: parameter '" + query.unknown[0].first +
+                                "' is not supported: " + query.unknown[0].second);
+  }
+  if (query.criteria.empty()) return InvalidArgumentError("conditional criteria are empty");
+  SearchQuery criteria_only;
+  criteria_only.type = query.type;
+  criteria_only.compartment = query.compartment;
+  criteria_only.criteria = query.criteria;
+  ASSIGN_OR_RETURN(store::SearchPlan plan, BuildPlan(criteria_only));
+  plan.with_bodies = false;
+  plan.count = false;
+  // Without a filter one page of `limit` answers; with one, pages of a
+  // bounded size until enough are kept.
+  plan.limit = keep ? std::max(limit, 100) : limit;
+  std::vector<store::SearchHit> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(store::SearchPage page, tx.Search(plan));
+    for (store::SearchHit& h : page.hits) {
+      if (static_cast<int>(out.size()) >= limit) return out;
+      if (keep) {
+        ASSIGN_OR_RETURN(bool k, keep(h));
+        if (!k) continue;
+      }
+      out.push_back(std::move(h));
+    }
+    if (!page.next || static_cast<int>(out.size()) >= limit) return out;
+    plan.after = std::move(page.next);
+  }
 }
 
 Result<SearchResult> ExecuteSearch(store::Store& store, const SearchQuery& query, const SearchOptions& options) {

@@ -57,6 +57,19 @@ Result<store::SearchPlan> BuildPlan(const SearchQuery& query, const SearchOption
 // The predicate of one criterion on resources of its type.
 store::PlanNode CriterionPlan(const Criterion& criterion);
 
+// Conditional operations (create with If-None-Exist, conditional update,
+// delete and patch, conditional references in transactions): the current
+// resources matching `query`'s criteria (its result parameters ignored), read
+// inside the write transaction `tx` (so racing conditional writes with the
+// same criteria serialise, see store::Transaction::Search), in rid order,
+// without bodies. Only matches `keep` accepts (unset: all) count; stops after
+// `limit` of them (ask for 2 to tell none, one and several).
+// kInvalidArgument when the query has no criteria or ignored parameters
+// (conditional criteria must be understood entirely).
+Result<std::vector<store::SearchHit>> FindConditional(
+    store::Transaction& tx, const SearchQuery& query, int limit,
+    const std::function<Result<bool>(const store::SearchHit&)>& keep = {});
+
 // Runs `query` on `store`: one page of matches from query.cursor (kInvalidArgument
 // if the cursor is malformed or from a search with another _sort), then its includes.
 Result<SearchResult> ExecuteSearch(store::Store& store, const SearchQuery& query, const SearchOptions& options = {});

@@ -205,6 +205,14 @@ class Transaction {
                                                        std::optional<std::string_view> system, std::string_view code,
                                                        int limit) = 0;
 
+  // Search (see search_plan.h and Store::Search) inside the transaction: sees
+  // the transaction's own writes. Transactions searching with the same
+  // plan.type and plan.where serialise until they end (PostgreSQL: a
+  // transaction-scoped advisory lock keyed by the two; SQLite has one writer),
+  // so two racing conditional creates with the same criteria make one
+  // resource: the second searches after the first committed.
+  virtual Result<SearchPage> Search(const SearchPlan& plan) = 0;
+
   // Writes a new version: the resource row, a history row and the index rows.
   // kFailedPrecondition on a version or timestamp mismatch (nothing written).
   virtual Result<WriteResult> Put(const ResourceWrite& write) = 0;

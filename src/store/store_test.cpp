@@ -840,6 +840,59 @@ TYPED_TEST(StoreTest, ConditionalCreateRaceMakesOneResource) {
   }
 }
 
+// The same race through Transaction::Search with a two-criteria plan
+// (conditional operations with any search criteria): one resource per
+// (family, birthdate), and the transaction sees its own writes.
+TYPED_TEST(StoreTest, ConditionalCreateRaceThroughSearchMakesOneResource) {
+  Store& s = this->store();
+  constexpr int kThreads = 4, kNames = 20;
+  std::atomic<int> created{0};
+  std::barrier start(kThreads);
+  auto plan_for = [](int i) {
+    SearchPlan plan;
+    plan.type = "Patient";
+    plan.limit = 2;
+    plan.with_bodies = false;
+    plan.where = PlanNode::And(
+        {PlanNode::Rows(IndexTable::kString, "family",
+                        {Cond{Column::kNormalized, Op::kPrefix, "name" + std::to_string(i) + "x", {}}}),
+         PlanNode::Rows(IndexTable::kDate, "birthdate", {Cond{Column::kLo, Op::kGe, std::int64_t{0}, {}}})});
+    return plan;
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      start.arrive_and_wait();
+      for (int i = 0; i < kNames; ++i) {
+        std::string id = "s" + std::to_string(t) + "-" + std::to_string(i);
+        IndexRows rows;
+        rows.strings = {{"family", "name" + std::to_string(i) + "x", "Name"}};
+        rows.dates = {{"birthdate", 86400000000LL, 2 * 86400000000LL - 1}};
+        bool made = false;
+        Status st = s.Transact([&](Transaction& txn) -> Status {
+          made = false;
+          ASSIGN_OR_RETURN(SearchPage found, txn.Search(plan_for(i)));
+          if (!found.hits.empty()) return Status::Ok();
+          RETURN_IF_ERROR(txn.Put({"Patient", id, 1, s.Now(), "{}", {}, &rows}).status());
+          ASSIGN_OR_RETURN(SearchPage mine, txn.Search(plan_for(i)));
+          if (mine.hits.size() != 1 || mine.hits[0].id != id) return InternalError("own write not seen");
+          made = true;
+          return Status::Ok();
+        });
+        EXPECT_TRUE(st.ok()) << st.ToString();
+        if (st.ok() && made) ++created;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(created.load(), kNames);
+  for (int i = 0; i < kNames; ++i) {
+    auto page = s.Search(plan_for(i));
+    ASSERT_OK(page);
+    EXPECT_EQ(page->hits.size(), 1u) << i;
+  }
+}
+
 // Many concurrent writers (grouped commits on SQLite): every acknowledged
 // write is readable, with its history and index rows.
 TYPED_TEST(StoreTest, ConcurrentWritersAllDurable) {
