@@ -15,6 +15,7 @@
 #include "audit/audit.h"
 #include "auth/access.h"
 #include "json/json.h"
+#include "rest/export.h"
 #include "rest/service.h"
 
 namespace bevan::rest {
@@ -417,6 +418,50 @@ TEST(Audit, InteractionsAreRecordedAndSearchable) {
   ASSERT_TRUE(report.ok());
   EXPECT_TRUE(report->ok) << report->problem;
   EXPECT_GE(report->events, 7);
+}
+
+}  // namespace
+}  // namespace bevan::rest
+
+namespace bevan::rest {
+namespace {
+
+TEST(ExportAccess, BulkExportNeedsUnrestrictedScopes) {
+  auto s = store::OpenStore("sqlite::memory:");
+  ASSERT_TRUE(s.ok());
+  ExportOptions eo;
+  eo.base_url = "http://test/fhir";
+  eo.directory = ::testing::TempDir() + "/access-export-" + std::to_string(::getpid());
+  BulkExporter exporter(**s, eo);
+  ServiceOptions o;
+  o.base_url = "http://test/fhir";
+  o.exporter = &exporter;
+  FhirService service(**s, o);
+  auto kick = [&](const std::string& scopes, std::optional<std::string> patient, const std::string& target) {
+    Access a;
+    a.enforce = true;
+    a.client_id = "etl";
+    a.scopes = *auth::ParseScopes(scopes);
+    a.patient = std::move(patient);
+    http::Request req;
+    req.method = "GET";
+    size_t q = target.find('?');
+    req.path = target.substr(0, q);
+    if (q != std::string::npos) req.query = target.substr(q + 1);
+    req.target = target;
+    req.headers.push_back({"Prefer", "respond-async"});
+    http::Response res;
+    service.Handle(req, res, a);
+    return res.status;
+  };
+  EXPECT_EQ(kick("system/*.rs", std::nullopt, "/fhir/$export"), 202);
+  EXPECT_EQ(kick("system/Patient.rs system/Observation.rs", std::nullopt, "/fhir/$export?_type=Patient,Observation"),
+            202);
+  EXPECT_EQ(kick("system/Patient.rs", std::nullopt, "/fhir/$export?_type=Patient,Observation"), 403);
+  EXPECT_EQ(kick("system/Patient.rs", std::nullopt, "/fhir/$export"), 403);
+  EXPECT_EQ(kick("patient/*.rs", "pa", "/fhir/Patient/$export"), 403);
+  EXPECT_EQ(kick("system/Observation.rs?category=laboratory", std::nullopt, "/fhir/$export?_type=Observation"), 403);
+  EXPECT_EQ(kick("user/*.r", std::nullopt, "/fhir/$export"), 403);  // read without search
 }
 
 }  // namespace

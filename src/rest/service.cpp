@@ -1760,7 +1760,36 @@ void FhirService::Impl::Handle(const http::Request& req, http::Response& res, co
   if (!path.starts_with(opt_.base_path)) {
     return SendError(res, HttpError::Of(404, IssueType::kNotSupported, "not a FHIR URL"));
   }
-  if (opt_.exporter && opt_.exporter->Handles(req)) return opt_.exporter->Handle(req, res, who.client_id);
+  if (opt_.exporter && opt_.exporter->Handles(req)) {
+    if (who.enforce && req.method == "GET" && req.path.ends_with("/$export")) {
+      // Bulk export reads whole types: every type asked for (every type
+      // when _type is absent) needs an unrestricted search grant, i.e.
+      // system/ or user/ scopes without a patient or query limit.
+      std::vector<std::string> types;
+      auto qp = ParseQuery(req.query);
+      if (!qp) return SendError(res, HttpError::Of(400, IssueType::kInvalid, "malformed query string"));
+      if (auto t = FirstParam(*qp, "_type")) {
+        std::string_view list = *t;
+        for (size_t start = 0; start <= list.size();) {
+          size_t comma = std::min(list.find(',', start), list.size());
+          types.emplace_back(list.substr(start, comma - start));
+          start = comma + 1;
+        }
+      } else {
+        for (std::string_view t : fhir::ResourceTypeNames()) types.emplace_back(t);
+      }
+      for (const std::string& t : types) {
+        if (!fhir::FindResourceType(t)) continue;  // the exporter answers 400
+        Grant g;
+        Status st = Authorize(who, auth::Interaction::kSearch, t, g);
+        if (st.ok() && (g.patient || !g.query.empty())) {
+          st = PermissionDeniedError("bulk export needs system/ or user/ scopes without restrictions (" + t + ")");
+        }
+        if (!st.ok()) return SendError(res, FromStatus(st));
+      }
+    }
+    return opt_.exporter->Handle(req, res, who.client_id);
+  }
   path.remove_prefix(opt_.base_path.size());
   if (!path.empty() && path[0] != '/')
     return SendError(res, HttpError::Of(404, IssueType::kNotSupported, "not a FHIR URL"));
