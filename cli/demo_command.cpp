@@ -4,6 +4,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "auth_command.h"
 #include "import_command.h"
 #include "serve_command.h"
 #include "store/store.h"
@@ -95,14 +96,30 @@ int RunDemo(const DemoArgs& args) {
   } else {
     std::cout << "== " << args.dir << "/bevan.db already holds the trust (" << wanted << ")\n";
   }
-  // Demo users and tokens (SMART on FHIR, when authorisation is configured)
-  // are created and printed here, before serving.
-  PrintThingsToTry(args.port, SomePatient(db));
-
+  std::string patient = SomePatient(db);
   ServeArgs serve;
   serve.db = db;
   serve.port = args.port;
   serve.export_dir = args.dir + "/export";
+  if (args.auth) {
+    auto demo = WriteDemoAuth(args.dir + "/auth", patient);
+    if (!demo.ok()) {
+      std::cerr << "bevan demo: the demo users: " << demo.status().message() << "\n";
+      return 2;
+    }
+    serve.auth = demo->config;
+    std::cout << "\n== SMART on FHIR authorisation is on (demo only)\n"
+              << "  discovery:   http://127.0.0.1:" << args.port << "/.well-known/smart-configuration\n"
+              << "  users:       ";
+    for (size_t i = 0; i < demo->users.size(); ++i) {
+      std::cout << (i ? ", " : "") << demo->users[i].username << " (" << demo->users[i].role << ")";
+    }
+    std::cout << "\n  passwords:   " << demo->credentials_file << "\n"
+              << "  client:      " << demo->client_id << " (public, PKCE S256), redirect " << demo->redirect_uri
+              << "\n  Every /fhir request but /fhir/metadata needs a bearer token from that flow.\n";
+  } else {
+    PrintThingsToTry(args.port, patient);
+  }
   return RunServe(serve);
 }
 

@@ -14,6 +14,9 @@ struct DemoArgs {
   std::string dir = "./demo";
   uint32_t patients = 1000;
   uint16_t port = 8080;
+  // Serve with SMART on FHIR authorisation and seeded demo users (a patient,
+  // a clinician, an administrator; passwords in DIR/auth/demo-credentials.txt).
+  bool auth = false;
 };
 
 // Returns the server's exit status, or 1/2 when generating or importing failed.

@@ -93,6 +93,7 @@ int main(int argc, char** argv) {
   dm->add_option("--dir", demo.dir, "Working directory (trust, database, exports)")->capture_default_str();
   dm->add_option("--patients", demo.patients, "Patients in the trust")->capture_default_str();
   dm->add_option("--port", demo.port, "Listen port")->capture_default_str();
+  dm->add_flag("--auth", demo.auth, "Serve with SMART on FHIR authorisation and seeded demo users");
 
   CLI::App* ah = app.add_subcommand("auth", "SMART authorisation server tools");
   ah->require_subcommand(1);
