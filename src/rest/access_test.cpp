@@ -225,6 +225,31 @@ TEST_F(AccessTest, TotalsCountOnlyWhatTheGrantAllows) {
   EXPECT_NE(r.body.find("\"total\":2"), std::string::npos) << r.body;
 }
 
+// System-level search (_type): every named type needs a grant; a patient
+// token sees only its own compartment across types.
+TEST_F(AccessTest, SystemSearchAppliesTheGrantPerType) {
+  const std::string q = "/fhir?_type=Patient,Observation,Practitioner&_lastUpdated=gt2000";
+  auto r = Call(Token("patient/*.rs", "pa"), "GET", q);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Ids(r.body), (std::set<std::string>{"Patient/pa", "Observation/oa-lab", "Observation/oa-vit"}));
+  r = Call(Token("user/*.rs"), "GET", q);
+  EXPECT_EQ(Ids(r.body), (std::set<std::string>{"Patient/pa", "Patient/pb", "Practitioner/pr", "Observation/oa-lab",
+                                                "Observation/oa-vit", "Observation/ob-lab"}));
+  // A type the token may not search: 403 when named, left out otherwise.
+  EXPECT_EQ(Call(Token("patient/Observation.rs", "pa"), "GET", q).status, 403);
+  r = Call(Token("patient/Observation.rs", "pa"), "GET", "/fhir?_lastUpdated=gt2000");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Ids(r.body), (std::set<std::string>{"Observation/oa-lab", "Observation/oa-vit"}));
+  // Mixed grants narrow every type to the patient's compartment.
+  r = Call(Token("patient/Observation.rs user/Practitioner.rs user/Patient.rs", "pa"), "GET", q);
+  EXPECT_EQ(Ids(r.body), (std::set<std::string>{"Patient/pa", "Observation/oa-lab", "Observation/oa-vit"}));
+  // A search-restricted scope cannot be applied across types.
+  EXPECT_EQ(Call(Token("user/Observation.rs?category=laboratory user/Patient.rs"), "GET",
+                 "/fhir?_type=Patient,Observation")
+                .status,
+            403);
+}
+
 TEST_F(AccessTest, PatientWritesStayInTheirCompartment) {
   Access pa = Token("patient/*.cruds", "pa");
   std::string own = R"({"resourceType":"Observation",)" + Obs("pa", "laboratory") + "}";

@@ -1058,7 +1058,10 @@ std::string ShapeBody(const std::string& body, std::optional<search::Summary> su
 void FhirService::Impl::Search(const auth::Access& who, std::string_view type, const http::Request& req,
                                http::Response& res, std::string_view compartment) const {
   Grant grant;
-  if (Status st = Authorize(who, auth::Interaction::kSearch, type, grant); !st.ok()) {
+  // An empty type is a system-level search (GET [base]?_type=..., POST
+  // [base]/_search): authorised per type once the types are known.
+  bool system = type.empty();
+  if (Status st = system ? Status::Ok() : Authorize(who, auth::Interaction::kSearch, type, grant); !st.ok()) {
     return SendError(res, FromStatus(st));
   }
   if (grant.patient && !compartment.empty() && compartment != *grant.patient) {
@@ -1070,9 +1073,34 @@ void FhirService::Impl::Search(const auth::Access& who, std::string_view type, c
   search::ParseOptions popts;
   popts.base_url = opt_.base_url;
   popts.max_count = opt_.max_page_size;
-  auto q = search::ParseSearchQuery(type, query, popts);
+  auto q = system ? search::ParseSystemSearch(query, popts) : search::ParseSearchQuery(type, query, popts);
   if (!q.ok()) return SendError(res, HttpError::Of(400, IssueType::kInvalid, q.status().message()));
   if (!compartment.empty()) q->compartment = std::string(compartment);
+  if (system && who.enforce) {
+    // Every type named in _type needs a search grant without a query
+    // restriction (403 otherwise); without _type, the types the token may
+    // search. A patient limit on any type narrows the whole search to that
+    // patient's compartment, so no type shows more than its grant allows.
+    bool named = query.find("_type=") != std::string::npos;
+    std::vector<std::string> allowed;
+    for (const std::string& t : q->types) {
+      Grant g;
+      Status st = Authorize(who, auth::Interaction::kSearch, t, g);
+      if (st.ok() && !g.query.empty()) {
+        st = PermissionDeniedError("a system-level search cannot apply the scope's search restriction on " + t);
+      }
+      if (!st.ok()) {
+        if (named) return SendError(res, FromStatus(st));
+        continue;
+      }
+      if (g.patient) grant.patient = g.patient;
+      allowed.push_back(t);
+    }
+    if (allowed.empty()) {
+      return SendError(res, FromStatus(PermissionDeniedError("the access token's scopes allow no search")));
+    }
+    q->types = std::move(allowed);
+  }
   search::SearchOptions so;
   if (who.enforce) {
     // The grant narrows the search itself, so matches, totals and paging
@@ -1116,6 +1144,7 @@ void FhirService::Impl::Search(const auth::Access& who, std::string_view type, c
   std::string base = opt_.base_url + "/";
   if (!compartment.empty()) base += "Patient/" + std::string(compartment) + "/";
   base += std::string(type);
+  if (system) base.pop_back();
   // Links keep the request's parameters (POST _search: its form body) minus any cursor.
   std::string kept;
   if (auto params = ParseQuery(query)) {
@@ -1816,7 +1845,8 @@ void FhirService::Impl::Handle(const http::Request& req, http::Response& res, co
   }
   const std::string& m = req.method;
   if ((m == "POST" || m == "PUT") && !IsJsonContentType(req.Header("Content-Type")) &&
-      !(seg.size() >= 2 && seg.back().starts_with("$")) && !(seg.size() == 2 && seg[1] == "_search")) {
+      !(seg.size() >= 2 && seg.back().starts_with("$")) && !(seg.size() == 2 && seg[1] == "_search") &&
+      !(seg.size() == 1 && seg[0] == "_search")) {
     return SendError(res, HttpError::Of(415, IssueType::kNotSupported, "send resources as application/fhir+json"));
   }
   Prefer prefer = ParsePrefer(req.Header("Prefer"));
@@ -1829,7 +1859,12 @@ void FhirService::Impl::Handle(const http::Request& req, http::Response& res, co
 
   if (seg.empty()) {
     if (m == "POST") return ProcessBundle(who, req, res);
+    if (m == "GET") return Search(who, "", req, res);
     return bad_method();
+  }
+  if (seg.size() == 1 && seg[0] == "_search") {
+    if (m != "POST") return bad_method();
+    return Search(who, "", req, res);
   }
   if (seg[0] == "metadata") {
     if (m != "GET") return bad_method();

@@ -301,6 +301,60 @@ TEST_F(RestTest, ConditionalOperationsWithSearchCriteria) {
   EXPECT_EQ(Field(obs.body, "/subject/reference"), "Patient/" + other);
 }
 
+// System-level search: _type with the common parameters, stable paging across
+// types, POST [base]/_search, unknown types and non-common parameters.
+TEST_F(RestTest, SystemSearchAcrossTypes) {
+  const std::string tag = R"("meta":{"tag":[{"system":"urn:t","code":"sys"}]})";
+  std::vector<std::string> made;
+  for (int i = 0; i < 3; ++i) {
+    auto p = Call("POST", "/fhir/Patient", R"({"resourceType":"Patient",)" + tag + "}");
+    ASSERT_EQ(p.status, 201) << p.body;
+    made.push_back("Patient/" + Field(p.body, "/id"));
+    auto o = Call("POST", "/fhir/Observation",
+                  R"({"resourceType":"Observation","status":"final","code":{"text":"x"},)" + tag + "}");
+    ASSERT_EQ(o.status, 201) << o.body;
+    made.push_back("Observation/" + Field(o.body, "/id"));
+  }
+  ASSERT_EQ(Call("POST", "/fhir/Encounter",
+                 R"({"resourceType":"Encounter","status":"finished","class":{"code":"AMB"},)" + tag + "}")
+                .status,
+            201);
+  // Pages of two, following `next` links: every match once, in creation order.
+  std::vector<std::string> got;
+  std::string url = "/fhir?_type=Patient,Observation&_tag=urn:t|sys&_count=2";
+  for (int pages = 0; !url.empty() && pages < 10; ++pages) {
+    auto r = Call("GET", url);
+    ASSERT_EQ(r.status, 200) << r.body;
+    auto doc = json::Document::Parse(r.body);
+    ASSERT_TRUE(doc.ok());
+    for (const json::Value& e : doc->root().Find("entry")->items()) {
+      const json::Value& res = *e.Find("resource");
+      got.push_back(std::string(res.Find("resourceType")->as_string()) + "/" +
+                    std::string(res.Find("id")->as_string()));
+    }
+    url.clear();
+    for (const json::Value& l : doc->root().Find("link")->items()) {
+      if (l.Find("relation")->as_string() == "next") {
+        std::string next(l.Find("url")->as_string());
+        ASSERT_TRUE(next.starts_with("http://test/fhir?")) << next;
+        url = next.substr(std::string_view("http://test").size());
+      }
+    }
+  }
+  EXPECT_EQ(got, made);
+  auto post = Call("POST", "/fhir/_search", "_type=Encounter,Observation&_tag=sys&_total=accurate",
+                   {{"Content-Type", "application/x-www-form-urlencoded"}});
+  ASSERT_EQ(post.status, 200) << post.body;
+  EXPECT_EQ(Field(post.body, "/total"), "4");
+  EXPECT_EQ(Call("GET", "/fhir?_type=Nonesuch&_tag=sys").status, 400);
+  EXPECT_EQ(Call("GET", "/fhir?_type=Patient&_sort=birthdate").status, 400);
+  // A type's own parameter is ignored (reported), or 400 under handling=strict.
+  auto fam = Call("GET", "/fhir?_type=Patient&_tag=sys&family=x");
+  ASSERT_EQ(fam.status, 200) << fam.body;
+  EXPECT_NE(fam.body.find("family"), std::string::npos);
+  EXPECT_EQ(Call("GET", "/fhir?_type=Patient&family=x", "", {{"Prefer", "handling=strict"}}).status, 400);
+}
+
 TEST_F(RestTest, RacingConditionalCreatesMakeOneResource) {
   std::atomic<int> created{0}, found{0};
   std::vector<std::thread> threads;

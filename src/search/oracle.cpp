@@ -520,9 +520,18 @@ Status Oracle::Add(std::string_view json_text) {
 
 Result<std::vector<std::string>> Oracle::Matches(const SearchQuery& query) const {
   std::vector<const Impl::Resource*> hits;
+  // A system-level search reads every resource of its types, in Add order.
+  std::vector<const Impl::Resource*> system;
+  bool is_system = query.type.empty();
+  if (is_system) {
+    std::set<std::string_view> types(query.types.begin(), query.types.end());
+    for (const auto& r : impl_->resources) {
+      if (types.count(r->type)) system.push_back(r.get());
+    }
+  }
   auto it = impl_->by_type.find(query.type);
-  if (it != impl_->by_type.end()) {
-    for (const Impl::Resource* r : it->second) {
+  if (is_system || it != impl_->by_type.end()) {
+    for (const Impl::Resource* r : is_system ? system : it->second) {
       if (query.compartment && r->compartment != *query.compartment) continue;
       bool all = true;
       for (const Criterion& c : query.criteria) {
@@ -552,7 +561,7 @@ Result<std::vector<std::string>> Oracle::Matches(const SearchQuery& query) const
     });
   }
   std::vector<std::string> ids;
-  for (const Impl::Resource* r : hits) ids.push_back(r->id);
+  for (const Impl::Resource* r : hits) ids.push_back(is_system ? r->type + "/" + r->id : r->id);
   return ids;
 }
 

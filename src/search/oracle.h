@@ -36,7 +36,8 @@ class Oracle {
 
   // Ids of every match of `query` (ignoring _count and _cursor), in result
   // order: by the _sort keys (lowest value ascending, highest descending,
-  // resources without a value last), then in Add order.
+  // resources without a value last), then in Add order. A system-level
+  // query (empty type, query.types) gives "Type/id".
   Result<std::vector<std::string>> Matches(const SearchQuery& query) const;
 
   // "Type/id" of the resources _include/_revinclude (with :iterate) add to

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <set>
 
 #include "json/json.h"
 #include "search/values.h"
@@ -600,6 +601,59 @@ Result<SearchQuery> ParseSearchParams(std::string_view type,
     }
     q.criteria.push_back(std::move(*key.criterion));
   }
+  return q;
+}
+
+bool IsCommonParameter(std::string_view code) {
+  return code == "_id" || code == "_lastUpdated" || code == "_tag" || code == "_profile" || code == "_security" ||
+         code == "_source";
+}
+
+Result<SearchQuery> ParseSystemSearch(std::string_view query, const ParseOptions& options) {
+  ASSIGN_OR_RETURN(auto params, DecodeQueryString(query));
+  std::set<std::string> types;
+  bool type_given = false;
+  std::vector<std::pair<std::string, std::string>> rest;
+  std::vector<std::pair<std::string, std::string>> unknown;
+  for (auto& [name, value] : params) {
+    if (name == "_type") {
+      type_given = true;
+      for (std::string_view t : SplitEscaped(value, ',')) {
+        if (t.empty()) continue;
+        if (fhir::FindResourceType(t) == nullptr)
+          return InvalidArgumentError("_type: unknown resource type " + std::string(t));
+        types.emplace(t);
+      }
+    } else if (name.starts_with("_include") || name.starts_with("_revinclude") || name.starts_with("_has")) {
+      unknown.emplace_back(name, "not supported in a system-level search");
+    } else {
+      rest.emplace_back(std::move(name), std::move(value));
+    }
+  }
+  if (!type_given) {
+    for (std::string_view t : fhir::ResourceTypeNames()) types.emplace(t);
+  }
+  if (types.empty()) return InvalidArgumentError("_type: no resource type");
+  // Common parameters parse alike for every type; the first one stands for all.
+  ASSIGN_OR_RETURN(SearchQuery q, ParseSearchParams(*types.begin(), rest, options));
+  q.type.clear();
+  q.types.assign(types.begin(), types.end());
+  std::vector<Criterion> common;
+  for (Criterion& c : q.criteria) {
+    if (IsCommonParameter(c.code) && !c.chained()) {
+      common.push_back(std::move(c));
+    } else {
+      q.unknown.emplace_back(c.name,
+                             "a system-level search takes only _id, _lastUpdated, _tag, _profile, _security, _source");
+    }
+  }
+  q.criteria = std::move(common);
+  for (const SortSpec& s : q.sort) {
+    if (s.code != "_id" && s.code != "_lastUpdated") {
+      return InvalidArgumentError("_sort: a system-level search sorts by _id or _lastUpdated only");
+    }
+  }
+  for (auto& u : unknown) q.unknown.push_back(std::move(u));
   return q;
 }
 

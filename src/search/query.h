@@ -141,7 +141,8 @@ enum class Total : std::uint8_t { kNone, kEstimate, kAccurate };
 enum class Summary : std::uint8_t { kFalse, kTrue, kText, kData, kCount };
 
 struct SearchQuery {
-  std::string type;
+  std::string type;                        // empty for a system-level search
+  std::vector<std::string> types;          // system-level search: the types searched
   std::optional<std::string> compartment;  // Patient/{id}/Type searches (set by REST)
   std::vector<Criterion> criteria;         // ANDed
   std::vector<SortSpec> sort;
@@ -174,6 +175,18 @@ Result<SearchQuery> ParseSearchQuery(std::string_view type, std::string_view que
 Result<SearchQuery> ParseSearchParams(std::string_view type,
                                       std::span<const std::pair<std::string, std::string>> params,
                                       const ParseOptions& options = {});
+
+// The parameters every resource type has, the only ones a system-level search takes.
+bool IsCommonParameter(std::string_view code);
+
+// A system-level search (GET [base]?query, POST [base]/_search): `_type`
+// (comma-separated resource types; absent = every type) and criteria on the
+// common parameters _id, _lastUpdated, _tag, _profile, _security, _source
+// (modifiers as for one type; no chains or _has), sorted by _id or
+// _lastUpdated only. Other parameters, includes among them, go to `unknown`.
+// kInvalidArgument for an unknown type in _type, a malformed value, or a
+// _sort on another parameter. The query's `type` is empty, `types` sorted.
+Result<SearchQuery> ParseSystemSearch(std::string_view query, const ParseOptions& options = {});
 
 // Decodes a query string or form body into (name, value) pairs.
 Result<std::vector<std::pair<std::string, std::string>>> DecodeQueryString(std::string_view query);

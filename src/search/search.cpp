@@ -181,6 +181,7 @@ PlanNode CriterionPlan(const Criterion& c) {
 Result<store::SearchPlan> BuildPlan(const SearchQuery& query, const SearchOptions& options) {
   store::SearchPlan plan;
   plan.type = query.type;
+  plan.types = query.types;
   plan.compartment = query.compartment;
   std::vector<PlanNode> all;
   for (const Criterion& c : query.criteria) all.push_back(CriterionPlan(c));
@@ -223,6 +224,7 @@ Result<std::vector<store::SearchHit>> FindConditional(
   if (query.criteria.empty()) return InvalidArgumentError("conditional criteria are empty");
   SearchQuery criteria_only;
   criteria_only.type = query.type;
+  criteria_only.types = query.types;
   criteria_only.compartment = query.compartment;
   criteria_only.criteria = query.criteria;
   ASSIGN_OR_RETURN(store::SearchPlan plan, BuildPlan(criteria_only));

@@ -127,7 +127,8 @@ struct SearchCursor {
 };
 
 struct SearchPlan {
-  std::string type;                        // the resource type searched (required)
+  std::string type;                        // the resource type searched
+  std::vector<std::string> types;          // or, when `type` is empty, these types (system-level search)
   std::optional<std::string> compartment;  // only resources of this Patient compartment
   PlanNode where;
   std::vector<SortKey> sort;  // then rid ascending

@@ -573,7 +573,15 @@ class Printer {
     }
     bool drive = !check_only && !by_id && rank > 0 && !(plan.compartment && rank < 85);
     std::string type_col = d_ == Dialect::kSqlite && drive ? "+r.type" : "r.type";
-    std::string s = type_col + " = " + Param(plan.type) + " AND " + NotDeleted("r");
+    std::string s = type_col;
+    if (!plan.type.empty()) {
+      s += " = " + Param(plan.type);
+    } else {
+      s += " IN (";
+      for (size_t i = 0; i < plan.types.size(); ++i) s += (i ? ", " : "") + Param(plan.types[i]);
+      s += ")";
+    }
+    s += " AND " + NotDeleted("r");
     if (plan.compartment) s += " AND r.compartment = " + Param(*plan.compartment);
     if (w.kind != K::kTrue) s += " AND " + Node(w, "r", drive);
     return s;
@@ -627,7 +635,9 @@ int SortKeyKind(const SortKey& key) {
 }
 
 Status CheckSearchPlan(const SearchPlan& plan) {
-  if (plan.type.empty()) return InvalidArgumentError("search plan without a resource type");
+  if (plan.type.empty() && plan.types.empty()) return InvalidArgumentError("search plan without a resource type");
+  if (!plan.type.empty() && !plan.types.empty()) return InvalidArgumentError("search plan with both type and types");
+  if (plan.types.size() > 1000) return InvalidArgumentError("search plan with more than 1000 types");
   if (plan.limit < 0 || plan.limit > 10000) return InvalidArgumentError("search page size must be 0..10000");
   if (plan.after && plan.after->keys.size() != plan.sort.size()) {
     return InvalidArgumentError("search cursor does not match the sort order");

@@ -220,7 +220,8 @@ int Write(const Oracle& oracle, const std::vector<Case>& cases, const std::files
   std::set<std::string> seen;
   for (const Case& c : cases) {
     if (!seen.insert(c.type + "?" + c.query).second) continue;
-    auto q = ParseSearchQuery(c.type, c.query);
+    // An empty type is a system-level search ("?_type=...").
+    auto q = c.type.empty() ? ParseSystemSearch(c.query) : ParseSearchQuery(c.type, c.query);
     if (!q.ok()) {
       std::fprintf(stderr, "skipped %s?%s: %s\n", c.type.c_str(), c.query.c_str(), q.status().ToString().c_str());
       continue;
