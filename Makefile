@@ -9,7 +9,7 @@ export BEVAN_SHARED
 
 CMAKE_FLAGS = -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build test unit-test asan-test check-generated format format-check demo bench clean
+.PHONY: all deps build test unit-test asan-test fuzz fuzz-smoke check-generated format format-check demo bench clean
 
 all: build
 
@@ -34,6 +34,17 @@ asan-test: deps $(ASAN_BUILD)/build.ninja
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
 
+# libFuzzer targets (fuzz/, clang build in $(FUZZ_BUILD)): fuzz-smoke is the
+# short run `make test` does; fuzz runs each target FUZZ_SECONDS.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 300
+
+fuzz: deps
+	FUZZ_BUILD=$(FUZZ_BUILD) JOBS=$(JOBS) ./scripts/fuzz --seconds $(FUZZ_SECONDS)
+
+fuzz-smoke: deps
+	FUZZ_BUILD=$(FUZZ_BUILD) JOBS=$(JOBS) ./scripts/fuzz --seconds 15
+
 check-generated: deps
 	./tests/check-generated-model.sh
 
@@ -43,7 +54,7 @@ format:
 format-check: deps
 	./scripts/format --check
 
-test: build format-check check-generated unit-test asan-test
+test: build format-check check-generated unit-test asan-test fuzz-smoke
 	@echo "make test: all checks passed"
 
 # `bevan demo`: a 1,000-patient synthetic trust generated, imported and
@@ -57,4 +68,4 @@ bench: deps
 	./bench/run-all
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -11,6 +11,8 @@
 #include <string>
 #include <string_view>
 
+#include <unistd.h>
+
 #include "http/message.h"
 #include "json/json.h"
 #include "rest/service.h"
@@ -25,10 +27,20 @@ namespace {
 
 }  // namespace
 
+// The in-memory store is a temporary SQLite file (WAL needs one): on tmpfs
+// its commits cost no disk flush, which makes this target some ten times
+// faster.
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  if (access("/dev/shm", W_OK) == 0) setenv("TMPDIR", "/dev/shm", 1);
+  return 0;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace bevan;
   if (size > 64 * 1024) return 0;
-  auto store = store::OpenStore("sqlite::memory:");
+  store::StoreOptions store_options;
+  store_options.sqlite_synchronous_full = false;
+  auto store = store::OpenStore("sqlite::memory:", store_options);
   if (!store.ok()) {
     std::fprintf(stderr, "fuzz_bundle: cannot open the store: %s\n", store.status().ToString().c_str());
     std::abort();

@@ -164,3 +164,81 @@ b_seeds = [
     '{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Observation"}}]}',
 ]
 write("fuzz_bundle", b_seeds)
+
+# --- fuzz_jwt: tokens signed with the target's own test keys (read from
+# fuzz_jwt.cpp), broken variants, JWKS documents and bare claims objects.
+import base64
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+with open(os.path.join(ROOT, "fuzz", "fuzz_jwt.cpp")) as f:
+    src = f.read()
+pems = dict(re.findall(r'k(Es256|Rs256)Pem = R"\(\n(.*?)\)"', src, re.S))
+es_key = serialization.load_pem_private_key(pems["Es256"].encode(), None)
+rs_key = serialization.load_pem_private_key(pems["Rs256"].encode(), None)
+NOW = 1700000000
+
+
+def b64(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def jws(header, claims, key=None):
+    h = b64(json.dumps(header, separators=(",", ":")).encode())
+    p = b64((claims if isinstance(claims, str) else json.dumps(claims, separators=(",", ":"))).encode())
+    signing_input = f"{h}.{p}".encode()
+    if key is es_key:
+        r, s = decode_dss_signature(es_key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+        sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    elif key is rs_key:
+        sig = rs_key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+    else:
+        sig = b""
+    return f"{h}.{p}.{b64(sig)}"
+
+
+def jwk(key, kid, alg):
+    n = key.public_key().public_numbers()
+    if alg.startswith("ES"):
+        return {"kty": "EC", "kid": kid, "alg": alg, "use": "sig", "crv": "P-256",
+                "x": b64(n.x.to_bytes(32, "big")), "y": b64(n.y.to_bytes(32, "big"))}
+    return {"kty": "RSA", "kid": kid, "alg": alg, "use": "sig",
+            "n": b64(n.n.to_bytes((n.n.bit_length() + 7) // 8, "big")), "e": b64(n.e.to_bytes(3, "big"))}
+
+
+good = {"iss": "https://issuer.example", "sub": "user1", "aud": "https://fuzz/fhir", "exp": NOW + 600,
+        "iat": NOW - 10, "nbf": NOW - 10, "jti": "j1", "scope": "patient/*.rs openid fhirUser",
+        "client_id": "app", "fhirUser": "Practitioner/1", "patient": "p1"}
+es_h = {"alg": "ES256", "typ": "JWT", "kid": "fuzz-es256"}
+rs_h = {"alg": "RS256", "typ": "JWT", "kid": "fuzz-rs256"}
+jwks = {"keys": [jwk(es_key, "fuzz-es256", "ES256"), jwk(rs_key, "fuzz-rs256", "RS256")]}
+jwt_seeds = [
+    jws(es_h, good, es_key),
+    jws(rs_h, good, rs_key),
+    jws(rs_h, dict(good, aud=["x", "https://fuzz/fhir"], scope=["a", "b"], exp=NOW + 0.5), rs_key),
+    jws(es_h, dict(good, exp=NOW - 3600), es_key),
+    jws(es_h, dict(good, nbf=NOW + 3600), es_key),
+    jws(es_h, dict(good, aud="other"), es_key),
+    jws(es_h, {k: v for k, v in good.items() if k != "exp"}, es_key),
+    jws({"alg": "ES256"}, good, es_key),
+    jws({"alg": "RS256", "kid": "fuzz-es256"}, good, rs_key),
+    jws({"alg": "ES256", "kid": "nope"}, good, es_key),
+    jws({"alg": "ES256", "kid": "fuzz-es256", "crit": ["b64"]}, good, es_key),
+    jws({"alg": "none"}, good),
+    jws({"alg": "HS256", "kid": "fuzz-rs256"}, good),
+    jws(es_h, "[1,2]", es_key),
+    "eyJhbGciOiJFUzI1NiJ9.e30",
+    "a.b.c",
+    "..",
+    "eyJhbGciOiJFUzI1NiJ9.e30.AA==",
+    json.dumps(jwks),
+    json.dumps({"keys": [dict(jwk(es_key, "k", "ES256"), alg=None) | {"alg": "ES384", "crv": "P-384"}]}),
+    json.dumps({"keys": [{"kty": "oct", "k": "AAAA"}, {"kty": "RSA", "use": "enc", "n": "AQAB", "e": "AQAB"}]}),
+    json.dumps({"keys": [{"kty": "RSA", "n": "AQAB", "e": "AQAB"}]}),
+    json.dumps({"keys": [{"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA"}]}),
+    json.dumps({"keys": []}),
+    json.dumps(good),
+    json.dumps(dict(good, iat=1e300, exp=-1, aud=[1, None])),
+]
+write("fuzz_jwt", jwt_seeds)
