@@ -355,6 +355,32 @@ TEST_F(RestTest, SystemSearchAcrossTypes) {
   EXPECT_EQ(Call("GET", "/fhir?_type=Patient&family=x", "", {{"Prefer", "handling=strict"}}).status, 400);
 }
 
+// Token :in against a ValueSet posted to the server; an unknown one is 400.
+TEST_F(RestTest, TokenInAValueSetOnTheServer) {
+  ASSERT_EQ(Call("POST", "/fhir/ValueSet",
+                 R"({"resourceType":"ValueSet","url":"http://x/vs","status":"active","compose":{"include":[)"
+                 R"({"system":"http://loinc.org","concept":[{"code":"8302-2"}]}]}})")
+                .status,
+            201);
+  for (const char* code : {"8302-2", "29463-7"}) {
+    ASSERT_EQ(Call("POST", "/fhir/Observation",
+                   std::string(R"({"resourceType":"Observation","status":"final","code":{"coding":[)"
+                               R"({"system":"http://loinc.org","code":")") +
+                       code + R"("}]}})")
+                  .status,
+              201);
+  }
+  auto in = Call("GET", "/fhir/Observation?code:in=http://x/vs&_total=accurate");
+  ASSERT_EQ(in.status, 200) << in.body;
+  EXPECT_EQ(Field(in.body, "/total"), "1");
+  EXPECT_EQ(Field(in.body, "/entry/0/resource/code/coding/0/code"), "8302-2");
+  auto not_in = Call("GET", "/fhir/Observation?code:not-in=http://x/vs");
+  EXPECT_EQ(Field(not_in.body, "/entry/0/resource/code/coding/0/code"), "29463-7");
+  EXPECT_EQ(Call("GET", "/fhir/Observation?code:in=http://x/unknown").status, 400);
+  // Conditional operations resolve it inside the transaction.
+  EXPECT_EQ(Call("DELETE", "/fhir/Observation?code:in=http://x/vs").status, 204);
+}
+
 TEST_F(RestTest, RacingConditionalCreatesMakeOneResource) {
   std::atomic<int> created{0}, found{0};
   std::vector<std::thread> threads;

@@ -383,6 +383,19 @@ struct Oracle::Impl {
     return false;
   }
 
+  // The codes of the ValueSet whose url is `url` (none when there is none).
+  std::vector<SystemCode> ValueSetByUrl(const std::string& url) const {
+    auto it = by_type.find("ValueSet");
+    if (it == by_type.end()) return {};
+    for (const Resource* vs : it->second) {
+      const json::Value* u = vs->doc.root().Find("url");
+      if (u == nullptr || !u->is_string() || u->as_string() != url) continue;
+      auto codes = ValueSetCodes(vs->doc.root());
+      return codes.ok() ? *codes : std::vector<SystemCode>();
+    }
+    return {};
+  }
+
   bool Matches(const Resource& r, const Criterion& c) const {
     if (c.special == Criterion::Special::kHas) {
       auto it = by_type.find(c.has_type);
@@ -431,6 +444,16 @@ struct Oracle::Impl {
         if (f.empty(c.type) == v.missing) return true;
       }
       return false;
+    }
+    if (c.modifier == Modifier::kIn || c.modifier == Modifier::kNotIn) {
+      bool any = false;
+      for (const SearchValue& v : c.values) {
+        std::vector<SystemCode> codes = ValueSetByUrl(v.text);
+        for (const Facts::Token& t : f.tokens) {
+          for (const SystemCode& sc : codes) any = any || (sc.first == t.system && sc.second == t.code);
+        }
+      }
+      return c.modifier == Modifier::kNotIn ? !any : any;
     }
     Modifier m = c.modifier == Modifier::kNot ? Modifier::kNone : c.modifier;
     bool any = false;

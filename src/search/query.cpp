@@ -156,6 +156,12 @@ Status ParseTokenValue(std::string_view name, std::string_view raw, Modifier mod
     out.text = Unescape(raw);
     return Status::Ok();
   }
+  if (modifier == Modifier::kIn || modifier == Modifier::kNotIn) {
+    out.text = Unescape(raw);
+    if (size_t bar = out.text.find('|'); bar != std::string::npos) out.text.resize(bar);  // |version ignored
+    if (out.text.empty()) return Bad(name, raw, "needs a value set URL");
+    return Status::Ok();
+  }
   std::vector<std::string_view> parts = SplitEscaped(raw, '|');
   if (modifier == Modifier::kOfType) {
     if (parts.size() != 3) return Bad(name, raw, "is not system|code|value (:of-type)");
@@ -288,7 +294,9 @@ bool ModifierAllowed(SearchParamType type, Modifier m) {
   if (m == Modifier::kNone || m == Modifier::kMissing) return true;
   switch (type) {
     case SearchParamType::kString: return m == Modifier::kExact || m == Modifier::kContains;
-    case SearchParamType::kToken: return m == Modifier::kText || m == Modifier::kNot || m == Modifier::kOfType;
+    case SearchParamType::kToken:
+      return m == Modifier::kText || m == Modifier::kNot || m == Modifier::kOfType || m == Modifier::kIn ||
+             m == Modifier::kNotIn;
     case SearchParamType::kReference: return m == Modifier::kType || m == Modifier::kIdentifier;
     case SearchParamType::kUri: return m == Modifier::kAbove || m == Modifier::kBelow;
     default: return false;
@@ -372,6 +380,8 @@ Result<KeyResult> ParseKey(std::string_view type, std::string_view key, int dept
         {"identifier", Modifier::kIdentifier},
         {"above", Modifier::kAbove},
         {"below", Modifier::kBelow},
+        {"in", Modifier::kIn},
+        {"not-in", Modifier::kNotIn},
     };
     bool found = false;
     for (const auto& [text, m] : kModifiers) {

@@ -33,6 +33,9 @@
 // - quantity `value|system|code`: with the UCUM system and a unit the UCUM
 //   table knows, compared in canonical units (1 g matches 1000 mg); else
 //   code (or unit) and system, when given, must equal the indexed ones.
+// - token :in / :not-in `url`: some / no indexed (system, code) is one of the
+//   codes of the ValueSet with that url stored on the server (ValueSetCodes in
+//   values.h; `|version` ignored; an unknown value set is an error).
 // - uri: equality; :below prefix; :above the indexed uri is a prefix of the
 //   value at a '/' boundary (or equal).
 // - composite `a$b`: see extract.h (the first component selects the row
@@ -70,6 +73,8 @@ enum class Modifier : std::uint8_t {
   kIdentifier,
   kAbove,
   kBelow,
+  kIn,     // token: a code of the value set (SearchValue::text, a canonical URL)
+  kNotIn,  // token: no code of the value set
 };
 
 // One value of a parameter (one item of a comma-separated list), unescaped
@@ -95,6 +100,9 @@ struct SearchValue {
   // composite: one value per component; `composite_key` the row group (extract.h).
   std::vector<SearchValue> components;
   std::string composite_key;
+  // token :in / :not-in: the value set's (system, code) pairs, filled by
+  // ResolveValueSets (search.h) before a plan is built.
+  std::vector<std::pair<std::string, std::string>> codes;
 };
 
 // One search parameter of the query (one `name=value` pair): its values are

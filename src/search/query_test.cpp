@@ -147,11 +147,13 @@ TEST(QueryTest, CompositeMissingUriSpecials) {
 }
 
 TEST(QueryTest, UnknownParametersAndModifiersAreCollected) {
-  SearchQuery q = Parse("Patient", "foo=1&gender:in=http://vs&_text=x&family:fuzzy=y&name=ok");
+  SearchQuery q = Parse("Patient", "foo=1&gender:above=x&_text=x&family:fuzzy=y&name=ok&gender:in=http://vs|2");
   ASSERT_EQ(q.unknown.size(), 4u);
   EXPECT_EQ(q.unknown[0].first, "foo");
-  EXPECT_EQ(q.unknown[1].first, "gender:in");
-  EXPECT_EQ(q.criteria.size(), 1u);
+  EXPECT_EQ(q.unknown[1].first, "gender:above");
+  ASSERT_EQ(q.criteria.size(), 2u);
+  EXPECT_EQ(q.criteria[1].modifier, Modifier::kIn);
+  EXPECT_EQ(q.criteria[1].values[0].text, "http://vs");  // |version ignored
   EXPECT_EQ(Error("Nope", "a=b").code(), StatusCode::kInvalidArgument);
 }
 

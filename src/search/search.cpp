@@ -1,6 +1,7 @@
 #include "search/search.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "search/values.h"
@@ -164,6 +165,21 @@ PlanNode CriterionPlan(const Criterion& c) {
       any.push_back(PlanNode::And(std::move(all)));
       continue;
     }
+    if (c.modifier == Modifier::kIn || c.modifier == Modifier::kNotIn) {
+      // One index range per system: code IN (the system's codes).
+      std::map<std::string, Cond> by_system;
+      for (const auto& [system, code] : v.codes) {
+        auto [it, fresh] = by_system.try_emplace(system, Cond{Column::kCode, Op::kIn, {}, {}});
+        it->second.values.emplace_back(code);
+      }
+      std::vector<PlanNode> systems;
+      for (auto& [system, in] : by_system) {
+        systems.push_back(
+            PlanNode::Rows(IndexTable::kToken, c.code, {std::move(in), C(Column::kSystem, Op::kEq, system)}));
+      }
+      any.push_back(PlanNode::Or(std::move(systems)));
+      continue;
+    }
     Modifier m = c.modifier == Modifier::kNot ? Modifier::kNone : c.modifier;
     any.push_back(ValueNode(c.type, m, c.code, v));
   }
@@ -174,8 +190,43 @@ PlanNode CriterionPlan(const Criterion& c) {
     return PlanNode::Id(std::move(ids));
   }
   PlanNode node = PlanNode::Or(std::move(any));
-  if (c.modifier == Modifier::kNot) return PlanNode::Not(std::move(node));
+  if (c.modifier == Modifier::kNot || c.modifier == Modifier::kNotIn) return PlanNode::Not(std::move(node));
   return node;
+}
+
+namespace {
+
+bool NeedsValueSets(const std::vector<Criterion>& criteria) {
+  for (const Criterion& c : criteria) {
+    if (c.modifier == Modifier::kIn || c.modifier == Modifier::kNotIn || NeedsValueSets(c.chain)) return true;
+  }
+  return false;
+}
+
+Status ResolveIn(std::vector<Criterion>& criteria, const ValueSetReader& read) {
+  for (Criterion& c : criteria) {
+    RETURN_IF_ERROR(ResolveIn(c.chain, read));
+    if (c.modifier != Modifier::kIn && c.modifier != Modifier::kNotIn) continue;
+    for (SearchValue& v : c.values) {
+      store::SearchPlan plan;
+      plan.type = "ValueSet";
+      plan.limit = 1;
+      plan.where = PlanNode::Rows(IndexTable::kUri, "url", {C(Column::kUri, Op::kEq, v.text)});
+      ASSIGN_OR_RETURN(store::SearchPage page, read(plan));
+      if (page.hits.empty())
+        return InvalidArgumentError(c.name + ": no ValueSet with url " + v.text + " on this server");
+      ASSIGN_OR_RETURN(json::Document doc, json::Document::Parse(page.hits[0].body));
+      ASSIGN_OR_RETURN(v.codes, ValueSetCodes(doc.root()));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ResolveValueSets(SearchQuery& query, const ValueSetReader& read) {
+  if (!NeedsValueSets(query.criteria)) return Status::Ok();
+  return ResolveIn(query.criteria, read);
 }
 
 Result<store::SearchPlan> BuildPlan(const SearchQuery& query, const SearchOptions& options) {
@@ -227,6 +278,7 @@ Result<std::vector<store::SearchHit>> FindConditional(
   criteria_only.types = query.types;
   criteria_only.compartment = query.compartment;
   criteria_only.criteria = query.criteria;
+  RETURN_IF_ERROR(ResolveValueSets(criteria_only, [&tx](const store::SearchPlan& p) { return tx.Search(p); }));
   ASSIGN_OR_RETURN(store::SearchPlan plan, BuildPlan(criteria_only));
   plan.with_bodies = false;
   plan.count = false;
@@ -250,7 +302,12 @@ Result<std::vector<store::SearchHit>> FindConditional(
 }
 
 Result<SearchResult> ExecuteSearch(store::Store& store, const SearchQuery& query, const SearchOptions& options) {
-  ASSIGN_OR_RETURN(store::SearchPlan plan, BuildPlan(query, options));
+  std::optional<SearchQuery> resolved;
+  if (NeedsValueSets(query.criteria)) {
+    resolved = query;
+    RETURN_IF_ERROR(ResolveValueSets(*resolved, [&store](const store::SearchPlan& p) { return store.Search(p); }));
+  }
+  ASSIGN_OR_RETURN(store::SearchPlan plan, BuildPlan(resolved ? *resolved : query, options));
   if (query.cursor) {
     ASSIGN_OR_RETURN(store::SearchCursor after, store::SearchCursor::Parse(*query.cursor));
     plan.after = std::move(after);

@@ -70,6 +70,13 @@ Result<std::vector<store::SearchHit>> FindConditional(
     store::Transaction& tx, const SearchQuery& query, int limit,
     const std::function<Result<bool>(const store::SearchHit&)>& keep = {});
 
+// Token :in / :not-in: fills each such value's `codes` from the ValueSet
+// stored with its url (read through `read`, a search of ValueSet by url;
+// kInvalidArgument when there is none, kResourceExhausted above 1,000
+// codes). ExecuteSearch and FindConditional call it; exposed for tests.
+using ValueSetReader = std::function<Result<store::SearchPage>(const store::SearchPlan&)>;
+Status ResolveValueSets(SearchQuery& query, const ValueSetReader& read);
+
 // Runs `query` on `store`: one page of matches from query.cursor (kInvalidArgument
 // if the cursor is malformed or from a search with another _sort), then its includes.
 Result<SearchResult> ExecuteSearch(store::Store& store, const SearchQuery& query, const SearchOptions& options = {});

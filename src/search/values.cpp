@@ -203,4 +203,48 @@ ParsedReference ParseReference(std::string_view ref) {
   return out;
 }
 
+namespace {
+
+std::string_view StringField(const json::Value& v, std::string_view name) {
+  const json::Value* f = v.Find(name);
+  return f && f->is_string() ? f->as_string() : std::string_view();
+}
+
+Status AddContains(const json::Value& list, size_t max, std::vector<SystemCode>& out) {
+  if (!list.is_array()) return Status::Ok();
+  for (const json::Value& c : list.items()) {
+    if (!c.is_object()) continue;
+    std::string_view code = StringField(c, "code");
+    if (!code.empty()) out.emplace_back(StringField(c, "system"), code);
+    if (out.size() > max) return ResourceExhaustedError("value set has more than " + std::to_string(max) + " codes");
+    if (const json::Value* nested = c.Find("contains")) RETURN_IF_ERROR(AddContains(*nested, max, out));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::vector<SystemCode>> ValueSetCodes(const json::Value& valueset, size_t max) {
+  std::vector<SystemCode> out;
+  if (const json::Value* expansion = valueset.Find("expansion"); expansion && expansion->is_object()) {
+    if (const json::Value* contains = expansion->Find("contains")) RETURN_IF_ERROR(AddContains(*contains, max, out));
+    return out;
+  }
+  const json::Value* compose = valueset.Find("compose");
+  const json::Value* include = compose && compose->is_object() ? compose->Find("include") : nullptr;
+  if (include == nullptr || !include->is_array()) return out;
+  for (const json::Value& inc : include->items()) {
+    if (!inc.is_object()) continue;
+    std::string_view system = StringField(inc, "system");
+    const json::Value* concepts = inc.Find("concept");
+    if (system.empty() || concepts == nullptr || !concepts->is_array()) continue;
+    for (const json::Value& c : concepts->items()) {
+      if (!c.is_object() || StringField(c, "code").empty()) continue;
+      out.emplace_back(system, StringField(c, "code"));
+      if (out.size() > max) return ResourceExhaustedError("value set has more than " + std::to_string(max) + " codes");
+    }
+  }
+  return out;
+}
+
 }  // namespace bevan::search

@@ -7,7 +7,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
+#include "common/status.h"
+#include "json/json.h"
 #include "store/search_plan.h"
 
 namespace bevan::search {
@@ -60,5 +64,13 @@ struct ParsedReference {
   bool empty() const { return type.empty() && id.empty() && url.empty(); }
 };
 ParsedReference ParseReference(std::string_view reference);
+
+// The (system, code) pairs of a ValueSet resource, for token :in / :not-in:
+// its expansion.contains (nested contains included) when it has an
+// expansion, else compose.include[].concept with each include's system
+// (includes by filter or by other value sets contribute nothing).
+// kResourceExhausted above `max` codes.
+using SystemCode = std::pair<std::string, std::string>;
+Result<std::vector<SystemCode>> ValueSetCodes(const json::Value& valueset, size_t max = 1000);
 
 }  // namespace bevan::search

@@ -254,6 +254,8 @@ TYPED_TEST(SearchCasesTest, NoPlanScansTheResourceTable) {
   for (const Case& c : w.cases) {
     auto q = ParseCase(c);
     ASSERT_TRUE(q.ok()) << q.status().ToString();
+    store::Store* s = this->store_;
+    ASSERT_TRUE(ResolveValueSets(*q, [s](const store::SearchPlan& p) { return s->Search(p); }).ok()) << c.query;
     auto plan = BuildPlan(*q);
     ASSERT_TRUE(plan.ok());
     auto explained = this->store_->ExplainSearch(*plan);
