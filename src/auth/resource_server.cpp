@@ -6,6 +6,10 @@ namespace bevan::auth {
 
 namespace {
 
+struct VerifiedToken : Claims {
+  Access access;  // what the token allows, without the request's address
+};
+
 // The issuer of a token, read before its signature is checked so that the
 // right keys check it. Nothing else is trusted from the unverified payload.
 std::string UnverifiedIssuer(std::string_view token) {
@@ -62,7 +66,22 @@ Result<std::shared_ptr<const Claims>> ResourceServer::Verify(std::string_view to
     claims = external_keys_->Verify(token, vo);
   }
   if (!claims.ok()) return FailedPreconditionError(claims.status().message());
-  auto shared = std::make_shared<const Claims>(std::move(claims).value());
+  // The Access a token gives is worked out once, when it is verified, and
+  // cached with its claims: requests with a cached token parse nothing.
+  auto verified = std::make_shared<VerifiedToken>();
+  static_cast<Claims&>(*verified) = std::move(claims).value();
+  const Claims& c = *verified;
+  auto scopes = ParseScopes(c.scope);
+  if (!scopes.ok()) return FailedPreconditionError("token with a malformed scope");
+  Access& access = verified->access;
+  access.enforce = true;
+  access.client_id = c.client_id.empty() ? c.GetString("azp").value_or("") : c.client_id;
+  access.subject = c.sub;
+  access.fhir_user = c.fhir_user;
+  if (!c.patient.empty()) access.patient = c.patient;
+  access.scopes = std::move(scopes).value();
+  access.identity_level = c.GetString("idl").value_or(c.GetString("identity_proofing_level").value_or(""));
+  std::shared_ptr<const Claims> shared = verified;
   cache_->Insert(token, shared, now);
   return shared;
 }
@@ -84,16 +103,8 @@ Result<Access> ResourceServer::Authenticate(const http::Request& req) const {
   if (claims->iss == options_.issuer && options_.is_revoked && options_.is_revoked(claims->jti)) {
     return FailedPreconditionError("token revoked");
   }
-  auto scopes = ParseScopes(claims->scope);
-  if (!scopes.ok()) return FailedPreconditionError("token with a malformed scope");
-  Access access;
-  access.enforce = true;
-  access.client_id = claims->client_id.empty() ? claims->GetString("azp").value_or("") : claims->client_id;
-  access.subject = claims->sub;
-  access.fhir_user = claims->fhir_user;
-  if (!claims->patient.empty()) access.patient = claims->patient;
-  access.scopes = std::move(scopes).value();
-  access.identity_level = claims->GetString("idl").value_or(claims->GetString("identity_proofing_level").value_or(""));
+  // Every Claims in the cache is a VerifiedToken (Verify makes them).
+  Access access = static_cast<const VerifiedToken&>(*claims).access;
   access.remote_address = req.remote_address;
   return access;
 }

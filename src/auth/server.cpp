@@ -1,5 +1,7 @@
 #include "auth/server.h"
 
+#include <atomic>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -279,6 +281,9 @@ class AuthServer::State {
   std::map<std::string, std::pair<std::string, int64_t>, std::less<>> rotated;     // old refresh hash -> family
   std::map<std::string, int64_t, std::less<>> assertion_ids;                       // client_id + ' ' + jti -> expiry
   std::map<std::string, int64_t, std::less<>> revoked;                             // jti -> expiry
+  // Whether anything was ever revoked: lets IsRevoked, asked on every API
+  // request, skip the lock shared with sign-ins and token requests.
+  std::atomic<bool> any_revoked{false};
   std::map<std::string, Family, std::less<>> families;
   uint64_t ops = 0;
   LoginThrottle throttle;
@@ -314,6 +319,7 @@ class AuthServer::State {
     auto it = families.find(family);
     if (it != families.end()) {
       for (const auto& [jti, exp] : it->second.jtis) revoked[jti] = exp;
+      if (!revoked.empty()) any_revoked.store(true, std::memory_order_release);
       families.erase(it);
     }
     for (auto r = refresh.begin(); r != refresh.end();) {
@@ -411,6 +417,7 @@ bool AuthServer::IsAuthPath(std::string_view path) {
 int64_t AuthServer::Now() const { return options_.clock(); }
 
 bool AuthServer::IsRevoked(std::string_view jti) const {
+  if (!state_->any_revoked.load(std::memory_order_acquire)) return false;
   std::lock_guard lock(state_->mu);
   return state_->revoked.find(jti) != state_->revoked.end();
 }
