@@ -48,7 +48,9 @@ Hash ChainHash(const Hash& prev, const ChainedRow& row, std::string_view key) {
   Hash out{};
   if (key.empty()) {
     EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+    // Fetched once: OpenSSL 3 would otherwise look the algorithm up per call.
+    static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    EVP_DigestInit_ex(ctx, sha256, nullptr);
     Encode(prev, row, [&](const unsigned char* p, size_t n) { EVP_DigestUpdate(ctx, p, n); });
     unsigned int len = 0;
     EVP_DigestFinal_ex(ctx, out.data(), &len);
@@ -56,8 +58,8 @@ Hash ChainHash(const Hash& prev, const ChainedRow& row, std::string_view key) {
     return out;
   }
   // EVP_MAC would do as well; HMAC_CTX is deprecated in OpenSSL 3, so build
-  // HMAC from one EVP_MAC fetch per call.
-  EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  // HMAC from EVP_MAC (fetched once).
+  static EVP_MAC* const mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
   EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(mac);
   char digest[] = "SHA256";
   OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0), OSSL_PARAM_construct_end()};
@@ -66,7 +68,6 @@ Hash ChainHash(const Hash& prev, const ChainedRow& row, std::string_view key) {
   size_t len = 0;
   EVP_MAC_final(ctx, out.data(), &len, out.size());
   EVP_MAC_CTX_free(ctx);
-  EVP_MAC_free(mac);
   return out;
 }
 

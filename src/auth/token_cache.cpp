@@ -18,7 +18,10 @@ using Digest = std::array<unsigned char, 32>;
 Digest Sha256(std::string_view token) {
   Digest d{};
   unsigned int len = 0;
-  EVP_Digest(token.data(), token.size(), d.data(), &len, EVP_sha256(), nullptr);
+  // Fetched once: OpenSSL 3 would otherwise look the algorithm up per call,
+  // and this runs on every API request.
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  EVP_Digest(token.data(), token.size(), d.data(), &len, sha256, nullptr);
   return d;
 }
 
