@@ -625,7 +625,9 @@ uint64_t ReadCount(std::string_view pattern, size_t* i) {
 // atom once per repetition, so nested bounds multiply the automaton. Refuses
 // both before std::regex sees the pattern. The size estimate counts each
 // atom once and multiplies a repeated atom (a group: its contents) by its
-// upper bound; the syntax itself is left to std::regex.
+// upper bound. Also refuses a quantifier on a quantifier ('.*+', 'a+*'):
+// not ECMAScript, but libstdc++ takes it as a nested repetition, which
+// backtracks exponentially. The rest of the syntax is left to std::regex.
 Status CheckRegexLimits(std::string_view pattern) {
   struct Frame {
     uint64_t size = 0;  // estimated states so far
@@ -637,9 +639,15 @@ Status CheckRegexLimits(std::string_view pattern) {
     return Status(StatusCode::kInvalidArgument, "invalid regular expression: repetitions too large");
   };
   bool in_class = false;
+  bool after_quantifier = false;  // a '?' there makes the quantifier lazy
   for (size_t i = 0; i < pattern.size();) {
     char c = pattern[i];
     Frame& f = stack.back();
+    bool quantifier = !in_class && (c == '*' || c == '+' || c == '?' || c == '{');
+    if (quantifier && after_quantifier && c != '?') {
+      return Status(StatusCode::kInvalidArgument, "invalid regular expression: a quantifier on a quantifier");
+    }
+    after_quantifier = quantifier;
     if (c == '\\' && i + 1 < pattern.size()) {
       ++i;
       if (pattern[i] >= '0' && pattern[i] <= '9' && !in_class) {
@@ -680,6 +688,7 @@ Status CheckRegexLimits(std::string_view pattern) {
           hi = (i < pattern.size() && pattern[i] >= '0' && pattern[i] <= '9') ? ReadCount(pattern, &i) : lo + 1;
         }
         if (lo > kMaxRegexCount || hi > kMaxRegexCount) return too_large();
+        if (i < pattern.size() && pattern[i] == '}') ++i;
         uint64_t k = std::max<uint64_t>(std::max(lo, hi), 1);
         uint64_t repeated = std::min(f.last * k, kMaxRegexStates + 1);
         f.size = add(f.size, repeated - std::min(f.last, repeated));

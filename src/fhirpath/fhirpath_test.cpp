@@ -77,10 +77,11 @@ TEST_F(FhirpathTest, RegexLimits) {
   EXPECT_EQ(Eval("'aaa'.matches('(a{3}){10}|a{3}')"), "true");
   EXPECT_EQ(Eval("'ab'.replaceMatches('(a)(b)', '$2$1')"), "ba");
   EXPECT_EQ(Eval("'a\nb'.matches('a.b')"), "true");
+  EXPECT_EQ(Eval("'aab'.matches('^a*?b?[*+]*[a{]+?b$')"), "true");
   EXPECT_EQ(Eval("'a\nb'.matches('a.b' + '')"), "true");  // run-time patterns: single-line mode too
   for (std::string_view pattern :
        {"x{7777777777777777777777777777}", "x{1,7777777777777777777777777777}", "(a)\\\\7777777777777777777777777",
-        "x{1001}", "((a{100}){100}){100}", "(?:[ab]{1000}c){11}"}) {
+        "x{1001}", "((a{100}){100}){100}", "(?:[ab]{1000}c){11}", ".*+--Library.*", "a+*", "a{2}+", "a?*"}) {
     std::string literal = "'a'.matches('" + std::string(pattern) + "')";
     EXPECT_EQ(Eval(literal).rfind("compile error: FHIRPath error at 13: invalid regular expression", 0), 0u)
         << literal << ": " << Eval(literal);
