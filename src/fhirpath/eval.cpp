@@ -770,17 +770,38 @@ bool Evaluator::Eval(int32_t index, Collection focus, Vec& out) {
 
 bool Evaluator::MemberOfResourceType(const Node& n, Collection focus, Vec& out) {
   const Node& member = p_.nodes[n.lhs];
-  Collection input = focus;
-  if (member.lhs >= 0 && !EvalTo(member.lhs, focus, &input)) return false;
   const fhir::TypeDef* want = n.type.fhir;
   const std::string_view name = want->name;
+  // Sibling objects (a Bundle's entries) share a layout: look where the
+  // member was in the previous one first.
+  size_t hint = 0;
+  auto find = [&](const json::Value& obj) -> const json::Value* {
+    std::span<const json::Member> ms = obj.members();
+    if (hint < ms.size() && ms[hint].name() == member.name) return &ms[hint].value;
+    for (size_t i = 0; i < ms.size(); ++i) {
+      if (ms[i].name() == member.name) {
+        hint = i;
+        return &ms[i].value;
+      }
+    }
+    return nullptr;
+  };
   auto emit = [&](const json::Value& r) {
     if (!r.is_object()) return;
     const json::Value* rt = FindResourceTypeMember(r);
     if (rt != nullptr && rt->is_string() && rt->as_string() == name) out.push_back(Item::Node(&r, nullptr, want));
   };
-  for (const Item& item : input) {
-    if (!item.is_node()) continue;
+  auto from_object = [&](const json::Value& obj) {
+    const json::Value* v = find(obj);
+    if (v == nullptr) return;
+    if (v->is_array()) {
+      for (const json::Value& r : v->items()) emit(r);
+    } else {
+      emit(*v);
+    }
+  };
+  auto from_item = [&](const Item& item) {
+    if (!item.is_node()) return;
     if (item.type() != member.parent) {
       // Not the parent type the compiler resolved (e.g. an untyped item):
       // navigate and filter the general way.
@@ -789,19 +810,48 @@ bool Evaluator::MemberOfResourceType(const Node& n, Collection focus, Vec& out) 
       for (const Item& c : children.span()) {
         if (IsOfType(c, n.type, true)) out.push_back(c);
       }
-      continue;
+      return;
     }
     const json::Value* obj = ChildObject(item);
-    if (obj == nullptr || !obj->is_object()) continue;
-    const json::Value *v, *x;
-    FindMember(*obj, member.name, false, &v, &x);
-    if (v == nullptr) continue;
-    if (v->is_array()) {
-      for (const json::Value& r : v->items()) emit(r);
-    } else {
-      emit(*v);
+    if (obj != nullptr && obj->is_object()) from_object(*obj);
+  };
+  // X.entry.resource.ofType(T): X's entries are walked in place, without an
+  // item for each.
+  if (member.lhs >= 0) {
+    const Node& outer = p_.nodes[member.lhs];
+    const fhir::ElementDef* oe = outer.element;
+    if (outer.op == Op::kMember && oe != nullptr && outer.parent != nullptr && !oe->is_choice &&
+        oe->types.size() == 1 && oe->types[0].type == member.parent &&
+        member.parent->kind != fhir::TypeKind::kPrimitive) {
+      Collection base = focus;
+      if (outer.lhs >= 0 && !EvalTo(outer.lhs, focus, &base)) return false;
+      for (const Item& item : base) {
+        if (!item.is_node()) continue;
+        if (item.type() != outer.parent) {
+          Vec mids(arena_);
+          ChildrenNamed(outer.parent, outer.element, outer.name, item, mids);
+          for (const Item& m : mids.span()) from_item(m);
+          continue;
+        }
+        const json::Value* obj = ChildObject(item);
+        if (obj == nullptr || !obj->is_object()) continue;
+        const json::Value *v, *x;
+        FindMember(*obj, outer.name, false, &v, &x);
+        if (v == nullptr) continue;
+        if (v->is_array()) {
+          for (const json::Value& e : v->items()) {
+            if (e.is_object()) from_object(e);
+          }
+        } else if (v->is_object()) {
+          from_object(*v);
+        }
+      }
+      return true;
     }
   }
+  Collection input = focus;
+  if (member.lhs >= 0 && !EvalTo(member.lhs, focus, &input)) return false;
+  for (const Item& item : input) from_item(item);
   return true;
 }
 

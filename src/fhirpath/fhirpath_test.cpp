@@ -203,3 +203,42 @@ TEST(FhirpathBundleTest, ResolvesBundleLocalReferences) {
 
 }  // namespace
 }  // namespace bevan::fhirpath
+
+namespace bevan::fhirpath {
+namespace {
+
+// member.ofType(ResourceType) on Resource elements takes a fused path
+// (Bundle.entry.resource, contained); it must agree with the general one.
+TEST(FhirpathFused, OfTypeOnResourceMembersAgreesWithTheGeneralPath) {
+  auto doc = json::Document::Parse(R"({"resourceType": "Bundle", "type": "collection", "entry": [
+    {"fullUrl": "urn:a", "resource": {"resourceType": "Patient", "id": "a"}},
+    {"resource": {"resourceType": "Observation", "id": "o", "status": "final", "code": {"text": "x"},
+                  "contained": [{"resourceType": "Patient", "id": "c1"}, {"resourceType": "Practitioner", "id": "c2"}]}},
+    {"request": {"method": "GET", "url": "Patient/x"}},
+    {"resource": {"id": "no-type"}},
+    {"search": {"mode": "match"}, "resource": {"resourceType": "Patient", "id": "b"}}]})");
+  ASSERT_TRUE(doc.ok());
+  auto run = [&](std::string_view expr) {
+    auto e = Expression::Compile(expr, {.context_type = "Bundle"});
+    EXPECT_TRUE(e.ok()) << expr;
+    if (!e.ok()) return std::string();
+    Arena arena;
+    auto r = e->Evaluate(doc->root(), arena);
+    EXPECT_TRUE(r.ok()) << expr;
+    std::string out;
+    for (const Item& i : *r) out += ToText(i) + ";";
+    return out;
+  };
+  EXPECT_EQ(run("Bundle.entry.resource.ofType(Patient).id"), "a;b;");
+  EXPECT_EQ(run("Bundle.entry.resource.ofType(Patient).count()"), "2;");
+  EXPECT_EQ(run("Bundle.entry.resource.ofType(Patient).id"), run("Bundle.entry.resource.where($this is Patient).id"));
+  EXPECT_EQ(run("Bundle.entry.resource.ofType(Observation).contained.ofType(Patient).id"), "c1;");
+  EXPECT_EQ(run("Bundle.entry.resource.ofType(Encounter).count()"), "0;");
+  EXPECT_EQ(run("Bundle.entry.resource.ofType(Patient).select(id)"), "a;b;");
+  // The items keep their type: navigation after the filter is typed.
+  EXPECT_EQ(run("Bundle.entry.resource.ofType(Observation).status"), "final;");
+  EXPECT_EQ(run("Bundle.entry[1].resource.ofType(Observation).id"), "o;");
+}
+
+}  // namespace
+}  // namespace bevan::fhirpath
