@@ -113,6 +113,34 @@ void EmitValue(const json::Value* v, const json::Value* x, const fhir::TypeDef* 
   }
 }
 
+// Whether n bytes at a and b are equal: inline word compares (member names
+// are short; a call to memcmp per candidate key showed in profiles).
+inline bool SameBytes(const char* a, const char* b, size_t n) {
+  if (n >= 8) {
+    uint64_t x, y;
+    for (size_t i = 0; i + 8 < n; i += 8) {
+      std::memcpy(&x, a + i, 8);
+      std::memcpy(&y, b + i, 8);
+      if (x != y) return false;
+    }
+    std::memcpy(&x, a + n - 8, 8);
+    std::memcpy(&y, b + n - 8, 8);
+    return x == y;
+  }
+  if (n >= 4) {
+    uint32_t x0, y0, x1, y1;
+    std::memcpy(&x0, a, 4);
+    std::memcpy(&y0, b, 4);
+    std::memcpy(&x1, a + n - 4, 4);
+    std::memcpy(&y1, b + n - 4, 4);
+    return x0 == y0 && x1 == y1;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (a[i] != b[i]) return false;
+  }
+  return true;
+}
+
 // Finds `key` and, when `want_ext`, `_key` in one pass over the members.
 // Compares the first byte before the rest: most keys differ there.
 void FindMember(const json::Value& obj, std::string_view key, bool want_ext, const json::Value** value,
@@ -123,12 +151,12 @@ void FindMember(const json::Value& obj, std::string_view key, bool want_ext, con
   for (const json::Member& m : obj.members()) {
     std::string_view k = m.name();
     if (k.size() == key.size()) {
-      if (!k.empty() && k[0] == first && std::memcmp(k.data(), key.data(), k.size()) == 0) {
+      if (!k.empty() && k[0] == first && SameBytes(k.data(), key.data(), k.size())) {
         *value = &m.value;
         if (!want_ext || *ext != nullptr) return;
       }
     } else if (want_ext && k.size() == key.size() + 1 && k[0] == '_' && k[1] == first &&
-               std::memcmp(k.data() + 1, key.data(), key.size()) == 0) {
+               SameBytes(k.data() + 1, key.data(), key.size())) {
       *ext = &m.value;
       if (*value != nullptr) return;
     }
@@ -2370,7 +2398,7 @@ Result<Collection> Expression::Evaluate(Collection context, Arena& arena, const 
 
 Result<Collection> Expression::Evaluate(const json::Value& context, Arena& arena, const EvalOptions& options) const {
   const fhir::TypeDef* type = program_->context_type;
-  const json::Value* rt = context.is_object() ? context.Find("resourceType") : nullptr;
+  const json::Value* rt = context.is_object() ? internal::FindResourceTypeMember(context) : nullptr;
   if (rt != nullptr && (type == nullptr || rt->as_string() != type->name)) type = internal::Refine(context, type);
   Item* root = new (arena.AllocateArray<Item>(1)) Item(Item::Node(&context, nullptr, type));
   return Evaluate(Collection(root, 1), arena, options);
