@@ -1157,11 +1157,18 @@ void FhirService::Impl::Search(const auth::Access& who, std::string_view type, c
   std::string out = R"({"resourceType":"Bundle","type":"searchset")";
   if (r->total) out += ",\"total\":" + std::to_string(*r->total);
   out += R"(,"link":[)";
-  AppendLink(out, "self", base + kept);
+  std::string with_cursor = base + kept + (kept.empty() ? "?" : "&") + "_cursor=";
+  AppendLink(out, "self", q->cursor ? with_cursor + *q->cursor : base + kept);
   if (r->next_cursor) {
     out += ",";
-    AppendLink(out, "next", base + kept + (kept.empty() ? "?" : "&") + "_cursor=" + *r->next_cursor);
+    AppendLink(out, "next", with_cursor + *r->next_cursor);
   }
+  if (r->previous_cursor) {
+    out += ",";
+    AppendLink(out, "previous", with_cursor + *r->previous_cursor);
+  }
+  out += ",";
+  AppendLink(out, "first", base + kept);
   out += "],\"entry\":[";
   bool first = true;
   auto entry = [&](const store::SearchHit& h, std::string_view mode) {

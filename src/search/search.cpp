@@ -261,7 +261,8 @@ Result<store::SearchPlan> BuildPlan(const SearchQuery& query, const SearchOption
   }
   bool count_only = query.summary == Summary::kCount;
   plan.limit = count_only ? 0 : query.count.value_or(options.default_count);
-  plan.count = count_only || query.total == Total::kAccurate;
+  plan.count = count_only || query.total == Total::kAccurate || query.total == Total::kEstimate;
+  if (!count_only && query.total == Total::kEstimate) plan.count_limit = options.estimate_limit;
   return plan;
 }
 
@@ -316,7 +317,9 @@ Result<SearchResult> ExecuteSearch(store::Store& store, const SearchQuery& query
   SearchResult result;
   result.matches = std::move(page.hits);
   if (page.next) result.next_cursor = page.next->ToString();
+  if (page.previous) result.previous_cursor = page.previous->ToString();
   result.total = page.total;
+  if (plan.count_limit > 0 && result.total && *result.total > plan.count_limit) result.total.reset();
   if ((query.includes.empty() && query.revincludes.empty()) || result.matches.empty()) return result;
 
   std::set<store::Rid> seen;

@@ -10,15 +10,22 @@
 //   ASSIGN_OR_RETURN(search::SearchResult r, search::ExecuteSearch(store, q));
 //   // r.matches: entries with search.mode = match, in order;
 //   // r.included: search.mode = include; r.total when asked for;
-//   // r.next_cursor: add `_cursor=<it>` to the request's own parameters
-//   // (without any previous _cursor) for the `next` link.
+//   // r.next_cursor / r.previous_cursor: add `_cursor=<it>` to the request's
+//   // own parameters (without any previous _cursor) for the `next` /
+//   // `previous` links; without a _cursor they are the `first` link.
 //
 // _summary and _elements are parsed but not applied here: they shape the
 // bodies, which is the REST layer's (summary=count gives no entries and a
 // total). Paging is keyset paging on the sort keys plus the store's rid, so a
 // `next` link stays correct while resources are created, changed or deleted:
-// nothing before the cursor reappears and nothing after it is skipped. There
-// is no `previous` cursor yet.
+// nothing before the cursor reappears and nothing after it is skipped. A
+// `previous` cursor (a `before` SearchCursor) reads the same order backwards
+// from the page's first entry, so it is just as stable.
+//
+// Totals: _total=accurate (and _summary=count) counts every match;
+// _total=estimate counts at most SearchOptions::estimate_limit matches (an
+// exact total up to that many, none above: "cheap" is the point); _total=none
+// and no _total give none.
 #pragma once
 
 #include <functional>
@@ -41,13 +48,16 @@ struct SearchOptions {
   // left out are not iterated from either.
   std::optional<std::string> include_compartment;
   std::function<bool(std::string_view type)> include_type_allowed;
+  // _total=estimate: the total is given only when at most this many match.
+  std::int64_t estimate_limit = 1000;
 };
 
 struct SearchResult {
   std::vector<store::SearchHit> matches;
-  std::vector<store::SearchHit> included;  // not among matches, no duplicates
-  std::optional<std::string> next_cursor;  // set when another page follows
-  std::optional<std::int64_t> total;       // _total=accurate or _summary=count
+  std::vector<store::SearchHit> included;      // not among matches, no duplicates
+  std::optional<std::string> next_cursor;      // set when another page follows
+  std::optional<std::string> previous_cursor;  // set when the page was read from a cursor and may have a predecessor
+  std::optional<std::int64_t> total;           // _total=accurate, _summary=count, or _total=estimate (see above)
 };
 
 // The store plan of `query` (no cursor, limit from _count). Exposed for tests

@@ -116,11 +116,16 @@ struct SortKey {
 // of a page. Results are ordered by the sort keys and then rid, a total order,
 // so a cursor stays correct while data changes: entries that sort before it
 // never reappear and later ones are never skipped (unless they change).
+//
+// A `before` cursor asks for the page that ends just before the position (a
+// `previous` link): the plan is run with every direction reversed (sort keys
+// and rid), and the page is turned back into result order.
 struct SearchCursor {
   std::vector<PlanValue> keys;
   Rid rid = 0;
+  bool before = false;
 
-  // A URL-safe token ([A-Za-z0-9._-]).
+  // A URL-safe token ([A-Za-z0-9._-]); a `before` cursor starts with "b_".
   std::string ToString() const;
   // kInvalidArgument for anything ToString did not produce.
   static Result<SearchCursor> Parse(std::string_view text);
@@ -136,6 +141,9 @@ struct SearchPlan {
   std::optional<SearchCursor> after;
   bool with_bodies = true;
   bool count = false;  // also count every match (ignores `after` and `limit`)
+  // With `count`: count at most this many matches plus one (0: all). A total
+  // above the limit means "more than count_limit" (_total=estimate).
+  std::int64_t count_limit = 0;
 };
 
 struct SearchHit {
@@ -150,8 +158,9 @@ struct SearchHit {
 
 struct SearchPage {
   std::vector<SearchHit> hits;
-  std::optional<SearchCursor> next;   // set when more matches follow
-  std::optional<std::int64_t> total;  // when SearchPlan::count
+  std::optional<SearchCursor> next;      // set when more matches follow
+  std::optional<SearchCursor> previous;  // set when the page did not start at the first match (a `before` cursor)
+  std::optional<std::int64_t> total;     // when SearchPlan::count
 };
 
 // One _include (forward: the targets of `param` references of the given

@@ -232,7 +232,7 @@ std::string PlanNode::DebugString() const {
 
 std::string SearchCursor::ToString() const {
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
+  std::string out = before ? "b_" : "";
   for (const PlanValue& v : keys) {
     if (const auto* i = std::get_if<std::int64_t>(&v)) {
       out += 'i' + std::to_string(*i);
@@ -260,6 +260,10 @@ Result<SearchCursor> SearchCursor::Parse(std::string_view text) {
   SearchCursor c;
   auto bad = [&] { return InvalidArgumentError("malformed search cursor '" + std::string(text) + "'"); };
   if (text.size() > 4096) return bad();
+  if (text.starts_with("b_")) {
+    c.before = true;
+    text.remove_prefix(2);
+  }
   for (;;) {
     size_t dot = text.find('_');
     std::string_view item = text.substr(0, dot);
@@ -660,10 +664,13 @@ SqlStatement PrintSearch(const SearchPlan& plan, Dialect dialect) {
   std::string cols = "r.rid, r.type, r.id, r.version, r.last_updated, ";
   cols += plan.with_bodies ? "r.body" : "NULL";
   cols += " AS body, r.compartment";
+  // A `before` cursor reads backwards: every comparison and direction reversed.
+  bool back = plan.after && plan.after->before;
   if (plan.sort.empty()) {
     std::string s = "SELECT " + cols + " FROM resource r WHERE " + p.Filters(plan);
-    if (plan.after) s += " AND r.rid > " + p.Param(plan.after->rid);
-    s += " ORDER BY r.rid LIMIT " + p.Param(static_cast<std::int64_t>(plan.limit) + 1);
+    if (plan.after) s += std::string(back ? " AND r.rid < " : " AND r.rid > ") + p.Param(plan.after->rid);
+    s += std::string(back ? " ORDER BY r.rid DESC" : " ORDER BY r.rid") + " LIMIT " +
+         p.Param(static_cast<std::int64_t>(plan.limit) + 1);
     SqlStatement st = p.Take();
     st.sql = std::move(s);
     return st;
@@ -675,15 +682,16 @@ SqlStatement PrintSearch(const SearchPlan& plan, Dialect dialect) {
   for (size_t i = 0; i < plan.sort.size(); ++i) s += ", q.k" + std::to_string(i);
   s += " FROM (" + inner + ") q";
   if (plan.after) {
-    // Strictly after the cursor in (k0 dir0, k1 dir1, ..., rid asc) order.
+    // Strictly after (before) the cursor in (k0 dir0, k1 dir1, ..., rid asc) order.
     std::string any;
     for (size_t i = 0; i <= plan.sort.size(); ++i) {
       std::string term = "(";
       for (size_t j = 0; j < i; ++j) term += "q.k" + std::to_string(j) + " = " + p.Param(plan.after->keys[j]) + " AND ";
       if (i == plan.sort.size()) {
-        term += "q.rid > " + p.Param(plan.after->rid);
+        term += (back ? "q.rid < " : "q.rid > ") + p.Param(plan.after->rid);
       } else {
-        term += "q.k" + std::to_string(i) + (plan.sort[i].descending ? " < " : " > ") + p.Param(plan.after->keys[i]);
+        term += "q.k" + std::to_string(i) + (plan.sort[i].descending != back ? " < " : " > ") +
+                p.Param(plan.after->keys[i]);
       }
       any += (i ? " OR " : "") + term + ")";
     }
@@ -691,9 +699,9 @@ SqlStatement PrintSearch(const SearchPlan& plan, Dialect dialect) {
   }
   s += " ORDER BY ";
   for (size_t i = 0; i < plan.sort.size(); ++i) {
-    s += "q.k" + std::to_string(i) + (plan.sort[i].descending ? " DESC, " : ", ");
+    s += "q.k" + std::to_string(i) + (plan.sort[i].descending != back ? " DESC, " : ", ");
   }
-  s += "q.rid LIMIT " + p.Param(static_cast<std::int64_t>(plan.limit) + 1);
+  s += std::string(back ? "q.rid DESC" : "q.rid") + " LIMIT " + p.Param(static_cast<std::int64_t>(plan.limit) + 1);
   SqlStatement st = p.Take();
   st.sql = std::move(s);
   return st;
@@ -766,7 +774,9 @@ SqlStatement PrintIndexOrder(const SearchPlan& plan, Dialect dialect) {
 }  // namespace
 
 std::vector<PageStatement> PrintPage(const SearchPlan& plan, Dialect dialect) {
-  if (!InIndexOrder(plan)) return {{PrintSearch(plan, dialect), false}};
+  // A previous page is one statement whatever the plan: it sorts every match
+  // before its cursor rather than reading the date index backwards.
+  if (!InIndexOrder(plan) || (plan.after && plan.after->before)) return {{PrintSearch(plan, dialect), false}};
   std::vector<PageStatement> out;
   bool in_missing_part = plan.after && plan.after->keys[0] == MissingKey(plan.sort[0]);
   if (!in_missing_part) out.push_back({PrintIndexOrder(plan, dialect), false});
@@ -787,6 +797,26 @@ Result<SearchPage> RunPage(const SearchPlan& plan, Dialect dialect, const RunSta
   if (plan.limit == 0) return page;
   std::vector<int> kinds;
   for (const SortKey& k : plan.sort) kinds.push_back(SortKeyKind(k));
+  if (plan.after && plan.after->before) {
+    // The rows come nearest-first: keep `limit`, the extra one says that
+    // earlier matches exist, then put the page back into result order.
+    ASSIGN_OR_RETURN(std::vector<PageRow> rows, run(PrintSearch(plan, dialect), kinds));
+    bool earlier = static_cast<int>(rows.size()) > plan.limit;
+    if (earlier) rows.resize(static_cast<size_t>(plan.limit));
+    std::reverse(rows.begin(), rows.end());
+    if (rows.empty()) {
+      // Nothing before the cursor (any more): `next` starts at its position.
+      page.next = SearchCursor{plan.after->keys, plan.after->rid - 1};
+      return page;
+    }
+    if (earlier) page.previous = SearchCursor{rows.front().keys, rows.front().hit.rid, true};
+    page.next = SearchCursor{rows.back().keys, rows.back().hit.rid};
+    for (PageRow& row : rows) page.hits.push_back(std::move(row.hit));
+    return page;
+  }
+  // A page read from a cursor has a previous page: the matches before its
+  // first entry (before the cursor's own position, rid + 1, when it is empty).
+  if (plan.after) page.previous = SearchCursor{plan.after->keys, plan.after->rid + 1, true};
   std::vector<PlanValue> last_keys;
   for (const PageStatement& ps : PrintPage(plan, dialect)) {
     ASSIGN_OR_RETURN(std::vector<PageRow> rows, run(ps.statement, ps.keyless ? std::vector<int>{} : kinds));
@@ -797,6 +827,7 @@ Result<SearchPage> RunPage(const SearchPlan& plan, Dialect dialect, const RunSta
       }
       // Matches without a value carry the key that sorts last.
       last_keys = ps.keyless ? std::vector<PlanValue>{MissingKey(plan.sort[0])} : std::move(row.keys);
+      if (page.hits.empty() && plan.after) page.previous = SearchCursor{last_keys, row.hit.rid, true};
       page.hits.push_back(std::move(row.hit));
     }
   }
@@ -805,7 +836,14 @@ Result<SearchPage> RunPage(const SearchPlan& plan, Dialect dialect, const RunSta
 
 SqlStatement PrintCount(const SearchPlan& plan, Dialect dialect) {
   Printer p(dialect);
-  std::string s = "SELECT count(*) FROM resource r WHERE " + p.Filters(plan);
+  std::string s;
+  if (plan.count_limit > 0) {
+    // Stops after count_limit + 1 matches (unsorted, so not every match is found).
+    s = "SELECT count(*) FROM (SELECT 1 FROM resource r WHERE " + p.Filters(plan) + " LIMIT " +
+        p.Param(plan.count_limit + 1) + ") c";
+  } else {
+    s = "SELECT count(*) FROM resource r WHERE " + p.Filters(plan);
+  }
   SqlStatement st = p.Take();
   st.sql = std::move(s);
   return st;

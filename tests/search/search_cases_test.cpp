@@ -3,9 +3,11 @@
 // expected result written by search_gen_cases and with the oracle evaluated
 // again now (so a stale expectation is reported as such). Cases are paged
 // through with small pages (_count 7 unless the case sets one), so cursors
-// are exercised on every case with more than a page of results. A second
-// test checks the query plans of every case for full scans of the resource
-// table. Skipped (with a message) when the Synthea sample is absent.
+// are exercised on every case with more than a page of results, forwards and
+// then backwards through the `previous` cursors; _total=estimate is checked
+// against the expected count. A second
+// test checks the query plans of every case (first and previous pages) for
+// full scans of the resource table. Skipped (with a message) when the Synthea sample is absent.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -21,6 +23,7 @@
 #include "search/oracle.h"
 #include "search/search.h"
 #include "store/postgres/pg_test_cluster.h"
+#include "store/search_sql.h"
 
 namespace bevan::search::testing {
 namespace {
@@ -174,7 +177,7 @@ TYPED_TEST_SUITE(SearchCasesTest, Backends, BackendNames);
 TYPED_TEST(SearchCasesTest, EveryCaseMatchesTheOracle) {
   World& w = TheWorld();
   ASSERT_GE(w.cases.size(), 400u);
-  int failures = 0, paged = 0;
+  int failures = 0, paged = 0, backward = 0, estimated = 0;
   for (const Case& c : w.cases) {
     std::string name = c.file + ": " + c.type + "?" + c.query;
     auto q = ParseCase(c);
@@ -197,20 +200,64 @@ TYPED_TEST(SearchCasesTest, EveryCaseMatchesTheOracle) {
     std::optional<std::int64_t> total;
     int pages = 0;
     Status error;
+    auto key = [&c](const store::SearchHit& h) { return c.type.empty() ? h.type + "/" + h.id : h.id; };
+    std::optional<std::string> last_previous;  // the last page's `previous` cursor
     for (;;) {
       auto r = ExecuteSearch(*this->store_, paging);
       if (!r.ok()) {
         error = r.status();
         break;
       }
-      for (const auto& h : r->matches) got.push_back(c.type.empty() ? h.type + "/" + h.id : h.id);
+      for (const auto& h : r->matches) got.push_back(key(h));
       for (const auto& h : r->included) included.insert(h.type + "/" + h.id);
       if (pages == 0) total = r->total;
+      if (pages == 0 && r->previous_cursor) error = InternalError("the first page has a previous cursor");
+      last_previous = r->previous_cursor;
       ++pages;
       if (!r->next_cursor || pages > 1000) break;
       paging.cursor = *r->next_cursor;
     }
-    if (pages > 1) ++paged;
+    if (pages > 1) {
+      ++paged;
+      // Back from the last page through the `previous` links: the same pages
+      // in reverse, ending at the first (which has no previous link), and the
+      // first page's `next` link leads forward again.
+      std::vector<std::string> back;
+      std::optional<std::string> next_of_first;
+      paging.cursor = last_previous;
+      for (int i = 0; error.ok() && paging.cursor && i <= 1000; ++i) {
+        auto r = ExecuteSearch(*this->store_, paging);
+        if (!r.ok()) {
+          error = r.status();
+          break;
+        }
+        std::vector<std::string> page;
+        for (const auto& h : r->matches) page.push_back(key(h));
+        back.insert(back.begin(), page.begin(), page.end());
+        next_of_first = r->next_cursor;
+        paging.cursor = r->previous_cursor;
+      }
+      size_t last_page = got.size() - (got.size() % static_cast<size_t>(*paging.count) == 0
+                                           ? static_cast<size_t>(*paging.count)
+                                           : got.size() % static_cast<size_t>(*paging.count));
+      std::vector<std::string> expected_back(got.begin(), got.begin() + static_cast<std::ptrdiff_t>(last_page));
+      if (error.ok() && back != expected_back) {
+        ADD_FAILURE() << name << ": paging backwards\n  store:    " << Join(back)
+                      << "\n  expected: " << Join(expected_back);
+        ++failures;
+        continue;
+      }
+      if (error.ok() && next_of_first) {
+        paging.cursor = next_of_first;
+        auto r = ExecuteSearch(*this->store_, paging);
+        if (!r.ok() || r->matches.empty() || key(r->matches[0]) != got[static_cast<size_t>(*paging.count)]) {
+          ADD_FAILURE() << name << ": the next link of the first page reached backwards is wrong";
+          ++failures;
+          continue;
+        }
+      }
+      ++backward;
+    }
     if (!error.ok()) {
       ADD_FAILURE() << name << ": " << error.ToString();
       ++failures;
@@ -224,6 +271,25 @@ TYPED_TEST(SearchCasesTest, EveryCaseMatchesTheOracle) {
     if (q->total == Total::kAccurate && total != static_cast<std::int64_t>(c.expected.size())) {
       ADD_FAILURE() << name << ": total " << (total ? *total : -1) << ", expected " << c.expected.size();
       ++failures;
+    }
+    if (q->total == Total::kAccurate || (c.expected.size() % 5 == 3 && !q->summary)) {
+      // _total=estimate: exact up to SearchOptions::estimate_limit, none above.
+      SearchQuery est = *q;
+      est.total = Total::kEstimate;
+      est.cursor.reset();
+      SearchOptions small;
+      small.estimate_limit = 10;
+      for (const SearchOptions& o : {SearchOptions{}, small}) {
+        auto r = ExecuteSearch(*this->store_, est, o);
+        std::optional<std::int64_t> want;
+        if (static_cast<std::int64_t>(c.expected.size()) <= o.estimate_limit) want = c.expected.size();
+        if (!r.ok() || r->total != want) {
+          ADD_FAILURE() << name << ": _total=estimate (limit " << o.estimate_limit << ") gave "
+                        << (r.ok() && r->total ? std::to_string(*r->total) : "none");
+          ++failures;
+        }
+        ++estimated;
+      }
     }
     if (c.included) {
       std::set<std::string> matches;
@@ -239,8 +305,8 @@ TYPED_TEST(SearchCasesTest, EveryCaseMatchesTheOracle) {
     }
     if (failures > 40) break;
   }
-  std::printf("[%s] %zu cases, %d failed, %d paged through several pages\n", this->store_->backend().data(),
-              w.cases.size(), failures, paged);
+  std::printf("[%s] %zu cases, %d failed, %d paged through several pages (%d of them back again), %d estimates\n",
+              this->store_->backend().data(), w.cases.size(), failures, paged, backward, estimated);
 }
 
 TYPED_TEST(SearchCasesTest, NoPlanScansTheResourceTable) {
@@ -263,6 +329,19 @@ TYPED_TEST(SearchCasesTest, NoPlanScansTheResourceTable) {
     const std::regex& scan = this->store_->backend() == "sqlite" ? sqlite_scan : pg_scan;
     EXPECT_FALSE(std::regex_search(*explained, scan)) << c.type << "?" << c.query << "\n" << *explained;
     if (std::regex_search(*explained, type_range)) ++whole_type;
+    // The `previous` page's statement (sorted backwards from a cursor).
+    store::SearchPlan back = *plan;
+    back.after = store::SearchCursor{{}, 1000, true};
+    for (const store::SortKey& k : back.sort) {
+      int kind = store::sql::SortKeyKind(k);
+      if (kind == 0) back.after->keys.emplace_back(std::int64_t{0});
+      if (kind == 1) back.after->keys.emplace_back(0.0);
+      if (kind == 2) back.after->keys.emplace_back(std::string("m"));
+    }
+    auto back_explained = this->store_->ExplainSearch(back);
+    ASSERT_TRUE(back_explained.ok()) << c.query << ": " << back_explained.status().ToString();
+    EXPECT_FALSE(std::regex_search(*back_explained, scan)) << c.type << "?" << c.query << " (previous)\n"
+                                                           << *back_explained;
     if (std::getenv("BEVAN_SEARCH_DUMP_PLANS") != nullptr) {
       std::printf("== %s?%s\n%s\n", c.type.c_str(), c.query.c_str(), explained->c_str());
     }
