@@ -244,10 +244,10 @@ TEST_F(AccessTest, SystemSearchAppliesTheGrantPerType) {
   r = Call(Token("patient/Observation.rs user/Practitioner.rs user/Patient.rs", "pa"), "GET", q);
   EXPECT_EQ(Ids(r.body), (std::set<std::string>{"Patient/pa", "Observation/oa-lab", "Observation/oa-vit"}));
   // A search-restricted scope cannot be applied across types.
-  EXPECT_EQ(Call(Token("user/Observation.rs?category=laboratory user/Patient.rs"), "GET",
-                 "/fhir?_type=Patient,Observation")
-                .status,
-            403);
+  EXPECT_EQ(
+      Call(Token("user/Observation.rs?category=laboratory user/Patient.rs"), "GET", "/fhir?_type=Patient,Observation")
+          .status,
+      403);
 }
 
 TEST_F(AccessTest, PatientWritesStayInTheirCompartment) {

@@ -66,9 +66,10 @@ std::string CapabilityStatementJson(std::string_view base_url, const SmartEndpoi
         {M(d, "name", d.MakeString(op)),
          M(d, "definition", d.MakeString("http://hl7.org/fhir/uv/bulkdata/OperationDefinition/" + std::string(op)))}));
   }
-  json::Value rest = Obj(d, {M(d, "mode", d.MakeString("server")), M(d, "resource", d.MakeArray(resources)),
-                             M(d, "interaction", Codes(d, "code", {"transaction", "batch", "history-system", "search-system"})),
-                             M(d, "operation", d.MakeArray(operations))});
+  json::Value rest =
+      Obj(d, {M(d, "mode", d.MakeString("server")), M(d, "resource", d.MakeArray(resources)),
+              M(d, "interaction", Codes(d, "code", {"transaction", "batch", "history-system", "search-system"})),
+              M(d, "operation", d.MakeArray(operations))});
   if (smart != nullptr) {
     std::vector<json::Value> uris;
     for (auto [name, url] : {std::pair<std::string_view, std::string_view>{"authorize", smart->authorize},
