@@ -11,6 +11,7 @@
 #include "fhir/model.h"
 #include "fhirpath_command.h"
 #include "import_command.h"
+#include "reindex_command.h"
 #include "serve_command.h"
 #include "synth_command.h"
 
@@ -46,6 +47,12 @@ int main(int argc, char** argv) {
   im->add_option("--db", import_args.db, "Store: sqlite:PATH or postgresql://...")->capture_default_str();
   im->add_option("--threads", import_args.threads, "Parse and validation threads (0: one per core)");
   im->add_option("--errors", import_args.errors_file, "Write rejected resources' OperationOutcomes to this file");
+
+  bevan::cli::ReindexArgs reindex_args;
+  CLI::App* ri = app.add_subcommand("reindex", "Rebuild the search index rows of stored resources (no new versions)");
+  ri->add_option("--db", reindex_args.db, "Store: sqlite:PATH or postgresql://...")->capture_default_str();
+  ri->add_option("--type", reindex_args.type, "Only this resource type");
+  ri->add_option("--batch", reindex_args.batch, "Resources per write transaction")->capture_default_str();
 
   bevan::cli::ServeArgs serve;
   CLI::App* sv =
@@ -110,6 +117,7 @@ int main(int argc, char** argv) {
   if (ah_hash->parsed()) return bevan::cli::RunAuthHashPassword();
   if (fp->parsed()) return bevan::cli::RunFhirpath(fhirpath);
   if (im->parsed()) return bevan::cli::RunImport(import_args);
+  if (ri->parsed()) return bevan::cli::RunReindex(reindex_args);
   if (sy->parsed()) return bevan::cli::RunSynth(synth);
   if (ex->parsed()) return bevan::cli::RunExport(export_args);
   if (dm->parsed()) return bevan::cli::RunDemo(demo);

@@ -13,6 +13,7 @@
 #include "json/json.h"
 #include "rest/export.h"
 #include "rest/service.h"
+#include "search/search.h"
 #include "store/store.h"
 
 namespace bevan::cli {
@@ -306,6 +307,15 @@ int RunServe(ServeArgs args) {
     options.audit = audit_log.get();
     serving.audit = audit_log.get();
   }
+  // SearchParameter resources stored earlier are search parameters again.
+  std::vector<std::string> sp_failures;
+  auto custom = search::LoadSearchParameters(**store, &sp_failures);
+  if (!custom.ok()) {
+    std::cerr << "bevan serve: reading the stored SearchParameters: " << custom.status().message() << "\n";
+    return 1;
+  }
+  for (const std::string& f : sp_failures) std::cerr << "bevan serve: SearchParameter ignored: " << f << "\n";
+  if (*custom > 0) std::cout << "bevan: " << *custom << " custom search parameters" << std::endl;
   service = std::make_unique<rest::FhirService>(**store, options);
   serving.service = service.get();
   ready.store(&serving, std::memory_order_release);

@@ -307,6 +307,12 @@ std::optional<HttpError> FhirService::Impl::ParseResourceBody(std::string_view t
 }
 
 std::optional<HttpError> FhirService::Impl::CheckValid(const json::Value& root) const {
+  // An active SearchParameter becomes a search parameter: it must compile.
+  if (const json::Value* rt = root.Find("resourceType"); rt && rt->is_string() && rt->as_string() == "SearchParameter") {
+    if (Status st = search::CheckSearchParameter(root); !st.ok()) {
+      return HttpError::Of(422, IssueType::kInvalid, st.message());
+    }
+  }
   if (!opt_.validate_writes) return std::nullopt;
   OperationOutcome o = fhir::Validate(root, fhirpath::FullValidation());
   if (!o.HasErrors()) return std::nullopt;
@@ -590,6 +596,7 @@ Answer FhirService::Impl::Delete(const auth::Access& who, std::string_view type,
     d.version = cur->version + 1;
     d.last_updated = store_.Now();
     ASSIGN_OR_RETURN(store::WriteResult r, tx.Delete(d));
+    if (type == "SearchParameter") search::Extractor::Default().Unregister(id);
     a.status = 204;
     a.version = r.version;
     return Status::Ok();
@@ -622,6 +629,7 @@ Answer FhirService::Impl::ConditionalDelete(const auth::Access& who, std::string
     d.version = matches[0].version + 1;
     d.last_updated = store_.Now();
     ASSIGN_OR_RETURN(store::WriteResult r, tx.Delete(d));
+    if (type == "SearchParameter") search::Extractor::Default().Unregister(d.id);
     a.version = r.version;
     return Status::Ok();
   });
@@ -1455,6 +1463,11 @@ void FhirService::Impl::ProcessBundle(const auth::Access& who, const http::Reque
         return SendError(res,
                          HttpError::Of(400, IssueType::kInvalid, "resourceType does not match the request url", where));
       }
+      if (r.type == "SearchParameter") {
+        if (Status st = search::CheckSearchParameter(*r.resource); !st.ok()) {
+          return SendError(res, HttpError::Of(422, IssueType::kInvalid, st.message(), where));
+        }
+      }
       OperationOutcome o = fhir::Validate(*r.resource, fhirpath::FullValidation());
       if (o.HasErrors()) {
         for (auto& issue : o.issues) issue.location = where + (issue.location.empty() ? "" : "." + issue.location);
@@ -1543,6 +1556,7 @@ void FhirService::Impl::ProcessBundle(const auth::Access& who, const http::Reque
           if (cur->deleted) continue;
           store::ResourceDelete d{r.type, id, cur->version + 1, store_.Now()};
           ASSIGN_OR_RETURN(store::WriteResult w, tx.Delete(d));
+          if (r.type == "SearchParameter") search::Extractor::Default().Unregister(id);
           a.version = w.version;
         } else if (r.method == "POST" || r.method == "PUT") {
           Body& body = bodies[k];

@@ -21,6 +21,9 @@ constexpr std::string_view kTimeMarkJson = "\\u0001BevanTime\\u0001";
 Status PrepareWrite(std::string_view type, const std::string& id, json::Document& doc, const json::Value& root,
                     PreparedWrite& out) {
   ASSIGN_OR_RETURN(search::ExtractResult extracted, search::Extract(type, id, root));
+  // An active SearchParameter is a search parameter from now on (later writes
+  // index it, queries accept it); an inactive one is one no longer.
+  if (type == "SearchParameter") RETURN_IF_ERROR(search::Extractor::Default().Register(id, root));
   out.rows = std::move(extracted.rows);
   out.compartment = std::move(extracted.compartment);
   std::vector<json::Member> meta_members;

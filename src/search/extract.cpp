@@ -1,6 +1,12 @@
 #include "search/extract.h"
 
+#include <algorithm>
+#include <atomic>
+#include <cctype>
 #include <limits>
+#include <map>
+#include <mutex>
+#include <shared_mutex>
 #include <unordered_map>
 
 #include "fhirpath/fhirpath.h"
@@ -286,6 +292,38 @@ struct Extractor::Impl {
   };
   std::unordered_map<std::string, PerType> types;
   std::vector<std::string> failures;
+
+  // Custom parameters (Register). Definitions and compiled expressions are
+  // kept for the extractor's life, so pointers handed out stay valid.
+  struct CustomDef {
+    std::string url, code, expression;
+    std::vector<std::string> base_text, target_text;
+    std::vector<std::string_view> bases, targets;
+    fhir::SearchParamDef def{};
+  };
+  struct CustomEntry {
+    std::string type;
+    const Compiled* compiled = nullptr;
+  };
+  mutable std::shared_mutex custom_mu;
+  std::atomic<bool> any_custom{false};
+  std::vector<std::unique_ptr<CustomDef>> custom_defs;
+  std::vector<std::unique_ptr<Compiled>> custom_compiled;
+  std::unordered_map<std::string, std::map<std::string, const Compiled*>> custom_by_type;  // type -> code
+  std::unordered_map<std::string, std::vector<CustomEntry>> custom_of;  // SearchParameter id -> entries
+
+  // Removes the entries of SearchParameter `id` (custom_mu held).
+  void RemoveCustomLocked(const std::string& id) {
+    auto it = custom_of.find(id);
+    if (it == custom_of.end()) return;
+    for (const CustomEntry& e : it->second) {
+      auto t = custom_by_type.find(e.type);
+      if (t == custom_by_type.end()) continue;
+      auto c = t->second.find(e.compiled->info.code);
+      if (c != t->second.end() && c->second == e.compiled) t->second.erase(c);
+    }
+    custom_of.erase(it);
+  }
 };
 
 Extractor::Extractor() : impl_(std::make_unique<Impl>()) {
@@ -365,6 +403,151 @@ Extractor::Extractor() : impl_(std::make_unique<Impl>()) {
 
 Extractor::~Extractor() = default;
 
+namespace {
+
+struct ParsedCustom {
+  std::unique_ptr<Extractor::Impl::CustomDef> def;
+  // One compiled expression per base type, in base order.
+  std::vector<fhirpath::Expression> expressions;
+};
+
+// Validates and compiles an active SearchParameter (see CheckSearchParameter).
+Result<ParsedCustom> ParseCustom(const json::Value& sp) {
+  if (Str(&sp, "resourceType") != "SearchParameter") return InvalidArgumentError("not a SearchParameter");
+  auto def = std::make_unique<Extractor::Impl::CustomDef>();
+  def->url = Str(&sp, "url");
+  def->code = Str(&sp, "code");
+  def->expression = Str(&sp, "expression");
+  if (def->code.empty()) return InvalidArgumentError("SearchParameter.code is required");
+  for (char ch : def->code) {
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_' && ch != '.') {
+      return InvalidArgumentError("SearchParameter.code '" + def->code +
+                                  "' has a character other than letters, digits, '-', '_' and '.'");
+    }
+  }
+  if (def->code.front() == '_')
+    return InvalidArgumentError("SearchParameter.code '" + def->code + "': codes starting with '_' are reserved");
+  static constexpr std::pair<std::string_view, SearchParamType> kTypes[] = {{"number", SearchParamType::kNumber},
+                                                                            {"date", SearchParamType::kDate},
+                                                                            {"string", SearchParamType::kString},
+                                                                            {"token", SearchParamType::kToken},
+                                                                            {"reference", SearchParamType::kReference},
+                                                                            {"quantity", SearchParamType::kQuantity},
+                                                                            {"uri", SearchParamType::kUri}};
+  std::string_view type = Str(&sp, "type");
+  bool known = false;
+  for (const auto& [name, t] : kTypes) {
+    if (name == type) {
+      def->def.type = t;
+      known = true;
+    }
+  }
+  if (!known) {
+    return InvalidArgumentError("SearchParameter.type '" + std::string(type) +
+                                "' is not supported (number, date, string, token, reference, quantity or uri)");
+  }
+  if (def->expression.empty()) return InvalidArgumentError("SearchParameter.expression is required");
+  auto strings = [&sp](std::string_view key, std::vector<std::string>& out) {
+    if (const json::Value* a = sp.Find(key); a != nullptr && a->is_array()) {
+      for (const json::Value& v : a->items()) {
+        if (v.is_string()) out.emplace_back(v.as_string());
+      }
+    }
+  };
+  strings("base", def->base_text);
+  strings("target", def->target_text);
+  if (def->base_text.empty()) return InvalidArgumentError("SearchParameter.base is required");
+  ParsedCustom out;
+  for (const std::string& base : def->base_text) {
+    if (fhir::FindResourceType(base) == nullptr) {
+      return InvalidArgumentError("SearchParameter.base '" + base + "' is not a concrete resource type");
+    }
+    fhirpath::CompileOptions options;
+    options.context_type = base;
+    auto e = fhirpath::Expression::Compile(ExpressionForType(def->expression, base), options);
+    if (!e.ok()) {
+      return InvalidArgumentError("SearchParameter.expression does not compile for " + base + ": " +
+                                  e.status().message());
+    }
+    out.expressions.push_back(std::move(e).value());
+  }
+  for (const std::string& t : def->target_text) {
+    if (fhir::FindResourceType(t) == nullptr) {
+      return InvalidArgumentError("SearchParameter.target '" + t + "' is not a concrete resource type");
+    }
+  }
+  for (const std::string& b : def->base_text) def->bases.push_back(b);
+  for (const std::string& t : def->target_text) def->targets.push_back(t);
+  def->def.url = def->url;
+  def->def.code = def->code;
+  def->def.expression = def->expression;
+  def->def.bases = def->bases;
+  def->def.targets = def->targets;
+  out.def = std::move(def);
+  return out;
+}
+
+}  // namespace
+
+Status CheckSearchParameter(const json::Value& search_parameter) {
+  if (Str(&search_parameter, "status") != "active") return Status::Ok();
+  return ParseCustom(search_parameter).status();
+}
+
+Status Extractor::Register(std::string_view resource_id, const json::Value& search_parameter) const {
+  std::string id(resource_id);
+  if (Str(&search_parameter, "status") != "active") {
+    Unregister(id);
+    return Status::Ok();
+  }
+  ASSIGN_OR_RETURN(ParsedCustom parsed, ParseCustom(search_parameter));
+  std::vector<std::unique_ptr<Impl::Compiled>> compiled;
+  std::vector<Impl::CustomEntry> entries;
+  for (size_t i = 0; i < parsed.def->base_text.size(); ++i) {
+    const std::string& base = parsed.def->base_text[i];
+    auto per = impl_->types.find(base);
+    // A code the type has in R4 stays the built-in parameter.
+    if (per == impl_->types.end() || per->second.by_code.count(parsed.def->code) != 0) continue;
+    auto c = std::make_unique<Impl::Compiled>();
+    c->info.def = &parsed.def->def;
+    c->info.code = parsed.def->code;
+    c->info.type = parsed.def->def.type;
+    c->info.expression = parsed.expressions[i].text();
+    c->expression = std::move(parsed.expressions[i]);
+    entries.push_back({base, c.get()});
+    compiled.push_back(std::move(c));
+  }
+  std::unique_lock lock(impl_->custom_mu);
+  impl_->RemoveCustomLocked(id);
+  for (const Impl::CustomEntry& e : entries) impl_->custom_by_type[e.type][e.compiled->info.code] = e.compiled;
+  impl_->custom_of[id] = std::move(entries);
+  impl_->custom_defs.push_back(std::move(parsed.def));
+  for (auto& c : compiled) impl_->custom_compiled.push_back(std::move(c));
+  impl_->any_custom.store(true, std::memory_order_release);
+  return Status::Ok();
+}
+
+void Extractor::Unregister(std::string_view resource_id) const {
+  std::unique_lock lock(impl_->custom_mu);
+  impl_->RemoveCustomLocked(std::string(resource_id));
+}
+
+void Extractor::ClearCustom() const {
+  std::unique_lock lock(impl_->custom_mu);
+  impl_->custom_by_type.clear();
+  impl_->custom_of.clear();
+}
+
+std::vector<std::string> Extractor::CustomParams() const {
+  std::vector<std::string> out;
+  std::shared_lock lock(impl_->custom_mu);
+  for (const auto& [type, codes] : impl_->custom_by_type) {
+    for (const auto& [code, c] : codes) out.push_back(type + "." + code);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 const Extractor& Extractor::Default() {
   static const Extractor kDefault;
   return kDefault;
@@ -376,7 +559,13 @@ const IndexedParam* Extractor::Find(std::string_view type, std::string_view code
   auto it = impl_->types.find(std::string(type));
   if (it == impl_->types.end()) return nullptr;
   auto p = it->second.by_code.find(std::string(code));
-  return p == it->second.by_code.end() ? nullptr : &p->second->info;
+  if (p != it->second.by_code.end()) return &p->second->info;
+  if (!impl_->any_custom.load(std::memory_order_acquire)) return nullptr;
+  std::shared_lock lock(impl_->custom_mu);
+  auto t = impl_->custom_by_type.find(std::string(type));
+  if (t == impl_->custom_by_type.end()) return nullptr;
+  auto c = t->second.find(std::string(code));
+  return c == t->second.end() ? nullptr : &c->second->info;
 }
 
 std::vector<const IndexedParam*> Extractor::Params(std::string_view type) const {
@@ -384,6 +573,13 @@ std::vector<const IndexedParam*> Extractor::Params(std::string_view type) const 
   auto it = impl_->types.find(std::string(type));
   if (it == impl_->types.end()) return out;
   for (const auto& c : it->second.params) out.push_back(&c->info);
+  if (impl_->any_custom.load(std::memory_order_acquire)) {
+    std::shared_lock lock(impl_->custom_mu);
+    auto t = impl_->custom_by_type.find(std::string(type));
+    if (t != impl_->custom_by_type.end()) {
+      for (const auto& [code, c] : t->second) out.push_back(&c->info);
+    }
+  }
   return out;
 }
 
@@ -449,6 +645,18 @@ Result<ExtractResult> Extractor::Extract(std::string_view type, std::string_view
           RowWriter w(out.rows, c->info.code + "$" + key);
           for (const Item& item : *values) w.Add(c->info.component_types[k], item);
         }
+      }
+    }
+  }
+  if (impl_->any_custom.load(std::memory_order_acquire)) {
+    std::shared_lock lock(impl_->custom_mu);
+    auto t = impl_->custom_by_type.find(std::string(type));
+    if (t != impl_->custom_by_type.end()) {
+      for (const auto& [code, c] : t->second) {
+        auto items = c->expression->Evaluate(resource, arena);
+        if (!items.ok()) continue;
+        RowWriter w(out.rows, c->info.code);
+        for (const Item& item : *items) w.Add(c->info.type, item);
       }
     }
   }

@@ -92,6 +92,28 @@ class Extractor {
   // (type, parameter) pairs whose expression did not compile, as "Type.code: error".
   const std::vector<std::string>& failures() const;
 
+  // Custom search parameters: SearchParameter resources stored on the server
+  // (status active; type number, date, string, token, reference, quantity or
+  // uri; base types; code; expression). Each is compiled per base type with
+  // the FHIRPath engine and then extracted, found and listed like a built-in
+  // one. A code a base type already has in R4 stays the built-in parameter
+  // (the custom one is ignored for that type). These calls are thread-safe
+  // (a lock of its own guards the custom parameters: the one mutable part of
+  // the extractor, process-wide like Default(), because every write and
+  // every query resolves parameters through Default()). Pointers Find gives
+  // stay valid after a parameter is replaced or removed.
+  //
+  // Register: adds or replaces the parameters of SearchParameter `resource_id`
+  // (an inactive one only removes them). kInvalidArgument naming the problem
+  // for a resource CheckSearchParameter rejects.
+  Status Register(std::string_view resource_id, const json::Value& search_parameter) const;
+  // Removes the parameters of SearchParameter `resource_id` (none: nothing).
+  void Unregister(std::string_view resource_id) const;
+  // Removes every custom parameter (tests; a restart).
+  void ClearCustom() const;
+  // Custom parameters in force, as "Type.code".
+  std::vector<std::string> CustomParams() const;
+
   struct Impl;
 
  private:
@@ -101,6 +123,13 @@ class Extractor {
 
 // Extractor::Default().Extract(type, id, resource).
 Result<ExtractResult> Extract(std::string_view type, std::string_view id, const json::Value& resource);
+
+// Whether `search_parameter` (a SearchParameter resource) can become an active
+// search parameter: OK when its status is not active (it is stored and not
+// used), else kInvalidArgument naming the problem (no code, an unknown or
+// unsupported type, an unknown base type, an expression that does not compile
+// for a base type: "expression does not compile for Patient: ...").
+Status CheckSearchParameter(const json::Value& search_parameter);
 
 // The part of a SearchParameter expression that applies to `type`: the
 // union branches starting with "Type." (or "(Type.", or "Type" alone), joined

@@ -302,6 +302,26 @@ Result<std::vector<store::SearchHit>> FindConditional(
   }
 }
 
+Result<int> LoadSearchParameters(store::Store& store, std::vector<std::string>* failures) {
+  ASSIGN_OR_RETURN(SearchQuery q, ParseSearchQuery("SearchParameter", "status=active&_count=100"));
+  int registered = 0;
+  for (int pages = 0; pages < 100000; ++pages) {
+    ASSIGN_OR_RETURN(SearchResult r, ExecuteSearch(store, q));
+    for (const store::SearchHit& h : r.matches) {
+      auto doc = json::Document::Parse(h.body);
+      Status st = doc.ok() ? Extractor::Default().Register(h.id, doc->root()) : doc.status();
+      if (st.ok()) {
+        ++registered;
+      } else if (failures != nullptr) {
+        failures->push_back("SearchParameter/" + h.id + ": " + st.message());
+      }
+    }
+    if (!r.next_cursor) break;
+    q.cursor = r.next_cursor;
+  }
+  return registered;
+}
+
 Result<SearchResult> ExecuteSearch(store::Store& store, const SearchQuery& query, const SearchOptions& options) {
   std::optional<SearchQuery> resolved;
   if (NeedsValueSets(query.criteria)) {

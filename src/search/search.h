@@ -87,6 +87,12 @@ Result<std::vector<store::SearchHit>> FindConditional(
 using ValueSetReader = std::function<Result<store::SearchPage>(const store::SearchPlan&)>;
 Status ResolveValueSets(SearchQuery& query, const ValueSetReader& read);
 
+// Registers every active SearchParameter stored in `store` on
+// Extractor::Default() (at startup: `bevan serve`), reading them in pages of
+// 100. Returns how many were registered; those that no longer compile are
+// skipped and described in `failures` ("SearchParameter/id: why").
+Result<int> LoadSearchParameters(store::Store& store, std::vector<std::string>* failures = nullptr);
+
 // Runs `query` on `store`: one page of matches from query.cursor (kInvalidArgument
 // if the cursor is malformed or from a search with another _sort), then its includes.
 Result<SearchResult> ExecuteSearch(store::Store& store, const SearchQuery& query, const SearchOptions& options = {});

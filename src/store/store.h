@@ -220,6 +220,16 @@ class Transaction {
   // Writes a tombstone: resource row marked deleted (body removed), a history
   // row with method kDelete, index rows removed.
   virtual Result<WriteResult> Delete(const ResourceDelete& del) = 0;
+
+  // Replaces the index rows of the current version of (type, id) with `rows`
+  // (`bevan reindex`): no new version, no history row, body and compartment
+  // unchanged. kFailedPrecondition, writing nothing, unless the current
+  // version is `version` and not deleted (a write overtook the reindex; it
+  // indexed that version itself).
+  virtual Status Reindex(std::string_view type, std::string_view id, std::int64_t version, const IndexRows& rows) {
+    (void)type, (void)id, (void)version, (void)rows;
+    return UnimplementedError("this store cannot reindex");
+  }
 };
 
 // ---------------------------------------------------------------------------

@@ -550,6 +550,17 @@ class PgTransaction final : public Transaction {
     return WriteResult{current->rid, d.version, d.last_updated, Method::kDelete};
   }
 
+  Status Reindex(std::string_view type, std::string_view id, std::int64_t version, const IndexRows& rows) override {
+    ASSIGN_OR_RETURN(auto current, ReadLocked(type, id, /*with_body=*/false));
+    if (!current || current->deleted || current->version != version) {
+      return FailedPreconditionError(std::string(type) + "/" + std::string(id) + " is no longer at version " +
+                                     std::to_string(version));
+    }
+    QueueDeleteIndexRows(current->rid);
+    QueueIndexRows(current->rid, current->compartment, rows);
+    return Status::Ok();
+  }
+
  private:
   Result<std::optional<ResourceVersion>> ReadLocked(std::string_view type, std::string_view id, bool with_body) {
     Params p;

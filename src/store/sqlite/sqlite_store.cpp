@@ -483,6 +483,18 @@ class SqliteTransaction final : public Transaction {
     return result;
   }
 
+  Status Reindex(std::string_view type, std::string_view id, std::int64_t version, const IndexRows& rows) override {
+    ASSIGN_OR_RETURN(auto current, ReadCurrent(conn_, type, id, /*with_body=*/false));
+    if (!current || current->deleted || current->version != version) {
+      return FailedPreconditionError(std::string(type) + "/" + std::string(id) + " is no longer at version " +
+                                     std::to_string(version));
+    }
+    Status s = DeleteIndexRows(conn_, current->rid);
+    if (s.ok()) s = InsertIndexRows(conn_, current->rid, current->compartment, rows);
+    if (!s.ok()) poison_ = s;
+    return s;
+  }
+
  private:
   Status WritePut(const ResourceWrite& w, const ResourceVersion* current, WriteResult& result) {
     if (current == nullptr) {
