@@ -224,11 +224,40 @@ class Compiler {
       scope.this_type = scope.focus;
     }
     SType result;
-    return Compile(p_->root, scope, &result);
+    RETURN_IF_ERROR(Compile(p_->root, scope, &result));
+    FuseMemberChains();
+    return Status::Ok();
   }
 
  private:
   Node& N(int32_t i) { return p_->nodes[static_cast<size_t>(i)]; }
+
+  // A member step the evaluator can take without building items: its
+  // element and type resolved, no choice. Steps before the last must lead
+  // to objects whose type needs no refinement (not primitives, not resources).
+  static bool ChainStep(const Node& m, bool last) {
+    if (m.op != Op::kMember || m.element == nullptr || m.parent == nullptr || m.element->is_choice ||
+        m.element->types.size() != 1) {
+      return false;
+    }
+    fhir::TypeKind k = m.element->types[0].type->kind;
+    return last || (k != fhir::TypeKind::kPrimitive && k != fhir::TypeKind::kResource);
+  }
+
+  void FuseMemberChains() {
+    for (Node& n : p_->nodes) {
+      if (!ChainStep(n, true)) continue;
+      int len = 1;
+      const Node* outer = &n;
+      while (outer->lhs >= 0 && len < 8) {
+        const Node& inner = N(outer->lhs);
+        if (!ChainStep(inner, false) || inner.element->types[0].type != outer->parent) break;
+        ++len;
+        outer = &inner;
+      }
+      if (len >= 2) n.chain = static_cast<uint8_t>(len);
+    }
+  }
 
   Status Error(const Node& n, const std::string& message) {
     return InvalidArgumentError("FHIRPath error at " + std::to_string(n.pos) + ": " + message);

@@ -653,6 +653,7 @@ class Evaluator {
   bool Arithmetic(const Node& n, const Item& a, const Item& b, Vec& out);
   bool Call(const Node& n, Collection focus, Vec& out);
   bool MemberOfResourceType(const Node& n, Collection focus, Vec& out);
+  bool MemberChain(const Node& n, Collection focus, Vec& out);
   bool CallString(const Node& n, Collection input, Vec& out);
   bool CallMath(const Node& n, Collection input, Vec& out);
   bool CallConversion(const Node& n, Collection input, Vec& out);
@@ -708,6 +709,7 @@ bool Evaluator::Eval(int32_t index, Collection focus, Vec& out) {
       return Fail(n, "no value for %" + std::string(n.name));
     }
     case Op::kMember: {
+      if (n.chain >= 2) return MemberChain(n, focus, out);
       Collection input = focus;
       if (n.lhs >= 0 && !EvalTo(n.lhs, focus, &input)) return false;
       for (size_t i = 0; i < input.size(); ++i) {
@@ -794,6 +796,59 @@ bool Evaluator::Eval(int32_t index, Collection focus, Vec& out) {
     case Op::kCall: return Fail(n, "internal: uncompiled node");
   }
   return Fail(n, "internal: unknown node");
+}
+
+bool Evaluator::MemberChain(const Node& n, Collection focus, Vec& out) {
+  const Node* steps[8];
+  const int k = n.chain;
+  const Node* c = &n;
+  for (int i = k - 1; i >= 0; --i) {
+    steps[i] = c;
+    if (i > 0) c = &p_.nodes[c->lhs];
+  }
+  Collection input = focus;
+  if (steps[0]->lhs >= 0 && !EvalTo(steps[0]->lhs, focus, &input)) return false;
+  // One step down from `obj`; the last step emits items as ChildrenNamed does.
+  auto descend = [&](auto& self, const json::Value& obj, int level) -> void {
+    const Node& m = *steps[level];
+    const fhir::TypeDef* t = m.element->types[0].type;
+    const json::Value *v, *x;
+    if (level == k - 1) {
+      FindMember(obj, m.name, MayHaveExtension(t), &v, &x);
+      if (v != nullptr || x != nullptr) EmitValue(v, x, t, out);
+      return;
+    }
+    FindMember(obj, m.name, false, &v, &x);
+    if (v == nullptr) return;
+    if (v->is_array()) {
+      for (const json::Value& e : v->items()) {
+        if (e.is_object()) self(self, e, level + 1);
+      }
+    } else if (v->is_object()) {
+      self(self, *v, level + 1);
+    }
+  };
+  for (const Item& item : input) {
+    if (!item.is_node()) continue;  // members of non-nodes are empty
+    if (item.type() == steps[0]->parent) {
+      const json::Value* obj = ChildObject(item);
+      if (obj != nullptr && obj->is_object()) descend(descend, *obj, 0);
+      continue;
+    }
+    // Not the type the compiler resolved (e.g. an untyped item): step by step.
+    Vec cur(arena_);
+    cur.push_back(item);
+    for (int i = 0; i < k; ++i) {
+      Vec next(arena_);
+      for (const Item& it : cur.span()) {
+        if (it.is_node())
+          ChildrenNamed(steps[i]->parent, steps[i]->element, steps[i]->name, it, i == k - 1 ? out : next);
+      }
+      if (i == k - 1) break;
+      cur = next;
+    }
+  }
+  return true;
 }
 
 bool Evaluator::MemberOfResourceType(const Node& n, Collection focus, Vec& out) {

@@ -238,6 +238,19 @@ TEST(FhirpathFused, OfTypeOnResourceMembersAgreesWithTheGeneralPath) {
   // The items keep their type: navigation after the filter is typed.
   EXPECT_EQ(run("Bundle.entry.resource.ofType(Observation).status"), "final;");
   EXPECT_EQ(run("Bundle.entry[1].resource.ofType(Observation).id"), "o;");
+  // Member chains (one descent, no collection per step) agree with stepwise navigation.
+  EXPECT_EQ(run("Bundle.entry.request.url"), "Patient/x;");
+  EXPECT_EQ(run("Bundle.entry.request.url"), run("Bundle.entry.select(request).select(url)"));
+  EXPECT_EQ(run("Bundle.entry.search.mode"), "match;");
+}
+
+TEST_F(FhirpathTest, MemberChainsAgreeWithStepwiseNavigation) {
+  EXPECT_EQ(Eval("Patient.name.given"), Eval("Patient.name.select(given)"));
+  EXPECT_EQ(Eval("Patient.birthDate.extension.url"), "http://example.org/t");
+  EXPECT_EQ(Eval("Patient.managingOrganization.reference"), "#o1");
+  EXPECT_EQ(Eval("Patient.name.period.start"), "");
+  // Without a context type nothing is resolved at compile time: the general path.
+  EXPECT_EQ(Eval("name.given", {}), "Peter,James,Jim");
 }
 
 }  // namespace

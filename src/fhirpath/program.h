@@ -219,6 +219,10 @@ struct Node {
   // contained): evaluated in one pass that compares each child's resourceType with T's
   // name, instead of navigating (which looks every resourceType up) and then filtering.
   bool fused_member = false;
+  // kMember: this member and the chain-1 members below it (Patient.name.given)
+  // are evaluated in one descent through the JSON, without a collection per
+  // step; set when every step's element and type are known at compile time.
+  uint8_t chain = 0;
 };
 
 struct Program {
