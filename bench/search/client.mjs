@@ -295,6 +295,13 @@ function report() {
       );
     }
     lines.push('');
+    const diffs = [];
+    for (const [shape, rec] of Object.entries(res)) {
+      for (const ex of rec.examples.filter((x) => x.query).slice(0, 2)) {
+        diffs.push(`- \`${decodeURIComponent(ex.query)}\`: Bevan ${ex.bevan.matches} matches + ${ex.bevan.included} included, peer ${ex.peer.matches} + ${ex.peer.included}`);
+      }
+    }
+    if (diffs.length) lines.push('Different answers (first examples per query shape):', '', ...diffs, '');
   });
   if (all.length > 1) {
     const first = all[0], last = all[all.length - 1];

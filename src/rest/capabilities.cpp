@@ -34,7 +34,8 @@ std::string CapabilityStatementJson(std::string_view base_url, const SmartEndpoi
   for (std::string_view type : fhir::ResourceTypeNames()) {
     std::vector<json::Value> params;
     for (const search::IndexedParam* p : search::Extractor::Default().Params(type)) {
-      const fhir::SearchParamDef* def = fhir::FindSearchParam(type, p->code);
+      // Built-in parameters, and SearchParameter resources active on this server.
+      const fhir::SearchParamDef* def = p->def != nullptr ? p->def : fhir::FindSearchParam(type, p->code);
       if (!def) continue;
       static constexpr std::string_view kTypeNames[] = {"number",    "date",     "string", "token",  "reference",
                                                         "composite", "quantity", "uri",    "special"};

@@ -142,6 +142,8 @@ TYPED_TEST(CustomParamsTest, PostedSearchParameterIsSearchableReindexedAndSurviv
   auto sp = this->Call("POST", "/fhir/SearchParameter", std::string(kEyeColour));
   ASSERT_EQ(sp.status, 201) << sp.body;
   EXPECT_EQ(Extractor::Default().CustomParams(), std::vector<std::string>{"Patient.eye-colour"});
+  EXPECT_NE(this->Call("GET", "/fhir/metadata").body.find("http://example.org/SearchParameter/eye-colour"),
+            std::string::npos);
   // Known now; resources written before it have no rows yet, later ones do.
   auto [none, ignored] = this->Search("eye-colour=blue");
   EXPECT_FALSE(ignored);
