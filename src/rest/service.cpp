@@ -308,7 +308,8 @@ std::optional<HttpError> FhirService::Impl::ParseResourceBody(std::string_view t
 
 std::optional<HttpError> FhirService::Impl::CheckValid(const json::Value& root) const {
   // An active SearchParameter becomes a search parameter: it must compile.
-  if (const json::Value* rt = root.Find("resourceType"); rt && rt->is_string() && rt->as_string() == "SearchParameter") {
+  if (const json::Value* rt = root.Find("resourceType");
+      rt && rt->is_string() && rt->as_string() == "SearchParameter") {
     if (Status st = search::CheckSearchParameter(root); !st.ok()) {
       return HttpError::Of(422, IssueType::kInvalid, st.message());
     }
