@@ -135,16 +135,16 @@ void Route(const Serving& s, const http::Request& req, http::Response& res, std:
     if (done) return s.service->HandleAsync(req, res, std::move(done));
     return s.service->Handle(req, res);
   }
-  auto access = s.resources->Authenticate(req);
+  auto access = s.resources->AuthenticateShared(req);
   if (!access.ok()) {
     rest::FhirService::ServerError(401, "a valid bearer access token is required", res);
     auth::ResourceServer::Challenge(access.status(), res);
     AuditRefused(s, req);
     return finish();
   }
-  if (!done) return s.service->Handle(req, res, *access);
-  // The Access lives until the request completes, whenever that is.
-  auto who = std::make_shared<const auth::Access>(std::move(access).value());
+  // The Access (shared with the token cache) lives until the request completes.
+  std::shared_ptr<const auth::Access> who = std::move(access).value();
+  if (!done) return s.service->Handle(req, res, *who);
   s.service->HandleAsync(req, res, *who, [who, done = std::move(done)] { done(); });
 }
 

@@ -87,6 +87,13 @@ Result<std::shared_ptr<const Claims>> ResourceServer::Verify(std::string_view to
 }
 
 Result<Access> ResourceServer::Authenticate(const http::Request& req) const {
+  ASSIGN_OR_RETURN(std::shared_ptr<const Access> shared, AuthenticateShared(req));
+  Access access = *shared;
+  access.remote_address = req.remote_address;
+  return access;
+}
+
+Result<std::shared_ptr<const Access>> ResourceServer::AuthenticateShared(const http::Request& req) const {
   std::string_view authorization = req.Header("Authorization");
   if (authorization.empty()) return NotFoundError("no bearer token");
   // RFC 6750: the scheme is case-insensitive.
@@ -103,10 +110,10 @@ Result<Access> ResourceServer::Authenticate(const http::Request& req) const {
   if (claims->iss == options_.issuer && options_.is_revoked && options_.is_revoked(claims->jti)) {
     return FailedPreconditionError("token revoked");
   }
-  // Every Claims in the cache is a VerifiedToken (Verify makes them).
-  Access access = static_cast<const VerifiedToken&>(*claims).access;
-  access.remote_address = req.remote_address;
-  return access;
+  // Every Claims in the cache is a VerifiedToken (Verify makes them); the
+  // Access shares its lifetime.
+  const auto& verified = static_cast<const VerifiedToken&>(*claims);
+  return std::shared_ptr<const Access>(claims, &verified.access);
 }
 
 void ResourceServer::Challenge(const Status& error, http::Response& res) {

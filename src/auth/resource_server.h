@@ -52,6 +52,9 @@ class ResourceServer {
   // the token is invalid, expired, revoked or for someone else. The message
   // is for logs and tests, not for the client (see Challenge).
   Result<Access> Authenticate(const http::Request& req) const;
+  // The same without a copy: the Access cached with the verified token
+  // (remote_address empty; the request carries it). For the request path.
+  Result<std::shared_ptr<const Access>> AuthenticateShared(const http::Request& req) const;
 
   // Sets 401 and `WWW-Authenticate: Bearer realm="bevan"` (with
   // error="invalid_token" and a generic description unless the token was

@@ -408,8 +408,10 @@ std::string_view InteractionName(auth::Interaction i) {
 Status FhirService::Impl::Authorize(const auth::Access& who, auth::Interaction i, std::string_view type, Grant& g) {
   g = Grant();
   if (!who.enforce) return Status::Ok();
-  std::vector<const auth::Scope*> scopes = who.Granting(i, type);
-  if (scopes.empty()) {
+  // The granting scopes, found without a temporary list (this runs on every request).
+  bool any = false;
+  for (const auth::Scope& sc : who.scopes) any = any || sc.Grants(i, type);
+  if (!any) {
     return PermissionDeniedError("the access token's scopes do not allow " + std::string(InteractionName(i)) + " of " +
                                  std::string(type));
   }
@@ -418,7 +420,9 @@ Status FhirService::Impl::Authorize(const auth::Access& who, auth::Interaction i
   // would be more permissive, never less safe to refuse).
   const auth::Scope* patient_scope = nullptr;
   const auth::Scope* query_scope = nullptr;
-  for (const auth::Scope* sc : scopes) {
+  for (const auth::Scope& scope : who.scopes) {
+    if (!scope.Grants(i, type)) continue;
+    const auth::Scope* sc = &scope;
     if (sc->context != auth::ScopeContext::kPatient && sc->query.empty()) return Status::Ok();
     if (sc->context == auth::ScopeContext::kPatient && sc->query.empty()) {
       patient_scope = sc;
