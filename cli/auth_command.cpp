@@ -112,7 +112,8 @@ Result<DemoAuth> WriteDemoAuth(const std::string& dir, const std::string& patien
   std::string clients = R"({"clients": [
   {"client_id": "bevan-demo-app", "type": "public", "redirect_uris": ["http://127.0.0.1:9000/callback"],
    "scopes": ["openid", "fhirUser", "launch/patient", "offline_access", "online_access",
-              "patient/*.rs", "patient/*.cruds", "patient/*.read", "user/*.rs", "user/*.cruds", "user/*.read"]}
+              "patient/*.rs", "patient/*.cruds", "patient/*.read", "user/*.rs", "user/*.cruds", "user/*.read",
+              "user/AuditEvent.rs"]}
 ]}
 )";
   RETURN_IF_ERROR(WritePrivate(dir + "/users.json", users));

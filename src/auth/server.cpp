@@ -692,6 +692,8 @@ void AuthServer::Login(const http::Request& req, http::Response& res) const {
   g.nonce = p.nonce;
   for (const std::string& s : p.scopes) {
     if (s.starts_with("user/") && user->role == Role::kPatient) continue;
+    // The audit trail is for administrators (patients see their own through patient/ scopes).
+    if (s.starts_with("user/AuditEvent.") && user->role != Role::kAdministrator) continue;
     if (s.starts_with("patient/") && patient.empty()) continue;
     if (s == "fhirUser" && user->fhir_user.empty()) continue;
     g.scopes.push_back(s);

@@ -62,8 +62,9 @@ class AuthServerTest : public ::testing::Test {
     rs_keys->Add(*Key::FromJwk(Json(rs_key_->PublicJwkJson()).root()));
     auto es_keys = std::make_shared<KeySet>();
     es_keys->Add(*Key::FromJwk(Json(es_key_->PublicJwkJson()).root()));
-    std::vector<std::string> app_scopes = {"openid",       "fhirUser",  "launch/patient",    "offline_access",
-                                           "patient/*.rs", "user/*.rs", "patient/Patient.r", "system/*.rs"};
+    std::vector<std::string> app_scopes = {
+        "openid",    "fhirUser",          "launch/patient", "offline_access",    "patient/*.rs",
+        "user/*.rs", "patient/Patient.r", "system/*.rs",    "user/AuditEvent.rs"};
     std::vector<Client> clients;
     clients.push_back({"app", ClientType::kPublic, {kRedirect}, "", nullptr, "", app_scopes});
     clients.push_back({"web",
@@ -482,6 +483,19 @@ TEST_F(AuthServerTest, SignInsAreReportedForTheAudit) {
   EXPECT_TRUE(logins_[1].success);
   EXPECT_FALSE(logins_[2].success);
   EXPECT_NE(logins_[2].description.find("identity"), std::string::npos);
+}
+
+TEST_F(AuthServerTest, OnlyAdministratorsGetAuditScopes) {
+  // bob is a clinician: user/AuditEvent.rs is dropped from his grant.
+  Form form = OpenForm(AuthorizeTarget("user/*.rs user/AuditEvent.rs"));
+  http::Response res = SignIn(form, "bob", "pw-bob");
+  ASSERT_EQ(res.status, 302) << res.body;
+  std::string code = QueryParam(std::string(res.Header("Location")), "code");
+  ASSERT_FALSE(code.empty());
+  http::Response token = Redeem(code);
+  ASSERT_EQ(token.status, 200) << token.body;
+  EXPECT_NE(token.body.find("user/*.rs"), std::string::npos) << token.body;
+  EXPECT_EQ(token.body.find("AuditEvent"), std::string::npos) << token.body;
 }
 
 TEST_F(AuthServerTest, ClinicianChoosesPatient) {

@@ -398,7 +398,7 @@ TEST(Audit, InteractionsAreRecordedAndSearchable) {
     a.patient = std::move(patient);
     return a;
   };
-  Access admin = token("user/*.cruds", std::nullopt, "Practitioner/admin");
+  Access admin = token("user/*.cruds user/AuditEvent.rs", std::nullopt, "Practitioner/admin");
   ASSERT_EQ(call(admin, "PUT", "/fhir/Patient/pa", R"({"resourceType":"Patient","id":"pa"})").status, 201);
   ASSERT_EQ(call(admin, "PUT", "/fhir/Patient/pb", R"({"resourceType":"Patient","id":"pb"})").status, 201);
   ASSERT_EQ(
@@ -437,6 +437,8 @@ TEST(Audit, InteractionsAreRecordedAndSearchable) {
   auto denied = call(admin, "GET", "/fhir/AuditEvent?outcome=4");
   EXPECT_NE(denied.body.find("denied"), std::string::npos) << denied.body;
   EXPECT_EQ(call(admin, "GET", "/fhir/AuditEvent?bogus=1").status, 400);
+  // A clinician's wildcard does not reach the trail; only a scope naming AuditEvent does.
+  EXPECT_EQ(call(clinician, "GET", "/fhir/AuditEvent").status, 403);
   // And the chain verifies.
   log->reset();
   auto report = audit::Verify(path);

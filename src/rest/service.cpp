@@ -2066,6 +2066,19 @@ void FhirService::Impl::AuditSearch(const auth::Access& who, const http::Request
         res,
         FromStatus(PermissionDeniedError("audit search under a scope with a search restriction is not supported")));
   }
+  // Beyond one's own record, the trail is searched only with a scope that
+  // names AuditEvent (user/AuditEvent.s: administrators; system/AuditEvent.s):
+  // a wildcard such as user/*.rs does not reach it.
+  if (who.enforce && !grant.patient) {
+    bool named = std::any_of(who.scopes.begin(), who.scopes.end(), [](const auth::Scope& sc) {
+      return sc.resource_type == "AuditEvent" && sc.context != auth::ScopeContext::kPatient &&
+             sc.Grants(auth::Interaction::kSearch, "AuditEvent");
+    });
+    if (!named) {
+      return SendError(res, FromStatus(PermissionDeniedError(
+                                "searching the audit trail needs a user/AuditEvent or system/AuditEvent scope")));
+    }
+  }
   auto params = ParseQuery(req.query);
   if (!params) return SendError(res, HttpError::Of(400, IssueType::kInvalid, "malformed query string"));
   audit::AuditQuery q;
