@@ -21,9 +21,9 @@ constexpr std::string_view kTimeMarkJson = "\\u0001BevanTime\\u0001";
 Status PrepareWrite(std::string_view type, const std::string& id, json::Document& doc, const json::Value& root,
                     PreparedWrite& out) {
   ASSIGN_OR_RETURN(search::ExtractResult extracted, search::Extract(type, id, root));
-  // An active SearchParameter is a search parameter from now on (later writes
-  // index it, queries accept it); an inactive one is one no longer.
-  if (type == "SearchParameter") RETURN_IF_ERROR(search::Extractor::Default().Register(id, root));
+  // An active SearchParameter must compile: it becomes a search parameter
+  // when written (CommitWrite).
+  if (type == "SearchParameter") RETURN_IF_ERROR(search::CheckSearchParameter(root));
   out.rows = std::move(extracted.rows);
   out.compartment = std::move(extracted.compartment);
   std::vector<json::Member> meta_members;
@@ -90,6 +90,13 @@ Result<CommitResult> CommitWrite(store::Store& store, store::Transaction& tx, st
   w.compartment = p.compartment;
   w.index = &p.rows;
   ASSIGN_OR_RETURN(store::WriteResult written, tx.Put(w));
+  if (type == "SearchParameter") {
+    // From now on later writes index it and queries accept it (an inactive
+    // one is removed). Registered once the write is in the transaction, so
+    // a refused write (If-Match, a version conflict) registers nothing.
+    ASSIGN_OR_RETURN(json::Document doc, json::Document::Parse(r.body));
+    RETURN_IF_ERROR(search::Extractor::Default().Register(id, doc.root()));
+  }
   r.created = !existed;
   r.version = written.version;
   r.last_updated = written.last_updated;

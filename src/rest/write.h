@@ -32,7 +32,8 @@ struct PreparedWrite {
 // Prepares `root` (a resource in `doc`) to be stored as (type, id): sets id,
 // puts meta.versionId and meta.lastUpdated first in meta (placeholders),
 // keeps the rest of meta, extracts the index rows of every search parameter
-// and the Patient compartment (search::Extract).
+// and the Patient compartment (search::Extract). A SearchParameter must pass
+// search::CheckSearchParameter (kInvalidArgument otherwise).
 Status PrepareWrite(std::string_view type, const std::string& id, json::Document& doc, const json::Value& root,
                     PreparedWrite& out);
 
@@ -44,7 +45,9 @@ struct CommitResult {
 };
 
 // Writes the next version inside `tx`. `if_match`: the required current
-// version (kFailedPrecondition otherwise). Timestamps come from `store`.
+// version (kFailedPrecondition otherwise). Timestamps come from `store`. A
+// written SearchParameter is registered on search::Extractor::Default()
+// (active: a search parameter from now on; inactive: removed).
 Result<CommitResult> CommitWrite(store::Store& store, store::Transaction& tx, std::string_view type,
                                  const std::string& id, const PreparedWrite& p, std::optional<int64_t> if_match);
 

@@ -67,7 +67,7 @@ class CustomParamsTest : public ::testing::Test {
     service_ = std::make_unique<rest::FhirService>(*store_, o);
   }
 
-  http::Response Call(std::string method, std::string target, std::string body = "") {
+  http::Response Call(std::string method, std::string target, std::string body = "", http::Headers headers = {}) {
     http::Request req;
     req.method = std::move(method);
     req.target = target;
@@ -75,6 +75,7 @@ class CustomParamsTest : public ::testing::Test {
     req.path = target.substr(0, q);
     if (q != std::string::npos) req.query = target.substr(q + 1);
     req.body = std::move(body);
+    req.headers = std::move(headers);
     http::Response res;
     service_->Handle(req, res);
     return res;
@@ -204,6 +205,12 @@ TYPED_TEST(CustomParamsTest, InvalidSearchParametersAre422NamingTheProblem) {
   EXPECT_NE(bad_type.body.find("composite"), std::string::npos) << bad_type.body;
   auto bad_base = post(R"("base":["Patient"])", R"("base":["Patient","Nope"])");
   EXPECT_EQ(bad_base.status, 422) << bad_base.body;
+  EXPECT_TRUE(Extractor::Default().CustomParams().empty());
+  // A write the store refuses (If-Match on a resource that does not exist)
+  // registers nothing.
+  auto refused = this->Call("PUT", "/fhir/SearchParameter/sp1", std::string(kEyeColour).insert(1, R"("id":"sp1",)"),
+                            {{"If-Match", "W/\"3\""}});
+  EXPECT_EQ(refused.status, 412) << refused.body;
   EXPECT_TRUE(Extractor::Default().CustomParams().empty());
   // A draft is stored and not used.
   auto draft = post(R"("status":"active")", R"("status":"draft")");
