@@ -7,7 +7,6 @@
 // regular expressions.
 #include <algorithm>
 #include <cstdint>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -612,30 +611,6 @@ class Compiler {
 
 namespace {
 
-// FHIRPath regexes run in single-line mode: '.' matches newlines too.
-std::string RewriteRegex(std::string_view pattern) {
-  std::string out;
-  bool in_class = false;
-  for (size_t i = 0; i < pattern.size(); ++i) {
-    char c = pattern[i];
-    if (c == '\\' && i + 1 < pattern.size()) {
-      out.push_back(c);
-      out.push_back(pattern[++i]);
-      continue;
-    }
-    if (in_class) {
-      if (c == ']') in_class = false;
-    } else if (c == '[') {
-      in_class = true;
-    } else if (c == '.') {
-      out += "[\\s\\S]";
-      continue;
-    }
-    out.push_back(c);
-  }
-  return out;
-}
-
 constexpr uint64_t kMaxRegexCount = 1000;    // a repetition bound or back-reference number
 constexpr uint64_t kMaxRegexStates = 10000;  // the automaton's size, estimated
 
@@ -649,14 +624,14 @@ uint64_t ReadCount(std::string_view pattern, size_t* i) {
   return v;
 }
 
-// libstdc++ reads repetition bounds and back-reference numbers into an int
-// without an overflow check (undefined behaviour), and copies a repeated
-// atom once per repetition, so nested bounds multiply the automaton. Refuses
-// both before std::regex sees the pattern. The size estimate counts each
+// Bounds the pattern before the regex engine sees it (kept from the
+// std::regex days, when libstdc++ overflowed on long bounds and copied a
+// repeated atom once per repetition; RE2 has limits of its own, these make
+// the error messages ours). The size estimate counts each
 // atom once and multiplies a repeated atom (a group: its contents) by its
 // upper bound. Also refuses a quantifier on a quantifier ('.*+', 'a+*'):
 // not ECMAScript, but libstdc++ takes it as a nested repetition, which
-// backtracks exponentially. The rest of the syntax is left to std::regex.
+// backtracks exponentially. The rest of the syntax is left to the engine.
 Status CheckRegexLimits(std::string_view pattern) {
   struct Frame {
     uint64_t size = 0;  // estimated states so far
@@ -742,13 +717,15 @@ Status CheckRegexLimits(std::string_view pattern) {
 
 }  // namespace
 
-Result<std::unique_ptr<std::regex>> CompileRegex(std::string_view pattern) {
+Result<std::unique_ptr<re2::RE2>> CompileRegex(std::string_view pattern) {
   RETURN_IF_ERROR(CheckRegexLimits(pattern));
-  try {
-    return std::make_unique<std::regex>(RewriteRegex(pattern), std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    return Status(StatusCode::kInvalidArgument, "invalid regular expression: " + std::string(e.what()));
-  }
+  RE2::Options options;
+  options.set_dot_nl(true);  // single-line mode
+  options.set_log_errors(false);
+  options.set_max_mem(8 << 20);
+  auto re = std::make_unique<re2::RE2>(re2::StringPiece(pattern.data(), pattern.size()), options);
+  if (!re->ok()) return Status(StatusCode::kInvalidArgument, "invalid regular expression: " + re->error());
+  return re;
 }
 
 std::string_view SystemTypeName(TypeSpec::System s) {

@@ -1967,7 +1967,7 @@ bool Evaluator::CallString(const Node& n, Collection input, Vec& out) {
     if (!ArgString(n, i, a, &p)) return -1;
     return p ? 1 : 0;
   };
-  auto regex_for = [&](std::string_view pattern, std::unique_ptr<std::regex>* local) -> const std::regex* {
+  auto regex_for = [&](std::string_view pattern, std::unique_ptr<re2::RE2>* local) -> const re2::RE2* {
     if (n.regex >= 0) return p_.regexes[static_cast<size_t>(n.regex)].get();
     auto re = CompileRegex(pattern);
     if (!re.ok()) {
@@ -2060,11 +2060,11 @@ bool Evaluator::CallString(const Node& n, Collection input, Vec& out) {
       std::string_view pattern;
       int r = string_arg(0, &pattern);
       if (r <= 0) return r == 0;
-      std::unique_ptr<std::regex> local;
-      const std::regex* re = regex_for(pattern, &local);
+      std::unique_ptr<re2::RE2> local;
+      const re2::RE2* re = regex_for(pattern, &local);
       if (re == nullptr) return false;
-      bool m = n.func == Func::kMatches ? std::regex_search(s.begin(), s.end(), *re)
-                                        : std::regex_match(s.begin(), s.end(), *re);
+      re2::StringPiece text(s.data(), s.size());
+      bool m = n.func == Func::kMatches ? RE2::PartialMatch(text, *re) : RE2::FullMatch(text, *re);
       out.push_back(Item::Boolean(m));
       return true;
     }
@@ -2079,10 +2079,28 @@ bool Evaluator::CallString(const Node& n, Collection input, Vec& out) {
         out.push_back(v);
         return true;
       }
-      std::unique_ptr<std::regex> local;
-      const std::regex* re = regex_for(pattern, &local);
+      std::unique_ptr<re2::RE2> local;
+      const re2::RE2* re = regex_for(pattern, &local);
       if (re == nullptr) return false;
-      std::string t = std::regex_replace(std::string(s), *re, std::string(subst));
+      // FHIRPath (like ECMAScript) writes groups as $1 in the substitution;
+      // RE2 as \1, with backslashes escaped.
+      std::string rewrite;
+      for (size_t i = 0; i < subst.size(); ++i) {
+        char c = subst[i];
+        if (c == '\\') {
+          rewrite += "\\\\";
+        } else if (c == '$' && i + 1 < subst.size() && subst[i + 1] >= '0' && subst[i + 1] <= '9') {
+          rewrite += '\\';
+          rewrite += subst[++i];
+        } else if (c == '$' && i + 1 < subst.size() && subst[i + 1] == '$') {
+          rewrite += '$';
+          ++i;
+        } else {
+          rewrite += c;
+        }
+      }
+      std::string t(s);
+      RE2::GlobalReplace(&t, *re, rewrite);
       out.push_back(Item::String(Keep(t)));
       return true;
     }

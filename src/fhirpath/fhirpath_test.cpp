@@ -255,3 +255,22 @@ TEST_F(FhirpathTest, MemberChainsAgreeWithStepwiseNavigation) {
 
 }  // namespace
 }  // namespace bevan::fhirpath
+
+namespace bevan::fhirpath {
+namespace {
+
+// matches() runs in linear time whatever the pattern: (a|a)*b backtracks
+// exponentially in a backtracking engine (2^100 steps on this input).
+TEST_F(FhirpathTest, RegexesCannotBacktrackExponentially) {
+  std::string input(100, 'a');
+  EXPECT_EQ(Eval("'" + input + "c'.matches('(a|a)*b')"), "false");
+  EXPECT_EQ(Eval("'" + input + "b'.matches('(a|a)*b')"), "true");
+  EXPECT_EQ(Eval("'" + input + "'.matches('(a*)*$')"), "true");
+  // Substitutions name groups as $1; a literal backslash stays one.
+  EXPECT_EQ(Eval("'2024-01-31'.replaceMatches('(\\\\d+)-(\\\\d+)-(\\\\d+)', '$3/$2/$1')"), "31/01/2024");
+  EXPECT_EQ(Eval("'a.b'.replaceMatches('\\\\.', '\\\\')"), "a\\b");
+  EXPECT_EQ(Eval("'line1\nline2'.matches('line1.line2')"), "true");  // '.' matches a newline
+}
+
+}  // namespace
+}  // namespace bevan::fhirpath

@@ -5,9 +5,10 @@
 // Once compiled it is never modified.
 #pragma once
 
+#include <re2/re2.h>
 #include <cstdint>
 #include <memory>
-#include <regex>
+
 #include <string>
 #include <string_view>
 #include <vector>
@@ -231,7 +232,7 @@ struct Program {
   std::vector<int32_t> args;
   int32_t root = -1;
   const fhir::TypeDef* context_type = nullptr;
-  std::vector<std::unique_ptr<std::regex>> regexes;
+  std::vector<std::unique_ptr<re2::RE2>> regexes;
   std::unique_ptr<Arena> arena = std::make_unique<Arena>(1024);  // literal strings and quantities
 };
 
@@ -241,14 +242,15 @@ Status Parse(std::string_view text, Program* program);
 // Resolves names and checks the parsed program against the model.
 Status CompileProgram(Program* program, const CompileOptions& options);
 
-// A FHIRPath regular expression (matches(), replaceMatches()) as a
-// std::regex: ECMAScript syntax in single-line mode ('.' matches newlines).
-// InvalidArgument when malformed, and when a repetition bound or
-// back-reference number is over 1000 or nested repetitions would make an
-// automaton of over about 10,000 states (std::regex overflows on long bounds
-// and copies a repeated atom once per repetition; patterns can come from
-// clients, e.g. in FHIRPath Patch paths).
-Result<std::unique_ptr<std::regex>> CompileRegex(std::string_view pattern);
+// A FHIRPath regular expression (matches(), replaceMatches()) as an RE2:
+// PCRE-like syntax without backreferences or lookaround, single-line mode
+// ('.' matches newlines), matched in time linear in the input whatever the
+// pattern (patterns come from clients, e.g. in FHIRPath Patch paths, so a
+// backtracking engine would be a denial of service). InvalidArgument when
+// malformed, when a repetition bound is over 1000, when nested repetitions
+// would make an automaton of over about 10,000 states, or when RE2 would need
+// more than 8 MB for it.
+Result<std::unique_ptr<re2::RE2>> CompileRegex(std::string_view pattern);
 
 // Names of the TypeSpec::System values ("Boolean").
 std::string_view SystemTypeName(TypeSpec::System s);
