@@ -9,7 +9,7 @@ namespace bevan::cli {
 struct ReindexArgs {
   std::string db = "sqlite:./bevan.db";
   std::string type;  // empty: every resource type
-  int batch = 500;   // resources per write transaction
+  int batch = 5000;  // resources per write transaction
 };
 
 // Returns 0 on success (progress on stderr, a summary on stdout), 1 when some

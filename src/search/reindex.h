@@ -18,7 +18,7 @@ namespace bevan::search {
 struct ReindexOptions {
   std::vector<std::string> types;  // empty: every resource type
   int chunk = 1000;                // rows per Store::Scan statement
-  int batch = 500;                 // resources per write transaction
+  int batch = 5000;                // resources per write transaction
 };
 
 struct ReindexStats {

@@ -176,6 +176,9 @@ int Main(int argc, char** argv) {
     const char* name;
     const char* type;
     std::function<std::string()> query;
+    // 0: the first page; 1: the page its `next` link gives; 2: the page the
+    // second page's `previous` link gives (cursors fetched untimed).
+    int page = 0;
   };
   std::vector<Shape> shapes = {
       {"patient-scoped Observation?patient&code&date", "Observation",
@@ -184,6 +187,10 @@ int Main(int argc, char** argv) {
        [&] { return std::string("family=") + kFamilies[rng() % 20] + "&birthdate=ge1960"; }},
       {"Encounter?date&_sort=-date&_count=50", "Encounter",
        [&] { return "date=ge2024-0" + std::to_string(1 + rng() % 9) + "&_sort=-date&_count=50"; }},
+      {"  ... its next page (_cursor)", "Encounter",
+       [&] { return "date=ge2024-0" + std::to_string(1 + rng() % 9) + "&_sort=-date&_count=50"; }, 1},
+      {"  ... the previous page from the second", "Encounter",
+       [&] { return "date=ge2024-0" + std::to_string(1 + rng() % 9) + "&_sort=-date&_count=50"; }, 2},
       {"Encounter?patient&_include practitioner (page of 10)", "Encounter",
        [&] { return "patient=" + pat() + "&_include=Encounter:participant"; }},
       {"Encounter?service-provider&_include subject (page of 50)", "Encounter",
@@ -206,6 +213,17 @@ int Main(int argc, char** argv) {
     size_t hits = 0;
     for (int i = 0; i < iterations; ++i) {
       std::string q = shape.query();
+      std::string cursor;
+      for (int page = 0; page < shape.page; ++page) {
+        auto pq = ParseSearchQuery(shape.type, q + cursor);
+        auto pr = pq.ok() ? ExecuteSearch(**store, *pq) : Result<SearchResult>(pq.status());
+        if (!pr.ok() || !pr->next_cursor || (page == 1 && !pr->previous_cursor)) {
+          std::fprintf(stderr, "%s: no cursor for page %d\n", q.c_str(), page + 1);
+          return 1;
+        }
+        cursor = "&_cursor=" + (page == 1 ? *pr->previous_cursor : *pr->next_cursor);
+      }
+      q += cursor;
       auto start = Clock::now();
       auto parsed = ParseSearchQuery(shape.type, q);
       if (!parsed.ok()) {

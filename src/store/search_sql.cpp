@@ -746,7 +746,9 @@ bool RequiresSortRows(const SearchPlan& plan) {
 // The valued part in index order: each resource once, at its extreme row
 // (highest hi descending, lowest lo ascending; ties by the other bound),
 // filtered, after the cursor, in (key, rid) order.
-SqlStatement PrintIndexOrder(const SearchPlan& plan, Dialect dialect) {
+// With `back`, the same rows backwards (key and rid reversed), before the
+// cursor when there is one.
+SqlStatement PrintIndexOrder(const SearchPlan& plan, Dialect dialect, bool back) {
   Printer p(dialect);
   const SortKey& k = plan.sort[0];
   bool desc = k.descending;
@@ -761,10 +763,10 @@ SqlStatement PrintIndexOrder(const SearchPlan& plan, Dialect dialect) {
        " AND y." + other + cmp + "x." + other + "))) AND " + p.Filters(plan, /*check_only=*/true);
   if (plan.after) {
     PlanValue key = plan.after->keys[0];
-    s += " AND (x." + col + (desc ? " < " : " > ") + p.Param(key) + " OR (x." + col + " = " + p.Param(key) +
-         " AND r.rid > " + p.Param(plan.after->rid) + "))";
+    s += " AND (x." + col + (desc != back ? " < " : " > ") + p.Param(key) + " OR (x." + col + " = " + p.Param(key) +
+         (back ? " AND r.rid < " : " AND r.rid > ") + p.Param(plan.after->rid) + "))";
   }
-  s += " ORDER BY x." + col + (desc ? " DESC" : "") + ", r.rid LIMIT " +
+  s += " ORDER BY x." + col + (desc != back ? " DESC" : "") + (back ? ", r.rid DESC" : ", r.rid") + " LIMIT " +
        p.Param(static_cast<std::int64_t>(plan.limit) + 1);
   SqlStatement st = p.Take();
   st.sql = std::move(s);
@@ -774,12 +776,27 @@ SqlStatement PrintIndexOrder(const SearchPlan& plan, Dialect dialect) {
 }  // namespace
 
 std::vector<PageStatement> PrintPage(const SearchPlan& plan, Dialect dialect) {
-  // A previous page is one statement whatever the plan: it sorts every match
-  // before its cursor rather than reading the date index backwards.
-  if (!InIndexOrder(plan) || (plan.after && plan.after->before)) return {{PrintSearch(plan, dialect), false}};
+  if (!InIndexOrder(plan)) return {{PrintSearch(plan, dialect), false}};
   std::vector<PageStatement> out;
   bool in_missing_part = plan.after && plan.after->keys[0] == MissingKey(plan.sort[0]);
-  if (!in_missing_part) out.push_back({PrintIndexOrder(plan, dialect), false});
+  if (plan.after && plan.after->before) {
+    // Backwards: from inside the part without values, its rows before the
+    // cursor (rid descending), then every valued row; else the valued rows
+    // before the cursor only.
+    if (in_missing_part && !RequiresSortRows(plan)) {
+      SearchPlan rest = plan;
+      rest.sort.clear();
+      rest.after = SearchCursor{{}, plan.after->rid, true};
+      rest.where =
+          PlanNode::And({plan.where, PlanNode::Not(PlanNode::Rows(IndexTable::kDate, plan.sort[0].param, {}))});
+      out.push_back({PrintSearch(rest, dialect), true});
+    }
+    SearchPlan valued = plan;
+    if (in_missing_part) valued.after.reset();
+    out.push_back({PrintIndexOrder(valued, dialect, /*back=*/true), false});
+    return out;
+  }
+  if (!in_missing_part) out.push_back({PrintIndexOrder(plan, dialect, /*back=*/false), false});
   if (!RequiresSortRows(plan)) {
     // Then the matches without a value, in rid order.
     SearchPlan rest = plan;
@@ -800,7 +817,15 @@ Result<SearchPage> RunPage(const SearchPlan& plan, Dialect dialect, const RunSta
   if (plan.after && plan.after->before) {
     // The rows come nearest-first: keep `limit`, the extra one says that
     // earlier matches exist, then put the page back into result order.
-    ASSIGN_OR_RETURN(std::vector<PageRow> rows, run(PrintSearch(plan, dialect), kinds));
+    std::vector<PageRow> rows;
+    for (const PageStatement& ps : PrintPage(plan, dialect)) {
+      if (static_cast<int>(rows.size()) > plan.limit) break;
+      ASSIGN_OR_RETURN(std::vector<PageRow> got, run(ps.statement, ps.keyless ? std::vector<int>{} : kinds));
+      for (PageRow& row : got) {
+        if (ps.keyless) row.keys = {MissingKey(plan.sort[0])};
+        rows.push_back(std::move(row));
+      }
+    }
     bool earlier = static_cast<int>(rows.size()) > plan.limit;
     if (earlier) rows.resize(static_cast<size_t>(plan.limit));
     std::reverse(rows.begin(), rows.end());
