@@ -763,7 +763,10 @@ SqlStatement PrintIndexOrder(const SearchPlan& plan, Dialect dialect, bool back)
        " AND y." + other + cmp + "x." + other + "))) AND " + p.Filters(plan, /*check_only=*/true);
   if (plan.after) {
     PlanValue key = plan.after->keys[0];
-    s += " AND (x." + col + (desc != back ? " < " : " > ") + p.Param(key) + " OR (x." + col + " = " + p.Param(key) +
+    // The plain bound first: it is the index range the OR alone would not give
+    // (reading towards the cursor would otherwise start at the index's far end).
+    s += " AND x." + col + (desc != back ? " <= " : " >= ") + p.Param(key) + " AND (x." + col +
+         (desc != back ? " < " : " > ") + p.Param(key) + " OR (x." + col + " = " + p.Param(key) +
          (back ? " AND r.rid < " : " AND r.rid > ") + p.Param(plan.after->rid) + "))";
   }
   s += " ORDER BY x." + col + (desc != back ? " DESC" : "") + (back ? ", r.rid DESC" : ", r.rid") + " LIMIT " +
