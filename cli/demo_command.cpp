@@ -53,7 +53,9 @@ void PrintThingsToTry(uint16_t port, const std::string& patient) {
             << "/\\$export?_type=Patient,Condition'   # then GET the Content-Location until 200\n"
             << "  curl -s -X POST -H 'Content-Type: application/fhir+json' "
                "-d '{\"resourceType\":\"Patient\",\"birthDate\":\"1970-02-30\"}' "
-            << base << "/Patient   # 422 with an OperationOutcome\n\n"
+            << base << "/Patient   # 422 with an OperationOutcome\n"
+            << "  (every request above is in the audit trail: build/bevan audit verify --log demo/bevan.db.audit.db;\n"
+            << "   bevan demo --auth serves the same trust behind SMART on FHIR sign-in with demo users)\n\n"
             << std::flush;
 }
 
