@@ -1,7 +1,7 @@
 #include "rest/service.h"
 
 #include <algorithm>
-#include <charconv>
+#include <limits>
 #include <set>
 #include <unordered_map>
 
@@ -87,10 +87,7 @@ std::string ETag(int64_t version) { return "W/\"" + std::to_string(version) + "\
 std::optional<int64_t> ParseETag(std::string_view v) {
   if (v.starts_with("W/")) v.remove_prefix(2);
   if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
-  int64_t n = 0;
-  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-  if (ec != std::errc() || p != v.data() + v.size() || n < 1) return std::nullopt;
-  return n;
+  return ParsePositiveInt(v);
 }
 
 bool IsJsonContentType(std::string_view ct) {
@@ -157,6 +154,13 @@ void Note(std::string_view interaction) {
 }
 void NoteEntity(std::string_view type, std::string_view id, std::string_view compartment) {
   if (t_note != nullptr) t_note->Entity(type, id, compartment);
+}
+// The resource a successful write touched ("Type/id" in Answer::entity).
+void NoteWritten(const Answer& a) {
+  if (t_note == nullptr || a.entity.empty() || a.status >= 300) return;
+  std::string_view entity = a.entity;
+  size_t slash = entity.find('/');
+  t_note->Entity(entity.substr(0, slash), entity.substr(slash + 1), a.compartment);
 }
 
 }  // namespace
@@ -267,11 +271,7 @@ class FhirService::Impl {
 };
 
 void FhirService::Impl::Send(http::Response& res, const Answer& a) {
-  if (t_note != nullptr && !a.entity.empty() && a.status < 300) {
-    size_t slash = a.entity.find('/');
-    t_note->Entity(std::string_view(a.entity).substr(0, slash), std::string_view(a.entity).substr(slash + 1),
-                   a.compartment);
-  }
+  NoteWritten(a);
   res.status = a.status;
   if (!a.body.empty()) {
     res.SetHeader("Content-Type", std::string(kFhirJson));
@@ -778,12 +778,11 @@ void FhirService::Impl::VRead(const auth::Access& who, std::string_view type, st
   if (Status st = Authorize(who, auth::Interaction::kRead, type, grant); !st.ok()) {
     return SendError(res, FromStatus(st));
   }
-  int64_t version = 0;
-  auto [p, ec] = std::from_chars(vid.data(), vid.data() + vid.size(), version);
-  if (ec != std::errc() || p != vid.data() + vid.size() || version < 1) {
+  std::optional<int64_t> version = ParsePositiveInt(vid);
+  if (!version) {
     return SendError(res, HttpError::Of(400, IssueType::kValue, "invalid version id '" + std::string(vid) + "'"));
   }
-  auto r = store_.VRead(type, id, version);
+  auto r = store_.VRead(type, id, *version);
   if (r.ok() && who.enforce) {
     // The version's own compartment decides (a tombstone has none).
     auto within = Within(grant, type, id, r->compartment);
@@ -881,12 +880,11 @@ void FhirService::Impl::History(const auth::Access& who, std::string_view type, 
   q.count = opt_.default_page_size;
   for (const auto& [name, value] : *params) {
     if (name == "_count") {
-      int n = 0;
-      auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
-      if (ec != std::errc() || p != value.data() + value.size() || n < 1) {
+      std::optional<int64_t> n = ParsePositiveInt(value);
+      if (!n || *n > std::numeric_limits<int>::max()) {
         return SendError(res, HttpError::Of(400, IssueType::kValue, "_count must be a positive integer", "_count"));
       }
-      q.count = std::min(n, opt_.max_page_size);
+      q.count = static_cast<int>(std::min<int64_t>(*n, opt_.max_page_size));
     } else if (name == "_since") {
       auto r = ParseDateTimeRange(value);
       if (!r) return SendError(res, HttpError::Of(400, IssueType::kValue, "_since must be an instant", "_since"));
@@ -920,12 +918,7 @@ void FhirService::Impl::History(const auth::Access& who, std::string_view type, 
   if (!type.empty()) base += "/" + std::string(type);
   if (!id.empty()) base += "/" + std::string(id);
   base += "/_history";
-  std::string kept;
-  for (const auto& [name, value] : *params) {
-    if (name == "_cursor") continue;
-    kept += kept.empty() ? "?" : "&";
-    kept += PercentEncode(name) + "=" + PercentEncode(value);
-  }
+  std::string kept = QueryWithout(*params, "_cursor");
   std::string out = R"({"resourceType":"Bundle","type":"history","link":[)";
   AppendLink(out, "self", base + (req.query.empty() ? "" : "?" + req.query));
   if (page->next) {
@@ -1160,13 +1153,7 @@ void FhirService::Impl::Search(const auth::Access& who, std::string_view type, c
   if (system) base.pop_back();
   // Links keep the request's parameters (POST _search: its form body) minus any cursor.
   std::string kept;
-  if (auto params = ParseQuery(query)) {
-    for (const auto& [k, v] : *params) {
-      if (k == "_cursor") continue;
-      kept += kept.empty() ? "?" : "&";
-      kept += PercentEncode(k) + "=" + PercentEncode(v);
-    }
-  }
+  if (auto params = ParseQuery(query)) kept = QueryWithout(*params, "_cursor");
   std::string out = R"({"resourceType":"Bundle","type":"searchset")";
   if (r->total) out += ",\"total\":" + std::to_string(*r->total);
   out += R"(,"link":[)";
@@ -1657,14 +1644,7 @@ void FhirService::Impl::ProcessBundle(const auth::Access& who, const http::Reque
   }
 
   Note(transaction ? "transaction" : "batch");
-  if (t_note != nullptr) {
-    for (const Answer& a : answers) {
-      if (a.entity.empty() || a.status >= 300) continue;
-      size_t slash = a.entity.find('/');
-      t_note->Entity(std::string_view(a.entity).substr(0, slash), std::string_view(a.entity).substr(slash + 1),
-                     a.compartment);
-    }
-  }
+  for (const Answer& a : answers) NoteWritten(a);
   std::string out = R"({"resourceType":"Bundle","type":")";
   out += transaction ? "transaction-response" : "batch-response";
   out += R"(","entry":[)";
@@ -2119,15 +2099,13 @@ void FhirService::Impl::AuditSearch(const auth::Access& who, const http::Request
         return bad(name, "prefix must be eq, ge, gt, le or lt");
       }
     } else if (name == "_count") {
-      int n = 0;
-      auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
-      if (ec != std::errc() || p != value.data() + value.size() || n < 1) return bad(name, "a positive integer");
-      q.count = static_cast<size_t>(std::min(n, 1000));
+      std::optional<int64_t> n = ParsePositiveInt(value);
+      if (!n || *n > std::numeric_limits<int>::max()) return bad(name, "a positive integer");
+      q.count = static_cast<size_t>(std::min<int64_t>(*n, 1000));
     } else if (name == "_cursor") {
-      int64_t seq = 0;
-      auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), seq);
-      if (ec != std::errc() || p != value.data() + value.size() || seq < 1) return bad(name, "invalid cursor");
-      q.before_seq = seq;
+      std::optional<int64_t> seq = ParsePositiveInt(value);
+      if (!seq) return bad(name, "invalid cursor");
+      q.before_seq = *seq;
     } else if (name != "_format") {
       return SendError(res, HttpError::Of(400, IssueType::kNotSupported,
                                           "unknown AuditEvent search parameter '" + name +
@@ -2145,12 +2123,7 @@ void FhirService::Impl::AuditSearch(const auth::Access& who, const http::Request
   auto page = opt_.audit->Query(q);
   if (!page.ok()) return SendError(res, FromStatus(page.status()));
   std::string base = opt_.base_url + "/AuditEvent";
-  std::string kept;
-  for (const auto& [k, v] : *params) {
-    if (k == "_cursor") continue;
-    kept += kept.empty() ? "?" : "&";
-    kept += PercentEncode(k) + "=" + PercentEncode(v);
-  }
+  std::string kept = QueryWithout(*params, "_cursor");
   std::string out = R"({"resourceType":"Bundle","type":"searchset","link":[)";
   AppendLink(out, "self", base + kept);
   if (page->next_before_seq > 0) {

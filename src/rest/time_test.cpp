@@ -50,6 +50,16 @@ TEST(RestUrl, Query) {
   EXPECT_FALSE(ParseQuery("a=%0"));
   EXPECT_FALSE(ParseQuery("a=%00"));
   EXPECT_EQ(PercentEncode("a b|c/"), "a%20b%7Cc%2F");
+  EXPECT_EQ(QueryWithout(*q, "name"), "?identifier=http%3A%2F%2Fx%7C1&empty=");
+  EXPECT_EQ(QueryWithout(QueryParams{{"_cursor", "x"}}, "_cursor"), "");
+}
+
+TEST(RestUrl, PositiveIntegers) {
+  EXPECT_EQ(ParsePositiveInt("3"), 3);
+  EXPECT_EQ(ParsePositiveInt("9223372036854775807"), INT64_MAX);
+  for (const char* bad : {"", "0", "-1", "+1", " 1", "1 ", "1.0", "x", "9223372036854775808"}) {
+    EXPECT_FALSE(ParsePositiveInt(bad)) << bad;
+  }
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "rest/url.h"
 
+#include <charconv>
+
 #include <cctype>
 
 namespace bevan::rest {
@@ -77,6 +79,23 @@ std::string PercentEncode(std::string_view s) {
     }
   }
   return out;
+}
+
+std::string QueryWithout(const QueryParams& params, std::string_view dropped) {
+  std::string out;
+  for (const auto& [k, v] : params) {
+    if (k == dropped) continue;
+    out += out.empty() ? "?" : "&";
+    out += PercentEncode(k) + "=" + PercentEncode(v);
+  }
+  return out;
+}
+
+std::optional<int64_t> ParsePositiveInt(std::string_view s) {
+  int64_t n = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+  if (ec != std::errc() || p != s.data() + s.size() || n < 1) return std::nullopt;
+  return n;
 }
 
 }  // namespace bevan::rest

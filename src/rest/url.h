@@ -1,6 +1,7 @@
 // URL pieces the REST layer parses: percent-decoding, query strings.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,5 +24,13 @@ std::optional<std::string_view> FirstParam(const QueryParams& params, std::strin
 
 // Percent-encodes a query value (RFC 3986 unreserved characters stay).
 std::string PercentEncode(std::string_view s);
+
+// `params` re-encoded as "?a=1&b=2" without the parameter `dropped` (paging
+// links keep a request's parameters but its cursor); empty when none remain.
+std::string QueryWithout(const QueryParams& params, std::string_view dropped);
+
+// A whole decimal integer of at least 1 ("3"); nullopt for anything else
+// (sign, spaces, overflow, 0).
+std::optional<int64_t> ParsePositiveInt(std::string_view s);
 
 }  // namespace bevan::rest
