@@ -772,8 +772,8 @@ ClientAuth AuthenticateClient(const http::Request& req, const Form& f, const Cli
       out.error = "malformed Basic credentials";
       return out;
     }
-    auto id = internal::PercentDecode(std::string_view(*decoded).substr(0, colon), true);
-    auto secret = internal::PercentDecode(std::string_view(*decoded).substr(colon + 1), true);
+    auto id = PercentDecode(std::string_view(*decoded).substr(0, colon), true, /*allow_nul=*/true);
+    auto secret = PercentDecode(std::string_view(*decoded).substr(colon + 1), true, /*allow_nul=*/true);
     const Client* c = id ? clients.Find(*id) : nullptr;
     bool ok = c && c->type == ClientType::kConfidential && secret && VerifyPassword(c->client_secret_hash, *secret);
     if (!ok || (!named.empty() && named != c->client_id)) {

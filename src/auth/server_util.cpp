@@ -72,13 +72,6 @@ std::optional<std::string> DecodeBase64(std::string_view s, bool url) {
   return out;
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 }  // namespace
 
 std::optional<std::string> Base64Decode(std::string_view s) { return DecodeBase64(s, false); }
@@ -86,43 +79,6 @@ std::optional<std::string> Base64Decode(std::string_view s) { return DecodeBase6
 bool ConstantTimeEqual(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   return a.empty() || CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-}
-
-std::optional<std::string> PercentDecode(std::string_view s, bool plus_is_space) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c == '%') {
-      if (i + 2 >= s.size()) return std::nullopt;
-      int hi = HexValue(s[i + 1]), lo = HexValue(s[i + 2]);
-      if (hi < 0 || lo < 0) return std::nullopt;
-      out += static_cast<char>(hi * 16 + lo);
-      i += 2;
-    } else if (c == '+' && plus_is_space) {
-      out += ' ';
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-std::string PercentEncode(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (char c : s) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if ((u >= 'A' && u <= 'Z') || (u >= 'a' && u <= 'z') || (u >= '0' && u <= '9') || u == '-' || u == '.' ||
-        u == '_' || u == '~') {
-      out += c;
-    } else {
-      out += '%';
-      out += kHex[u >> 4];
-      out += kHex[u & 15];
-    }
-  }
-  return out;
 }
 
 Result<Form> ParseForm(std::string_view body, size_t max_fields, size_t max_value) {
@@ -141,8 +97,8 @@ Result<Form> ParseForm(std::string_view body, size_t max_fields, size_t max_valu
     size_t eq = part.find('=');
     std::string_view raw_name = part.substr(0, eq);
     std::string_view raw_value = eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1);
-    auto name = PercentDecode(raw_name, true);
-    auto value = PercentDecode(raw_value, true);
+    auto name = PercentDecode(raw_name, true, /*allow_nul=*/true);
+    auto value = PercentDecode(raw_value, true, /*allow_nul=*/true);
     if (!name || !value) return InvalidArgumentError("malformed percent-encoding in the form");
     if (name->size() > 64) return InvalidArgumentError("form field name too long");
     if (value->size() > max_value) return InvalidArgumentError("form field '" + *name + "' too long");

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/percent.h"
 #include "common/status.h"
 
 namespace bevan::auth::internal {
@@ -34,8 +35,8 @@ Result<Form> ParseForm(std::string_view body, size_t max_fields = 32, size_t max
 std::string_view FormValue(const Form& form, std::string_view name);
 bool FormHas(const Form& form, std::string_view name);
 
-std::string PercentEncode(std::string_view s);  // RFC 3986 unreserved kept
-std::optional<std::string> PercentDecode(std::string_view s, bool plus_is_space);
+using ::bevan::PercentDecode;  // common/percent.h
+using ::bevan::PercentEncode;
 
 // HTML-escapes &, <, >, ", '.
 std::string HtmlEscape(std::string_view s);

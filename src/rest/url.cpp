@@ -2,41 +2,7 @@
 
 #include <charconv>
 
-#include <cctype>
-
 namespace bevan::rest {
-
-namespace {
-int Hex(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-}  // namespace
-
-std::optional<std::string> PercentDecode(std::string_view s, bool plus_is_space) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c == '%') {
-      if (i + 2 >= s.size()) return std::nullopt;
-      int hi = i + 1 < s.size() ? Hex(s[i + 1]) : -1;
-      int lo = i + 2 < s.size() ? Hex(s[i + 2]) : -1;
-      if (hi < 0 || lo < 0) return std::nullopt;
-      char d = static_cast<char>(hi * 16 + lo);
-      if (d == '\0') return std::nullopt;
-      out += d;
-      i += 2;
-    } else if (c == '+' && plus_is_space) {
-      out += ' ';
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
 
 std::optional<QueryParams> ParseQuery(std::string_view query) {
   QueryParams out;
@@ -63,22 +29,6 @@ std::optional<std::string_view> FirstParam(const QueryParams& params, std::strin
     if (k == name) return std::string_view(v);
   }
   return std::nullopt;
-}
-
-std::string PercentEncode(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (char c : s) {
-    auto u = static_cast<unsigned char>(c);
-    if (std::isalnum(u) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += c;
-    } else {
-      out += '%';
-      out += kHex[u >> 4];
-      out += kHex[u & 15];
-    }
-  }
-  return out;
 }
 
 std::string QueryWithout(const QueryParams& params, std::string_view dropped) {

@@ -8,22 +8,21 @@
 #include <utility>
 #include <vector>
 
+#include "common/percent.h"
+
 namespace bevan::rest {
 
 using QueryParams = std::vector<std::pair<std::string, std::string>>;
 
-// Percent-decodes `s` ('+' as space when `plus_is_space`); nullopt on a bad
-// escape or a decoded NUL.
-std::optional<std::string> PercentDecode(std::string_view s, bool plus_is_space);
+// PercentDecode (a decoded NUL is refused) and PercentEncode: common/percent.h.
+using ::bevan::PercentDecode;
+using ::bevan::PercentEncode;
 
 // Splits "a=1&b=x%20y" into decoded pairs, in order. nullopt on a bad escape.
 std::optional<QueryParams> ParseQuery(std::string_view query);
 
 // The first value of `name`, or nullopt.
 std::optional<std::string_view> FirstParam(const QueryParams& params, std::string_view name);
-
-// Percent-encodes a query value (RFC 3986 unreserved characters stay).
-std::string PercentEncode(std::string_view s);
 
 // `params` re-encoded as "?a=1&b=2" without the parameter `dropped` (paging
 // links keep a request's parameters but its cursor); empty when none remain.

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <set>
 
+#include "common/percent.h"
 #include "json/json.h"
 #include "search/values.h"
 
@@ -15,31 +16,10 @@ using fhir::SearchParamType;
 
 constexpr store::Micros kDayMicros = 86400LL * 1000000;
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 Result<std::string> PercentDecode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c == '+') {
-      out += ' ';
-    } else if (c == '%') {
-      int a = i + 2 < s.size() ? HexValue(s[i + 1]) : -1;
-      int b = i + 2 < s.size() ? HexValue(s[i + 2]) : -1;
-      if (a < 0 || b < 0) return InvalidArgumentError("malformed percent-encoding in '" + std::string(s) + "'");
-      out += static_cast<char>(a * 16 + b);
-      i += 2;
-    } else {
-      out += c;
-    }
-  }
-  return out;
+  auto decoded = ::bevan::PercentDecode(s, /*plus_is_space=*/true, /*allow_nul=*/true);
+  if (!decoded) return InvalidArgumentError("malformed percent-encoding in '" + std::string(s) + "'");
+  return std::move(*decoded);
 }
 
 // Splits on `sep` where it is not escaped by a backslash; parts stay escaped.
