@@ -877,6 +877,13 @@ SqlStatement PrintCount(const SearchPlan& plan, Dialect dialect) {
   return st;
 }
 
+std::vector<SqlStatement> PrintAll(const SearchPlan& plan, Dialect dialect) {
+  std::vector<SqlStatement> out;
+  for (PageStatement& ps : PrintPage(plan, dialect)) out.push_back(std::move(ps.statement));
+  out.push_back(PrintCount(plan, dialect));
+  return out;
+}
+
 SqlStatement PrintInclude(const IncludeQuery& query, Dialect dialect) {
   Printer p(dialect);
   std::string s;

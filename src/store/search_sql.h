@@ -47,6 +47,10 @@ Result<SearchPage> RunPage(const SearchPlan& plan, Dialect dialect, const RunSta
 // SELECT count(*) of every match (ignoring cursor and limit).
 SqlStatement PrintCount(const SearchPlan& plan, Dialect dialect);
 
+// Every statement a search of `plan` may run (its page statements, then its
+// count), for the backends' EXPLAIN.
+std::vector<SqlStatement> PrintAll(const SearchPlan& plan, Dialect dialect);
+
 // The included resources of an IncludeQuery (the union of its specs), with
 // the same first six columns as PrintSearch, at most query.limit + 1 rows.
 SqlStatement PrintInclude(const IncludeQuery& query, Dialect dialect);

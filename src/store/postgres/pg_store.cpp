@@ -844,10 +844,7 @@ class PgStore final : public Store {
     RETURN_IF_ERROR(sql::CheckSearchPlan(plan));
     ASSIGN_OR_RETURN(Lease lease, Acquire());
     std::string out;
-    std::vector<SqlStatement> statements;
-    for (sql::PageStatement& ps : sql::PrintPage(plan, sql::Dialect::kPostgres)) statements.push_back(ps.statement);
-    statements.push_back(sql::PrintCount(plan, sql::Dialect::kPostgres));
-    for (const SqlStatement& st : statements) {
+    for (const SqlStatement& st : sql::PrintAll(plan, sql::Dialect::kPostgres)) {
       ASSIGN_OR_RETURN(std::string e, Explain(*lease.conn, st));
       out += e;
     }

@@ -761,10 +761,7 @@ class SqliteStore final : public Store {
     RETURN_IF_ERROR(sql::CheckSearchPlan(plan));
     ASSIGN_OR_RETURN(Lease lease, AcquireReader());
     std::string out;
-    std::vector<SqlStatement> statements;
-    for (sql::PageStatement& ps : sql::PrintPage(plan, sql::Dialect::kSqlite)) statements.push_back(ps.statement);
-    statements.push_back(sql::PrintCount(plan, sql::Dialect::kSqlite));
-    for (const SqlStatement& st : statements) {
+    for (const SqlStatement& st : sql::PrintAll(plan, sql::Dialect::kSqlite)) {
       ASSIGN_OR_RETURN(std::string e, Explain(*lease.conn, st));
       out += e;
     }
