@@ -28,6 +28,8 @@ struct Request {
   std::string request_id;      // X-Request-Id (the client's, or one the server made)
 
   std::string_view Header(std::string_view name) const { return FindHeader(headers, name); }
+  // Sets `target` and splits it into `path` and `query` at the first '?'.
+  void SetTarget(std::string t);
 };
 
 struct Response {

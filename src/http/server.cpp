@@ -212,10 +212,7 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session<Stream
     auto& msg = parser_->get();
     req_ = Request();
     req_.method = std::string(msg.method_string());
-    req_.target = std::string(msg.target());
-    size_t q = req_.target.find('?');
-    req_.path = req_.target.substr(0, q);
-    if (q != std::string::npos) req_.query = req_.target.substr(q + 1);
+    req_.SetTarget(std::string(msg.target()));
     for (const auto& field : msg)
       req_.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
     req_.body = std::move(msg.body());

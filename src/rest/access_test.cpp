@@ -57,10 +57,7 @@ class AccessTest : public ::testing::Test {
   http::Response Call(const Access& who, std::string method, std::string target, std::string body = "") {
     http::Request req;
     req.method = std::move(method);
-    req.target = target;
-    size_t q = target.find('?');
-    req.path = target.substr(0, q);
-    if (q != std::string::npos) req.query = target.substr(q + 1);
+    req.SetTarget(std::move(target));
     req.body = std::move(body);
     if (!req.body.empty()) req.headers.push_back({"Content-Type", "application/fhir+json"});
     http::Response res;
@@ -378,10 +375,7 @@ TEST(Audit, InteractionsAreRecordedAndSearchable) {
   auto call = [&](const Access& who, std::string method, std::string target, std::string body = "") {
     http::Request req;
     req.method = std::move(method);
-    size_t q = target.find('?');
-    req.path = target.substr(0, q);
-    if (q != std::string::npos) req.query = target.substr(q + 1);
-    req.target = std::move(target);
+    req.SetTarget(std::move(target));
     req.body = std::move(body);
     req.remote_address = "127.0.0.9";
     if (!req.body.empty()) req.headers.push_back({"Content-Type", "application/fhir+json"});
@@ -472,10 +466,7 @@ TEST(ExportAccess, BulkExportNeedsUnrestrictedScopes) {
     a.patient = std::move(patient);
     http::Request req;
     req.method = "GET";
-    size_t q = target.find('?');
-    req.path = target.substr(0, q);
-    if (q != std::string::npos) req.query = target.substr(q + 1);
-    req.target = target;
+    req.SetTarget(std::move(target));
     req.headers.push_back({"Prefer", "respond-async"});
     http::Response res;
     service.Handle(req, res, a);

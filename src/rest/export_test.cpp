@@ -24,10 +24,7 @@ namespace fs = std::filesystem;
 http::Request MakeRequest(std::string method, const std::string& target, http::Headers headers) {
   http::Request req;
   req.method = std::move(method);
-  req.target = target;
-  size_t q = target.find('?');
-  req.path = target.substr(0, q);
-  if (q != std::string::npos) req.query = target.substr(q + 1);
+  req.SetTarget(std::move(target));
   req.headers = std::move(headers);
   return req;
 }

@@ -27,10 +27,7 @@ class RestTest : public ::testing::Test {
   http::Response Call(std::string method, std::string target, std::string body = "", http::Headers headers = {}) {
     http::Request req;
     req.method = std::move(method);
-    req.target = target;
-    size_t q = target.find('?');
-    req.path = target.substr(0, q);
-    if (q != std::string::npos) req.query = target.substr(q + 1);
+    req.SetTarget(std::move(target));
     req.body = std::move(body);
     req.headers = std::move(headers);
     http::Response res;
@@ -42,10 +39,7 @@ class RestTest : public ::testing::Test {
   http::Response CallAsync(std::string method, std::string target, std::string body = "", http::Headers headers = {}) {
     auto req = std::make_shared<http::Request>();
     req->method = std::move(method);
-    size_t q = target.find('?');
-    req->path = target.substr(0, q);
-    if (q != std::string::npos) req->query = target.substr(q + 1);
-    req->target = std::move(target);
+    req->SetTarget(std::move(target));
     req->body = std::move(body);
     req->headers = std::move(headers);
     auto res = std::make_shared<http::Response>();

@@ -70,10 +70,7 @@ class CustomParamsTest : public ::testing::Test {
   http::Response Call(std::string method, std::string target, std::string body = "", http::Headers headers = {}) {
     http::Request req;
     req.method = std::move(method);
-    req.target = target;
-    size_t q = target.find('?');
-    req.path = target.substr(0, q);
-    if (q != std::string::npos) req.query = target.substr(q + 1);
+    req.SetTarget(std::move(target));
     req.body = std::move(body);
     req.headers = std::move(headers);
     http::Response res;
