@@ -37,6 +37,11 @@ int RunImport(const ImportArgs& args) {
     double rate = p.seconds > 0 ? static_cast<double>(p.resources) / p.seconds : 0;
     double eta = fraction > 0.01 ? p.seconds * (1 - fraction) / fraction : 0;
     char line[160];
+    if (p.indexing) {
+      std::cerr << (tty ? "\n" : "") << "import: " << p.resources << " resources read; building search indexes\n"
+                << std::flush;
+      return;
+    }
     if (tty) {
       int width = 30;
       int filled = static_cast<int>(fraction * width);
@@ -67,7 +72,9 @@ int RunImport(const ImportArgs& args) {
   }
   double rate = s.seconds > 0 ? static_cast<double>(s.loaded + s.unchanged) / s.seconds : 0;
   std::cout << "imported " << s.loaded << " resources (" << s.unchanged << " unchanged, " << s.rejected
-            << " rejected) in " << s.seconds << " s: " << Rate(rate) << " resources/s\n";
+            << " rejected) in " << s.seconds << " s: " << Rate(rate) << " resources/s";
+  if (s.bulk) std::cout << " (empty store: search indexes built at the end, in " << s.index_seconds << " s)";
+  std::cout << "\n";
   if (!s.errors.empty()) {
     std::ostream* out = &std::cerr;
     std::ofstream file;

@@ -95,6 +95,10 @@ Result<ImportSummary> Import(store::Store& store, const std::vector<std::string>
   Status failure;
   std::atomic<bool> failed{false};
   const size_t max_queue = 8;
+  // Batches handed to the store and not yet committed (guarded by mu).
+  std::condition_variable cv_committed;
+  int in_flight = 0;
+  const int max_in_flight = 4;
 
   auto worker = [&] {
     for (;;) {
@@ -134,42 +138,59 @@ Result<ImportSummary> Import(store::Store& store, const std::vector<std::string>
         where.emplace_back(l.file, l.line);
       }
       // One store transaction per batch; a resource already stored with the
-      // same content is left alone.
-      std::map<std::string, TypeCounts> counts;
-      Status st = store.Transact([&](store::Transaction& tx) -> Status {
-        counts.clear();
-        for (const Prepared& p : batch) {
-          auto cur = tx.Read(p.type, p.id, true);
-          if (cur.ok() && !cur->deleted && SameContent(cur->body, p.write)) {
-            ++counts[p.type].unchanged;
-            continue;
-          }
-          if (!cur.ok() && cur.status().code() != StatusCode::kNotFound) return cur.status();
-          ASSIGN_OR_RETURN(CommitResult r, CommitWrite(store, tx, p.type, p.id, p.write, std::nullopt));
-          ++(r.created ? counts[p.type].created : counts[p.type].updated);
-        }
-        return Status::Ok();
-      });
-      if (!st.ok()) {
-        std::lock_guard lock(mu);
-        if (!failed.exchange(true)) failure = st;
-        cv_space.notify_all();
-        return;
-      }
+      // same content is left alone. The worker does not wait for the commit:
+      // it goes on to its next chunk while the store writes this one (at most
+      // max_in_flight batches are queued in the store).
       {
-        std::lock_guard lock(mu);
-        for (const auto& [type, c] : counts) {
-          TypeCounts& t = summary.by_type[type];
-          t.created += c.created;
-          t.updated += c.updated;
-          t.unchanged += c.unchanged;
-          summary.loaded += c.created + c.updated;
-          summary.unchanged += c.unchanged;
-        }
+        std::unique_lock lock(mu);
+        cv_committed.wait(lock, [&] { return in_flight < max_in_flight || failed; });
+        if (failed) return;
+        ++in_flight;
       }
-      bytes_done.fetch_add(chunk.bytes, std::memory_order_relaxed);
+      auto pending = std::make_shared<std::vector<Prepared>>(std::move(batch));
+      auto counts = std::make_shared<std::map<std::string, TypeCounts>>();
+      uint64_t chunk_bytes = chunk.bytes;
+      store.TransactAsync(
+          [&store, pending, counts](store::Transaction& tx) -> Status {
+            counts->clear();
+            for (const Prepared& p : *pending) {
+              auto cur = tx.Read(p.type, p.id, true);
+              if (cur.ok() && !cur->deleted && SameContent(cur->body, p.write)) {
+                ++(*counts)[p.type].unchanged;
+                continue;
+              }
+              if (!cur.ok() && cur.status().code() != StatusCode::kNotFound) return cur.status();
+              ASSIGN_OR_RETURN(CommitResult r, CommitWrite(store, tx, p.type, p.id, p.write, std::nullopt));
+              ++(r.created ? (*counts)[p.type].created : (*counts)[p.type].updated);
+            }
+            return Status::Ok();
+          },
+          [&, counts, chunk_bytes](Status st) {
+            std::lock_guard lock(mu);
+            --in_flight;
+            if (!st.ok()) {
+              if (!failed.exchange(true)) failure = st;
+              cv_space.notify_all();
+            } else {
+              for (const auto& [type, c] : *counts) {
+                TypeCounts& t = summary.by_type[type];
+                t.created += c.created;
+                t.updated += c.updated;
+                t.unchanged += c.unchanged;
+                summary.loaded += c.created + c.updated;
+                summary.unchanged += c.unchanged;
+              }
+              bytes_done.fetch_add(chunk_bytes, std::memory_order_relaxed);
+            }
+            cv_committed.notify_all();
+          });
     }
   };
+
+  // Into an empty store, the store may defer its search indexes to one sorted
+  // build at the end (Store::BeginBulkLoad); they are built whatever happens.
+  ASSIGN_OR_RETURN(bool bulk, store.BeginBulkLoad());
+  summary.bulk = bulk;
 
   int n = options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::vector<std::thread> workers;
@@ -275,7 +296,18 @@ Result<ImportSummary> Import(store::Store& store, const std::vector<std::string>
   }
   cv_work.notify_all();
   for (auto& t : workers) t.join();
+  {
+    std::unique_lock lock(mu);
+    cv_committed.wait(lock, [&] { return in_flight == 0; });
+  }
   report(true);
+  if (bulk) {
+    if (options.progress) options.progress({bytes_done.load(), total_bytes, resources_seen.load(), elapsed(), true});
+    auto index_start = std::chrono::steady_clock::now();
+    Status built = store.EndBulkLoad();
+    summary.index_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - index_start).count();
+    if (!built.ok()) return built;
+  }
   if (!read_error.ok()) return read_error;
   if (failed) return failure;
   // Fresh planner statistics after a bulk load (PostgreSQL plans badly without them).

@@ -23,6 +23,7 @@ struct ImportProgress {
   uint64_t bytes_total = 0;
   uint64_t resources = 0;  // read so far (loaded, unchanged or rejected)
   double seconds = 0;
+  bool indexing = false;  // reading is done; the store is building its search indexes
 };
 
 struct ImportOptions {
@@ -53,7 +54,9 @@ struct ImportSummary {
   uint64_t rejected = 0;
   std::vector<ImportError> errors;
   uint64_t bytes = 0;
-  double seconds = 0;
+  double seconds = 0;        // all of it, index building included
+  bool bulk = false;         // the store was empty: search indexes were built at the end
+  double index_seconds = 0;  // of which building them
 };
 
 // Imports `paths` (files, or directories whose *.ndjson and *.json files are

@@ -17,7 +17,8 @@ std::string_view DeleteIndexRows(IndexTable table) {
 
 std::string History(int level, bool with_at) {
   std::string s =
-      "SELECT h.rid, h.type, r.id, h.version, h.last_updated, h.method, CASE WHEN ?7 THEN h.body END, "
+      "SELECT h.rid, h.type, r.id, h.version, h.last_updated, h.method, "
+      "CASE WHEN ?7 THEN CASE WHEN h.version = r.version THEN r.body ELSE h.body END END, "
       "h.compartment "
       "FROM resource_history h JOIN resource r ON r.rid = h.rid WHERE ";
   if (level == 1) s += "h.type = ?8 AND ";

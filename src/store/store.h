@@ -421,6 +421,18 @@ class Store {
   // the statements themselves and do not need them.
   virtual Status Analyze() = 0;
 
+  // Bulk loading (bevan import). BeginBulkLoad() returns true when the store
+  // switched to bulk mode, which it does only while it holds no resources:
+  // SQLite then drops its secondary (search) indexes, to build each once from
+  // a sort in EndBulkLoad(), and commits without a sync per transaction
+  // (still crash-safe: a crash loses the latest transactions, never corrupts).
+  // Until EndBulkLoad() returns, searches stay correct but read whole tables,
+  // and a commit is not yet durable; EndBulkLoad() builds the indexes and
+  // makes everything committed durable. A store opened after a load cut short
+  // builds the missing indexes then. The default is no bulk mode.
+  virtual Result<bool> BeginBulkLoad() { return false; }
+  virtual Status EndBulkLoad() { return Status::Ok(); }
+
   // Streams the current, non-deleted resources of query.type that match the
   // query to `fn`, one row at a time, ordered by id (for kTheseCompartments:
   // by compartment in the given order, then id). Keyset-paged in chunks of
@@ -445,6 +457,6 @@ class Store {
 Result<std::unique_ptr<Store>> OpenStore(std::string_view url, const StoreOptions& options = {});
 
 // The schema version this code creates and understands (table schema_version).
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 }  // namespace bevan::store

@@ -353,6 +353,23 @@ TYPED_TEST(StoreTest, DeleteIsAVersionedTombstone) {
   EXPECT_EQ(h->entries[1].method, Method::kDelete);
   EXPECT_TRUE(h->entries[1].body.empty());
   EXPECT_EQ(h->entries[2].method, Method::kCreate);
+  // Each version's own body, whether current, superseded by a delete or
+  // superseded by an update (a body is stored once and moves to its history
+  // row when superseded).
+  EXPECT_EQ(h->entries[0].body, this->Body("Observation", "o", 3));
+  EXPECT_EQ(h->entries[2].body, this->Body("Observation", "o", 1));
+  ASSERT_OK(this->PutVersion("Observation", "o", 4));
+  EXPECT_EQ(s.VRead("Observation", "o", 3)->body, this->Body("Observation", "o", 3));
+  EXPECT_EQ(s.VRead("Observation", "o", 4)->body, this->Body("Observation", "o", 4));
+  EXPECT_EQ(s.VRead("Observation", "o", 1)->body, this->Body("Observation", "o", 1));
+  EXPECT_TRUE(s.VRead("Observation", "o", 2)->deleted);
+  h = s.History(q);
+  ASSERT_OK(h);
+  ASSERT_EQ(h->entries.size(), 4u);
+  for (int i = 0; i < 4; ++i) {
+    int version = 4 - i;
+    EXPECT_EQ(h->entries[i].body, version == 2 ? "" : this->Body("Observation", "o", version)) << version;
+  }
 }
 
 // --- History ----------------------------------------------------------------
@@ -1081,6 +1098,68 @@ TEST(SqliteStoreTest, VersionOneDatabaseGainsTheSearchIndexes) {
   EXPECT_EQ(count_indexes(), 0);
   { ASSERT_OK(OpenStore(url)); }
   EXPECT_EQ(count_indexes(), 6);
+  SqliteBackend::Remove(url);
+}
+
+// Secondary indexes in the SQLite file (the primary keys' automatic ones
+// have no SQL text).
+int CountSecondaryIndexes(const std::string& url) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(url.substr(7).c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL", -1, &stmt,
+                     nullptr);
+  int n = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : -1;
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return n;
+}
+
+TEST(SqliteStoreTest, BulkLoadDefersTheSearchIndexesIntoAnEmptyStoreOnly) {
+  std::string url = SqliteBackend::NewUrl();
+  auto store = OpenStore(url);
+  ASSERT_OK(store);
+  const int all = CountSecondaryIndexes(url);
+  EXPECT_GE(all, 15);
+  auto bulk = (*store)->BeginBulkLoad();
+  ASSERT_OK(bulk);
+  EXPECT_TRUE(*bulk);
+  EXPECT_EQ(CountSecondaryIndexes(url), 0);
+  IndexRows rows;
+  rows.tokens.push_back({"gender", "", "female"});
+  std::string body = R"({"resourceType":"Patient","id":"p"})";
+  ASSERT_OK((*store)->Put({"Patient", "p", 1, (*store)->Now(), body, "p", &rows}));
+  ASSERT_OK((*store)->EndBulkLoad());
+  EXPECT_EQ(CountSecondaryIndexes(url), all);
+  EXPECT_EQ(SqliteBackend::CountRows(url, "idx_token", 1), 1);
+  // Not empty any more: no bulk mode, the indexes stay.
+  bulk = (*store)->BeginBulkLoad();
+  ASSERT_OK(bulk);
+  EXPECT_FALSE(*bulk);
+  EXPECT_EQ(CountSecondaryIndexes(url), all);
+  ASSERT_OK((*store)->EndBulkLoad());
+  store->reset();
+  SqliteBackend::Remove(url);
+}
+
+TEST(SqliteStoreTest, BulkLoadCutShortGetsItsIndexesAtTheNextOpen) {
+  std::string url = SqliteBackend::NewUrl();
+  int all = 0;
+  {
+    auto store = OpenStore(url);
+    ASSERT_OK(store);
+    all = CountSecondaryIndexes(url);
+    ASSERT_TRUE(*(*store)->BeginBulkLoad());
+    std::string body = R"({"resourceType":"Patient","id":"p"})";
+    ASSERT_OK((*store)->Put({"Patient", "p", 1, (*store)->Now(), body, "p", nullptr}));
+    // Closed without EndBulkLoad, as if the import had been killed.
+  }
+  EXPECT_EQ(CountSecondaryIndexes(url), 0);
+  auto store = OpenStore(url);
+  ASSERT_OK(store);
+  EXPECT_EQ(CountSecondaryIndexes(url), all);
+  EXPECT_EQ((*store)->Read("Patient", "p")->body, R"({"resourceType":"Patient","id":"p"})");
+  store->reset();
   SqliteBackend::Remove(url);
 }
 
