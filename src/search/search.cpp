@@ -72,8 +72,13 @@ std::vector<Cond> TokenConds(const SearchValue& v) {
 PlanNode ValueNode(SearchParamType type, Modifier modifier, const std::string& param, const SearchValue& v) {
   switch (type) {
     case SearchParamType::kString:
-      if (modifier == Modifier::kExact)
-        return PlanNode::Rows(IndexTable::kString, param, {C(Column::kExact, Op::kEq, v.text)});
+      if (modifier == Modifier::kExact) {
+        // The normalised form is a function of the exact text, so its index
+        // (param, normalized) finds the candidates; no index on exact needed.
+        return PlanNode::Rows(
+            IndexTable::kString, param,
+            {C(Column::kNormalized, Op::kEq, NormalizeString(v.text)), C(Column::kExact, Op::kEq, v.text)});
+      }
       return PlanNode::Rows(IndexTable::kString, param,
                             {C(Column::kNormalized, modifier == Modifier::kContains ? Op::kContains : Op::kPrefix,
                                NormalizeString(v.text))});

@@ -1075,7 +1075,7 @@ TEST(SqliteStoreTest, VersionOneDatabaseGainsTheSearchIndexes) {
     EXPECT_EQ(sqlite3_open(url.substr(7).c_str(), &db), SQLITE_OK);
     sqlite3_stmt* stmt = nullptr;
     sqlite3_prepare_v2(db,
-                       "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ('idx_string_exact', "
+                       "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ("
                        "'idx_date_hi', 'idx_number_hi', 'idx_quantity_range', 'idx_reference_to', "
                        "'resource_compartment_type')",
                        -1, &stmt, nullptr);
@@ -1084,12 +1084,12 @@ TEST(SqliteStoreTest, VersionOneDatabaseGainsTheSearchIndexes) {
     sqlite3_close(db);
     return n;
   };
-  EXPECT_EQ(count_indexes(), 6);
+  EXPECT_EQ(count_indexes(), 5);
   // Back to version 1's shape.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(url.substr(7).c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
-                         "DROP INDEX idx_string_exact; DROP INDEX idx_date_hi; DROP INDEX idx_number_hi; "
+                         "DROP INDEX idx_date_hi; DROP INDEX idx_number_hi; "
                          "DROP INDEX idx_quantity_range; DROP INDEX idx_reference_to; "
                          "DROP INDEX resource_compartment_type; DELETE FROM schema_version WHERE version = 2",
                          nullptr, nullptr, nullptr),
@@ -1097,7 +1097,7 @@ TEST(SqliteStoreTest, VersionOneDatabaseGainsTheSearchIndexes) {
   sqlite3_close(db);
   EXPECT_EQ(count_indexes(), 0);
   { ASSERT_OK(OpenStore(url)); }
-  EXPECT_EQ(count_indexes(), 6);
+  EXPECT_EQ(count_indexes(), 5);
   SqliteBackend::Remove(url);
 }
 
