@@ -36,6 +36,10 @@ struct Response {
   int status = 200;
   Headers headers;
   std::string body;
+  // When set (and `body` empty): the body is this file, which the server
+  // streams from disk in chunks rather than holding it in memory (export
+  // downloads). Never gzipped.
+  std::string body_file;
 
   void SetHeader(std::string name, std::string value);
   std::string_view Header(std::string_view name) const { return FindHeader(headers, name); }

@@ -583,17 +583,14 @@ class BulkExporter::Impl {
     }
     if (!listed) return SetOutcome(res, 404, IssueType::kNotSupported, "no such export file");
     std::string path = job->dir + "/" + std::string(name);
-    std::FILE* f = std::fopen(path.c_str(), "rb");
-    if (!f) return SetOutcome(res, 404, IssueType::kNotSupported, "the export file is gone");
     std::error_code ec;
-    auto size = std::filesystem::file_size(path, ec);
-    std::string body(ec ? 0 : size, '\0');
-    size_t got = body.empty() ? 0 : std::fread(body.data(), 1, body.size(), f);
-    std::fclose(f);
-    if (got != body.size()) return SetOutcome(res, 500, IssueType::kInvalid, "cannot read the export file");
+    if (!std::filesystem::is_regular_file(path, ec)) {
+      return SetOutcome(res, 404, IssueType::kNotSupported, "the export file is gone");
+    }
+    // Streamed from disk by the HTTP server, never held in memory.
     res.status = 200;
     res.SetHeader("Content-Type", std::string(kNdjson));
-    res.body = std::move(body);
+    res.body_file = std::move(path);
   }
 
   std::shared_ptr<Job> Find(std::string_view id, std::string_view client) {

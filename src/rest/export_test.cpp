@@ -8,7 +8,9 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <map>
+#include <sstream>
 #include <thread>
 
 #include "json/json.h"
@@ -20,6 +22,13 @@ namespace bevan::rest {
 namespace {
 
 namespace fs = std::filesystem;
+
+std::string ReadWhole(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
 
 http::Request MakeRequest(std::string method, const std::string& target, http::Headers headers) {
   http::Request req;
@@ -131,6 +140,10 @@ class ExportTest : public ::testing::Test {
       std::string url(o.Find("url")->as_string());
       auto r = Call("GET", url.substr(std::string("http://test").size()));
       EXPECT_EQ(r.status, 200) << r.body;
+      // The file is streamed by the HTTP server: the handler names it.
+      EXPECT_TRUE(r.body.empty());
+      EXPECT_FALSE(r.body_file.empty()) << url;
+      r.body = ReadWhole(r.body_file);
       EXPECT_EQ(r.Header("Content-Type"), "application/fhir+ndjson");
       size_t lines = 0, start = 0;
       while (start < r.body.size()) {
@@ -214,6 +227,7 @@ TEST_F(ExportTest, PatientAndGroupLevel) {
   EXPECT_EQ(Field(manifest, "/error/0/type"), "OperationOutcome");
   std::string error_url = Field(manifest, "/error/0/url");
   auto err = Call("GET", error_url.substr(std::string("http://test").size()));
+  err.body = ReadWhole(err.body_file);
   EXPECT_EQ(err.status, 200);
   EXPECT_NE(err.body.find("Patient/nobody"), std::string::npos) << err.body;
 
