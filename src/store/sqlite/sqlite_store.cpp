@@ -38,6 +38,12 @@ namespace {
 
 using sql::IndexTable;
 
+// Before SQLite initialises (static initialisation, before main): no
+// global memory statistics. With them on (Debian's default), every SQLite
+// allocation in every thread takes one process-wide mutex; the writer and
+// the readers then contend on it.
+[[maybe_unused]] const int kSqliteConfigured = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+
 // Prepared statements, by id; the text of each is in kSql.
 enum Stmt : int {
   kBegin,
