@@ -1076,7 +1076,7 @@ TEST(SqliteStoreTest, VersionOneDatabaseGainsTheSearchIndexes) {
     sqlite3_stmt* stmt = nullptr;
     sqlite3_prepare_v2(db,
                        "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ("
-                       "'idx_date_hi', 'idx_number_hi', 'idx_quantity_range', 'idx_reference_to', "
+                       "'idx_date_hi', 'idx_number_hi', 'idx_quantity_range', 'idx_reference_by_target', "
                        "'resource_compartment_type')",
                        -1, &stmt, nullptr);
     int n = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : -1;
@@ -1090,7 +1090,7 @@ TEST(SqliteStoreTest, VersionOneDatabaseGainsTheSearchIndexes) {
   ASSERT_EQ(sqlite3_open(url.substr(7).c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
                          "DROP INDEX idx_date_hi; DROP INDEX idx_number_hi; "
-                         "DROP INDEX idx_quantity_range; DROP INDEX idx_reference_to; "
+                         "DROP INDEX idx_quantity_range; DROP INDEX idx_reference_by_target; "
                          "DROP INDEX resource_compartment_type; DELETE FROM schema_version WHERE version = 2",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);

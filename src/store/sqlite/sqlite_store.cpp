@@ -208,13 +208,12 @@ constexpr IndexDef kSecondaryIndexes[] = {
     {"idx_number_value", "idx_number (param, lo, hi)"},
     {"idx_quantity_value", "idx_quantity (param, code, lo)"},
     {"idx_quantity_canonical", "idx_quantity (param, canonical_unit, canonical_lo)"},
-    {"idx_reference_target", "idx_reference (param, target_id, target_type)"},
     {"idx_reference_url", "idx_reference (param, url)"},
     {"idx_uri_value", "idx_uri (param, uri)"},
     {"idx_date_hi", "idx_date (param, hi)"},
     {"idx_number_hi", "idx_number (param, hi)"},
     {"idx_quantity_range", "idx_quantity (param, lo)"},
-    {"idx_reference_to", "idx_reference (target_id, target_type)"},
+    {"idx_reference_by_target", "idx_reference (target_id, target_type, param)"},
     {"resource_compartment_type", "resource (compartment, type) WHERE compartment IS NOT NULL"},
 };
 
@@ -1174,6 +1173,11 @@ class SqliteStore final : public Store {
       // string :exact searches use (param, normalized) too.
       RETURN_IF_ERROR(writer_->Exec("DROP INDEX IF EXISTS resource_compartment"));
       RETURN_IF_ERROR(writer_->Exec("DROP INDEX IF EXISTS idx_string_exact"));
+      // (param, target_id, target_type) and (target_id, target_type) become
+      // one (target_id, target_type, param): ids are selective enough to
+      // lead, and _revinclude=* (any parameter) uses the same index.
+      RETURN_IF_ERROR(writer_->Exec("DROP INDEX IF EXISTS idx_reference_target"));
+      RETURN_IF_ERROR(writer_->Exec("DROP INDEX IF EXISTS idx_reference_to"));
       RETURN_IF_ERROR(writer_->Exec("INSERT INTO schema_version (version) VALUES (3)"));
     }
     // Later versions: `if (version < 4) { ALTER ...; INSERT 4 }`, in order.
