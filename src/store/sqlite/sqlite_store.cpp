@@ -208,7 +208,7 @@ constexpr IndexDef kSecondaryIndexes[] = {
     {"idx_number_value", "idx_number (param, lo, hi)"},
     {"idx_quantity_value", "idx_quantity (param, code, lo)"},
     {"idx_quantity_canonical", "idx_quantity (param, canonical_unit, canonical_lo)"},
-    {"idx_reference_url", "idx_reference (param, url)"},
+    {"idx_reference_absolute", "idx_reference (param, url) WHERE url <> ''"},
     {"idx_uri_value", "idx_uri (param, uri)"},
     {"idx_date_hi", "idx_date (param, hi)"},
     {"idx_number_hi", "idx_number (param, hi)"},
@@ -1178,6 +1178,9 @@ class SqliteStore final : public Store {
       // lead, and _revinclude=* (any parameter) uses the same index.
       RETURN_IF_ERROR(writer_->Exec("DROP INDEX IF EXISTS idx_reference_target"));
       RETURN_IF_ERROR(writer_->Exec("DROP INDEX IF EXISTS idx_reference_to"));
+      // Only references written as URLs are looked up by url (search_sql.cpp
+      // states url <> '' for the partial index).
+      RETURN_IF_ERROR(writer_->Exec("DROP INDEX IF EXISTS idx_reference_url"));
       RETURN_IF_ERROR(writer_->Exec("INSERT INTO schema_version (version) VALUES (3)"));
     }
     // Later versions: `if (version < 4) { ALTER ...; INSERT 4 }`, in order.
