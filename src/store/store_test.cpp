@@ -1120,7 +1120,7 @@ TEST(SqliteStoreTest, BulkLoadDefersTheSearchIndexesIntoAnEmptyStoreOnly) {
   auto store = OpenStore(url);
   ASSERT_OK(store);
   const int all = CountSecondaryIndexes(url);
-  EXPECT_GE(all, 15);
+  EXPECT_GE(all, 10);
   auto bulk = (*store)->BeginBulkLoad();
   ASSERT_OK(bulk);
   EXPECT_TRUE(*bulk);

@@ -206,7 +206,6 @@ constexpr IndexDef kSecondaryIndexes[] = {
     {"idx_string_value", "idx_string (param, normalized)"},
     {"idx_date_value", "idx_date (param, lo, hi)"},
     {"idx_number_value", "idx_number (param, lo, hi)"},
-    {"idx_quantity_value", "idx_quantity (param, code, lo)"},
     {"idx_quantity_canonical", "idx_quantity (param, canonical_unit, canonical_lo)"},
     {"idx_reference_absolute", "idx_reference (param, url) WHERE url <> ''"},
     {"idx_uri_value", "idx_uri (param, uri)"},
@@ -1181,6 +1180,9 @@ class SqliteStore final : public Store {
       // Only references written as URLs are looked up by url (search_sql.cpp
       // states url <> '' for the partial index).
       RETURN_IF_ERROR(writer_->Exec("DROP INDEX IF EXISTS idx_reference_url"));
+      // Quantities with a unit search the canonical index (UCUM units) or
+      // (param, lo) and check the code on those rows.
+      RETURN_IF_ERROR(writer_->Exec("DROP INDEX IF EXISTS idx_quantity_value"));
       RETURN_IF_ERROR(writer_->Exec("INSERT INTO schema_version (version) VALUES (3)"));
     }
     // Later versions: `if (version < 4) { ALTER ...; INSERT 4 }`, in order.
