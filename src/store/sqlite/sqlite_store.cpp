@@ -495,7 +495,7 @@ class SqliteTransaction final : public Transaction {
   const Status& poison() const { return poison_; }
 
   Result<ResourceVersion> Read(std::string_view type, std::string_view id, bool with_body) override {
-    ASSIGN_OR_RETURN(auto current, ReadCurrent(conn_, type, id, with_body));
+    ASSIGN_OR_RETURN(auto current, Current(type, id, with_body));
     if (!current) return NotFoundError(std::string(type) + "/" + std::string(id) + " does not exist");
     return std::move(*current);
   }
@@ -521,7 +521,8 @@ class SqliteTransaction final : public Transaction {
 
   Result<WriteResult> Put(const ResourceWrite& w) override {
     RETURN_IF_ERROR(CheckWrite(w));
-    ASSIGN_OR_RETURN(auto current, ReadCurrent(conn_, w.type, w.id, /*with_body=*/false));
+    ASSIGN_OR_RETURN(auto current, Current(w.type, w.id, /*with_body=*/false));
+    known_.reset();
     RETURN_IF_ERROR(CheckNextVersion(w.type, w.id, current.has_value(), current ? current->version : 0,
                                      current ? current->last_updated : 0, w.version, w.last_updated));
     WriteResult result{0, w.version, w.last_updated, current ? Method::kUpdate : Method::kCreate};
@@ -535,7 +536,8 @@ class SqliteTransaction final : public Transaction {
 
   Result<WriteResult> Delete(const ResourceDelete& d) override {
     RETURN_IF_ERROR(CheckDelete(d));
-    ASSIGN_OR_RETURN(auto current, ReadCurrent(conn_, d.type, d.id, /*with_body=*/false));
+    ASSIGN_OR_RETURN(auto current, Current(d.type, d.id, /*with_body=*/false));
+    known_.reset();
     if (!current || current->deleted) {
       return NotFoundError(std::string(d.type) + "/" + std::string(d.id) +
                            (current ? " is already deleted" : " does not exist"));
@@ -552,7 +554,8 @@ class SqliteTransaction final : public Transaction {
   }
 
   Status Reindex(std::string_view type, std::string_view id, std::int64_t version, const IndexRows& rows) override {
-    ASSIGN_OR_RETURN(auto current, ReadCurrent(conn_, type, id, /*with_body=*/false));
+    ASSIGN_OR_RETURN(auto current, Current(type, id, /*with_body=*/false));
+    known_.reset();
     if (!current || current->deleted || current->version != version) {
       return FailedPreconditionError(std::string(type) + "/" + std::string(id) + " is no longer at version " +
                                      std::to_string(version));
@@ -604,6 +607,23 @@ class SqliteTransaction final : public Transaction {
     return DeleteIndexRows(conn_, current.rid);
   }
 
+  // The current row of (type, id) (nullopt: none). The row last looked up is
+  // remembered, without its body, until the next write: a write usually
+  // reads the resource first (REST, the importer), then Put needs the same
+  // row again. Only this transaction writes, so it cannot go stale.
+  Result<std::optional<ResourceVersion>> Current(std::string_view type, std::string_view id, bool with_body) {
+    if (known_ && !with_body && known_->type == type && known_->id == id) return known_->row;
+    ASSIGN_OR_RETURN(auto row, ReadCurrent(conn_, type, id, with_body));
+    known_.emplace();
+    known_->type = type;
+    known_->id = id;
+    if (row) {
+      const ResourceVersion& r = *row;
+      known_->row = ResourceVersion{r.rid, r.type, r.id, r.version, r.last_updated, r.deleted, r.compartment, {}};
+    }
+    return row;
+  }
+
   // Copies the body of the version about to be superseded from `resource`
   // into its history row (NULL there while it is current).
   Status KeepSupersededBody(Rid rid, std::int64_t version) {
@@ -611,8 +631,15 @@ class SqliteTransaction final : public Transaction {
     return q.Int(1, rid).Int(2, version).Run();
   }
 
+  struct Known {
+    std::string type;
+    std::string id;
+    std::optional<ResourceVersion> row;
+  };
+
   Conn& conn_;
   Status poison_;
+  std::optional<Known> known_;
 };
 
 Status CreateSecondaryIndexes(Conn& conn) {
