@@ -99,6 +99,7 @@ Result<ImportSummary> Import(store::Store& store, const std::vector<std::string>
   std::condition_variable cv_committed;
   int in_flight = 0;
   const int max_in_flight = 4;
+  std::vector<std::vector<Prepared>> garbage;  // committed batches, freed by the workers
 
   auto worker = [&] {
     for (;;) {
@@ -110,6 +111,13 @@ Result<ImportSummary> Import(store::Store& store, const std::vector<std::string>
         chunk = std::move(queue.front());
         queue.pop_front();
         cv_space.notify_one();
+      }
+      {
+        std::vector<std::vector<Prepared>> done;
+        {
+          std::lock_guard lock(mu);
+          done.swap(garbage);
+        }
       }
       std::vector<Prepared> batch;
       std::vector<std::pair<size_t, size_t>> where;  // file, line of each prepared
@@ -165,8 +173,10 @@ Result<ImportSummary> Import(store::Store& store, const std::vector<std::string>
             }
             return Status::Ok();
           },
-          [&, counts, chunk_bytes](Status st) {
+          [&, pending, counts, chunk_bytes](Status st) {
             std::lock_guard lock(mu);
+            // The batch is freed by a worker, not on the store's writer thread.
+            garbage.push_back(std::move(*pending));
             --in_flight;
             if (!st.ok()) {
               if (!failed.exchange(true)) failure = st;
