@@ -14,13 +14,23 @@
 namespace bevan::cli {
 namespace {
 
-// A bound value as the sqlite3 shell's `.parameter set` takes it.
+// A bound value as the sqlite3 shell's `.parameter set` takes it: the shell
+// strips one level of quotes from its arguments and evaluates the rest as
+// SQL, so a string is an SQL literal inside a double-quoted argument (else
+// '8867-4' would be bound as the number 8863).
 std::string Literal(const store::PlanValue& v) {
   if (const auto* i = std::get_if<std::int64_t>(&v)) return std::to_string(*i);
   if (const auto* d = std::get_if<double>(&v)) return std::to_string(*d);
-  std::string s = "'";
-  for (char c : std::get<std::string>(v)) s += c == '\'' ? std::string("''") : std::string(1, c);
-  return s + "'";
+  std::string s = "\"'";
+  for (char c : std::get<std::string>(v)) {
+    if (c == '\'')
+      s += "''";
+    else if (c == '"' || c == '\\')
+      s += std::string("\\") + c;
+    else
+      s += c;
+  }
+  return s + "'\"";
 }
 
 }  // namespace
