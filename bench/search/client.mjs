@@ -281,7 +281,8 @@ async function run() {
     const elapsed = () => Number(process.hrtime.bigint() - start) / 1e6;
     for (let i = 0; i < iterations && elapsed() <= limitMs; i++) {
       const r = await timed(`${servers.bevan}/fhir/${list[i % list.length]}`);
-      rec.bevan.push({ ms: r.ms, status: r.status });
+      const { matches, included } = summarise(r.body, type);
+      rec.bevan.push({ ms: r.ms, status: r.status, matches, included });
       if (r.status !== 200 && rec.examples.length < 3) rec.examples.push({ server: 'bevan', status: r.status, body: r.body.slice(0, 200) });
     }
     rec.bevan_wall_ms = elapsed();
@@ -331,16 +332,18 @@ function report() {
     // One in flight: requests per second of wall time (Bevan's own phase), or
     // of summed latency (the peer's samples are interleaved with Bevan's).
     const wall = s === 'bevan' && rec.bevan_wall_ms ? rec.bevan_wall_ms : sum;
-    return { n: rec[s].length, ok: ok.length, p50: pct(ok, 0.5), p99: pct(ok, 0.99), rps: wall ? (ok.length * 1000) / wall : NaN };
+    const good = rec[s].filter((x) => x.status === 200);
+    const hits = good.reduce((a, x) => a + (x.matches ?? 0) + (x.included ?? 0), 0) / (good.length || 1);
+    return { n: rec[s].length, ok: ok.length, p50: pct(ok, 0.5), p99: pct(ok, 0.99), rps: wall ? (ok.length * 1000) / wall : NaN, hits };
   };
   const crps = (rec) => (rec.concurrent ? (rec.concurrent.ok * 1000) / rec.concurrent.wall_ms : NaN);
   const inFlight = all.flatMap((r) => Object.values(r)).find((r) => r.concurrent)?.concurrent.in_flight;
   all.forEach((res, k) => {
     lines.push(`**${labels[k] ?? files[k]}**`, '');
     lines.push(
-      `| query | Bevan n | Bevan p50 / p99 ms | Bevan req/s (1${inFlight ? ` / ${inFlight}` : ''} in flight) | peer n | peer p50 / max ms | peer req/s | peer / Bevan (p50) | same matches |`,
+      `| query | entries | Bevan n | Bevan p50 / p99 ms | Bevan req/s (1${inFlight ? ` / ${inFlight}` : ''} in flight) | peer n | peer p50 / max ms | peer req/s | peer / Bevan (p50) | same matches |`,
     );
-    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---|');
+    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---|');
     for (const [shape, rec] of Object.entries(res)) {
       const b = stat(rec, 'bevan'), p = stat(rec, 'peer');
       const peerMax = Math.max(...rec.peer.filter((x) => x.status === 200).map((x) => x.ms));
@@ -349,7 +352,7 @@ function report() {
       const cNote = rec.concurrent?.errors ? ` (${rec.concurrent.errors} errors)` : '';
       const ignored = rec.peer.some((x) => x.ignored);
       lines.push(
-        `| \`${shape}\` | ${b.n} | ${fmt(b.p50)} / ${fmt(b.p99)}${bNote} | ${fmt(b.rps)}${inFlight ? ` / ${fmt(crps(rec))}${cNote}` : ''} | ` +
+        `| \`${shape}\` | ${fmt(b.hits)} | ${b.n} | ${fmt(b.p50)} / ${fmt(b.p99)}${bNote} | ${fmt(b.rps)}${inFlight ? ` / ${fmt(crps(rec))}${cNote}` : ''} | ` +
           `${p.n} | ${fmt(p.p50)} / ${fmt(peerMax)}${peerNote} | ${fmt(p.rps)} | ` +
           `${p.ok ? fmt(p.p50 / b.p50) + 'x' : '-'} | ${rec.agree}/${rec.compared}${ignored ? ' (peer ignored a parameter)' : ''} |`,
       );
@@ -366,12 +369,15 @@ function report() {
   if (all.length > 1) {
     const first = all[0], last = all[all.length - 1];
     lines.push(`**Growth ${labels[0] ?? 'first'} -> ${labels[all.length - 1] ?? 'last'}**`, '');
-    lines.push('| query | Bevan p50 ms | Bevan p50 growth | Bevan p99 growth | peer p50 growth |', '|---|---:|---:|---:|---:|');
+    lines.push(
+      '| query | entries per answer | Bevan p50 ms | Bevan p50 growth | Bevan p99 growth | peer p50 growth |',
+      '|---|---:|---:|---:|---:|---:|',
+    );
     for (const shape of Object.keys(first)) {
       if (!last[shape]) continue;
       const a = (s) => stat(first[shape], s), z = (s) => stat(last[shape], s);
       lines.push(
-        `| \`${shape}\` | ${fmt(a('bevan').p50)} -> ${fmt(z('bevan').p50)} | ${fmt(z('bevan').p50 / a('bevan').p50)}x | ` +
+        `| \`${shape}\` | ${fmt(a('bevan').hits)} -> ${fmt(z('bevan').hits)} | ${fmt(a('bevan').p50)} -> ${fmt(z('bevan').p50)} | ${fmt(z('bevan').p50 / a('bevan').p50)}x | ` +
           `${fmt(z('bevan').p99 / a('bevan').p99)}x | ${fmt(z('peer').p50 / a('peer').p50)}x |`,
       );
     }
