@@ -10,14 +10,15 @@
 //   node client.mjs run --bevan URL --peer URL --queries FILE [--iterations 300]
 //       [--seconds-per-shape 10] [--peer-iterations 5] [--peer-seconds-per-shape 60]
 //       [--concurrency 4] [--concurrent-requests 1000] > results.json
-//       Per shape: the first --peer-iterations queries sent to both servers in
-//       turn (order alternating; the peer's latencies, and whether the two agree
-//       on the number of matches and included resources); then Bevan alone, one
-//       request in flight, up to --iterations queries within
-//       --seconds-per-shape (p50 / p99, req/s); then Bevan with --concurrency
-//       requests in flight, --concurrent-requests queries within the same time
-//       bound (req/s). Keep-alive throughout. The peer scans every resource of
-//       the type (seconds per query at 10k patients), hence its own budget.
+//       Per shape, Bevan alone: one request in flight, up to --iterations
+//       queries within --seconds-per-shape (p50 / p99, req/s), then
+//       --concurrency requests in flight, --concurrent-requests queries within
+//       the same time bound (req/s). Then, every shape again, the first
+//       --peer-iterations queries sent to both servers in turn (order
+//       alternating; the peer's latencies, and whether the two agree on the
+//       number of matches and included resources). Keep-alive throughout. The
+//       peer scans every resource of the type (seconds per query at 10k
+//       patients), hence its own budget, after all of Bevan's measurements.
 //   node client.mjs report --results A.json [--results B.json ...] --out FILE.md
 //       p50 / p99 and req/s per shape and server, ratios, agreement, and the
 //       growth between the first and last results file (1k -> 10k patients).
@@ -235,14 +236,16 @@ async function timed(url) {
   return { ms: Number(process.hrtime.bigint() - t0) / 1e6, status: r.status, body: r.body };
 }
 
-// Three phases per shape:
-//   1. agreement: the first --peer-iterations queries (at most
-//      --peer-seconds-per-shape on the peer) sent to both servers in turn
-//      (order alternating); the peer's latencies and the match check;
-//   2. Bevan alone, one request in flight: up to --iterations queries (cycling
+// Per shape, Bevan alone first (every shape), then the peer (every shape),
+// so that the peer's garbage collection after a scan of every resource
+// never runs beside Bevan's measurements on a shared machine:
+//   1. Bevan, one request in flight: up to --iterations queries (cycling
 //      through the list) within --seconds-per-shape; p50 / p99 and req/s;
-//   3. Bevan alone, --concurrency requests in flight: --concurrent-requests
-//      queries within --seconds-per-shape; req/s.
+//   2. Bevan, --concurrency requests in flight: --concurrent-requests queries
+//      within --seconds-per-shape; req/s;
+//   3. agreement: the first --peer-iterations queries (at most
+//      --peer-seconds-per-shape on the peer) sent to both servers in turn
+//      (order alternating); the peer's latencies and the match check.
 async function run() {
   const servers = { bevan: arg('--bevan') ?? die('--bevan is required'), peer: arg('--peer') ?? die('--peer is required') };
   const qs = JSON.parse(fs.readFileSync(arg('--queries') ?? die('--queries is required'), 'utf8'));
@@ -256,27 +259,8 @@ async function run() {
   for (const [shape, list] of Object.entries(qs)) {
     const type = list[0].split('?')[0];
     const rec = { bevan: [], peer: [], agree: 0, compared: 0, examples: [], bevan_wall_ms: 0, concurrent: null };
-    // One warm-up query each (not measured).
-    for (const s of Object.keys(servers)) await request('GET', `${servers[s]}/fhir/${list[0]}`).catch(() => {});
-
-    let peerSpent = 0;
-    for (let i = 0; i < peerIterations && i < list.length && peerSpent <= peerLimitMs; i++) {
-      const order = i % 2 ? ['peer', 'bevan'] : ['bevan', 'peer'];
-      const got = {};
-      for (const s of order) {
-        const r = await timed(`${servers[s]}/fhir/${list[i]}`);
-        if (s === 'peer') peerSpent += r.ms;
-        got[s] = { ms: r.ms, status: r.status, ...summarise(r.body, type) };
-        if (r.status !== 200 && rec.examples.length < 3) rec.examples.push({ server: s, status: r.status, body: r.body.slice(0, 200) });
-      }
-      rec.peer.push(got.peer);
-      if (got.bevan.status === 200 && got.peer.status === 200) {
-        rec.compared++;
-        if (got.bevan.matches === got.peer.matches && got.bevan.included === got.peer.included) rec.agree++;
-        else if (rec.examples.length < 3) rec.examples.push({ query: list[i], bevan: got.bevan, peer: got.peer });
-      }
-    }
-
+    results[shape] = rec;
+    await request('GET', `${servers.bevan}/fhir/${list[0]}`).catch(() => {}); // warm-up, not measured
     const start = process.hrtime.bigint();
     const elapsed = () => Number(process.hrtime.bigint() - start) / 1e6;
     for (let i = 0; i < iterations && elapsed() <= limitMs; i++) {
@@ -301,13 +285,35 @@ async function run() {
       await Promise.all(Array.from({ length: concurrency }, worker));
       rec.concurrent = { in_flight: concurrency, ok, errors, wall_ms: cElapsed() };
     }
-    results[shape] = rec;
-    const p = (s) => pct(rec[s].map((x) => x.ms), 0.5).toFixed(2);
+    const p = pct(rec.bevan.filter((x) => x.status === 200).map((x) => x.ms), 0.5).toFixed(2);
     console.error(
-      `  ${shape}: bevan ${rec.bevan.length} queries p50 ${p('bevan')} ms` +
-        (rec.concurrent ? `, ${((rec.concurrent.ok * 1000) / rec.concurrent.wall_ms).toFixed(0)} req/s at ${concurrency} in flight` : '') +
-        `; peer ${rec.peer.length} p50 ${p('peer')} ms; agree ${rec.agree}/${rec.compared}`,
+      `  ${shape}: bevan ${rec.bevan.length} queries, p50 ${p} ms` +
+        (rec.concurrent ? `, ${((rec.concurrent.ok * 1000) / rec.concurrent.wall_ms).toFixed(0)} req/s at ${concurrency} in flight` : ''),
     );
+  }
+  for (const [shape, list] of Object.entries(qs)) {
+    const type = list[0].split('?')[0];
+    const rec = results[shape];
+    if (peerIterations > 0) await request('GET', `${servers.peer}/fhir/${list[0]}`).catch(() => {}); // warm-up
+    let peerSpent = 0;
+    for (let i = 0; i < peerIterations && i < list.length && peerSpent <= peerLimitMs; i++) {
+      const order = i % 2 ? ['peer', 'bevan'] : ['bevan', 'peer'];
+      const got = {};
+      for (const s of order) {
+        const r = await timed(`${servers[s]}/fhir/${list[i]}`);
+        if (s === 'peer') peerSpent += r.ms;
+        got[s] = { ms: r.ms, status: r.status, ...summarise(r.body, type) };
+        if (r.status !== 200 && rec.examples.length < 3) rec.examples.push({ server: s, status: r.status, body: r.body.slice(0, 200) });
+      }
+      rec.peer.push(got.peer);
+      if (got.bevan.status === 200 && got.peer.status === 200) {
+        rec.compared++;
+        if (got.bevan.matches === got.peer.matches && got.bevan.included === got.peer.included) rec.agree++;
+        else if (rec.examples.length < 3) rec.examples.push({ query: list[i], bevan: got.bevan, peer: got.peer });
+      }
+    }
+    const p = pct(rec.peer.filter((x) => x.status === 200).map((x) => x.ms), 0.5).toFixed(2);
+    console.error(`  ${shape}: peer ${rec.peer.length} queries, p50 ${p} ms; same matches ${rec.agree}/${rec.compared}`);
   }
   console.log(JSON.stringify(results));
 }
