@@ -489,6 +489,21 @@ class Printer {
                  " AND " + Node(n.children[0], src, false) + ")";
         }
         std::string t = Alias('t');
+        const PlanNode& inner = n.children[0];
+        if (Streamable(inner)) {
+          // The sources' index rows drive in their own order, joined through
+          // the sources to the references and their targets: no set of the
+          // sources is built first (SQLite: CROSS JOIN keeps that order).
+          std::string y = Alias('x'), join = d_ == Dialect::kSqlite ? " CROSS JOIN " : " JOIN ";
+          std::string s = a + ".rid IN (SELECT " + t + ".rid FROM " + std::string(TableName(inner.table)) + " " + y +
+                          join + "resource " + src + " ON " + src + ".rid = " + y + ".rid" + join + "idx_reference " +
+                          x + " ON " + x + ".rid = " + src + ".rid AND " + x + ".param = " + Param(n.param) + join +
+                          "resource " + t + " ON " + t + ".type = " + x + ".target_type AND " + t + ".id = " + x +
+                          ".target_id WHERE " + y + ".param = " + Param(inner.param);
+          for (const store::Cond& c : inner.conds) s += " AND " + Cond(y + "." + std::string(ColumnName(c.column)), c);
+          return s + " AND " + (d_ == Dialect::kSqlite ? "+" : "") + src + ".type = " + source_type + " AND " +
+                 NotDeleted(src) + ")";
+        }
         return a + ".rid IN (SELECT " + t + ".rid FROM resource " + src + " JOIN idx_reference " + x + " ON " + x +
                ".rid = " + src + ".rid AND " + x + ".param = " + Param(n.param) + " JOIN resource " + t + " ON " + t +
                ".type = " + x + ".target_type AND " + t + ".id = " + x + ".target_id WHERE " +
