@@ -7,6 +7,7 @@
 #include "auth_command.h"
 #include "commands.h"
 #include "demo_command.h"
+#include "explain_command.h"
 #include "export_command.h"
 #include "fhir/model.h"
 #include "fhirpath_command.h"
@@ -53,6 +54,12 @@ int main(int argc, char** argv) {
   ri->add_option("--db", reindex_args.db, "Store: sqlite:PATH or postgresql://...")->capture_default_str();
   ri->add_option("--type", reindex_args.type, "Only this resource type");
   ri->add_option("--batch", reindex_args.batch, "Resources per write transaction")->capture_default_str();
+
+  bevan::cli::ExplainArgs explain_args;
+  CLI::App* xp = app.add_subcommand("explain", "Print a search's SQL statements and query plans, and time it");
+  xp->add_option("search", explain_args.search, "Type?query (or ?query for a system-level search)")->required();
+  xp->add_option("--db", explain_args.db, "Store: sqlite:PATH or postgresql://...")->capture_default_str();
+  xp->add_option("--repeat", explain_args.repeat, "Timed runs (0: none)")->capture_default_str();
 
   bevan::cli::ServeArgs serve;
   CLI::App* sv =
@@ -118,6 +125,7 @@ int main(int argc, char** argv) {
   if (fp->parsed()) return bevan::cli::RunFhirpath(fhirpath);
   if (im->parsed()) return bevan::cli::RunImport(import_args);
   if (ri->parsed()) return bevan::cli::RunReindex(reindex_args);
+  if (xp->parsed()) return bevan::cli::RunExplain(explain_args);
   if (sy->parsed()) return bevan::cli::RunSynth(synth);
   if (ex->parsed()) return bevan::cli::RunExport(export_args);
   if (dm->parsed()) return bevan::cli::RunDemo(demo);

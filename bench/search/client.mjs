@@ -7,16 +7,21 @@
 //   node client.mjs queries --dir DIR [--per-shape 200] [--seed 1] > queries.json
 //       Realistic searches drawn from the data itself (values that exist):
 //       one list of query strings per shape.
-//   node client.mjs run --bevan URL --peer URL --queries FILE [--iterations 60]
-//       [--seconds-per-shape 40] [--count-limit 1000] > results.json
-//       For each shape, up to --iterations queries, each sent to both servers
-//       one after the other (the order alternates), one request in flight,
-//       keep-alive; a shape stops early after --seconds-per-shape on either
-//       server. Records latencies, statuses, match / include counts and
-//       totals, and whether the two servers agree on the number of matches.
+//   node client.mjs run --bevan URL --peer URL --queries FILE [--iterations 300]
+//       [--seconds-per-shape 10] [--peer-iterations 5] [--peer-seconds-per-shape 60]
+//       [--concurrency 4] [--concurrent-requests 1000] > results.json
+//       Per shape, Bevan alone: one request in flight, up to --iterations
+//       queries within --seconds-per-shape (p50 / p99, req/s), then
+//       --concurrency requests in flight, --concurrent-requests queries within
+//       the same time bound (req/s). Then, every shape again, the first
+//       --peer-iterations queries sent to both servers in turn (order
+//       alternating; the peer's latencies, and whether the two agree on the
+//       number of matches and included resources). Keep-alive throughout. The
+//       peer scans every resource of the type (seconds per query at 10k
+//       patients), hence its own budget, after all of Bevan's measurements.
 //   node client.mjs report --results A.json [--results B.json ...] --out FILE.md
-//       p50 / p95 per shape and server, ratios, agreement, and the growth
-//       between the first and last results file (e.g. 1k -> 10k patients).
+//       p50 / p99 and req/s per shape and server, ratios, agreement, and the
+//       growth between the first and last results file (1k -> 10k patients).
 import fs from 'node:fs';
 import http from 'node:http';
 import readline from 'node:readline';
@@ -220,45 +225,95 @@ function summarise(body, type) {
   }
 }
 
+async function timed(url) {
+  const t0 = process.hrtime.bigint();
+  let r;
+  try {
+    r = await request('GET', url, undefined, 60000);
+  } catch (err) {
+    r = { status: 0, body: String(err) };
+  }
+  return { ms: Number(process.hrtime.bigint() - t0) / 1e6, status: r.status, body: r.body };
+}
+
+// Per shape, Bevan alone first (every shape), then the peer (every shape),
+// so that the peer's garbage collection after a scan of every resource
+// never runs beside Bevan's measurements on a shared machine:
+//   1. Bevan, one request in flight: up to --iterations queries (cycling
+//      through the list) within --seconds-per-shape; p50 / p99 and req/s;
+//   2. Bevan, --concurrency requests in flight: --concurrent-requests queries
+//      within --seconds-per-shape; req/s;
+//   3. agreement: the first --peer-iterations queries (at most
+//      --peer-seconds-per-shape on the peer) sent to both servers in turn
+//      (order alternating); the peer's latencies and the match check.
 async function run() {
   const servers = { bevan: arg('--bevan') ?? die('--bevan is required'), peer: arg('--peer') ?? die('--peer is required') };
   const qs = JSON.parse(fs.readFileSync(arg('--queries') ?? die('--queries is required'), 'utf8'));
-  const iterations = Number(arg('--iterations', '60'));
-  const limitMs = Number(arg('--seconds-per-shape', '40')) * 1000;
+  const iterations = Number(arg('--iterations', '300'));
+  const limitMs = Number(arg('--seconds-per-shape', '10')) * 1000;
+  const peerIterations = Number(arg('--peer-iterations', '5'));
+  const peerLimitMs = Number(arg('--peer-seconds-per-shape', '60')) * 1000;
+  const concurrency = Number(arg('--concurrency', '4'));
+  const concurrentRequests = Number(arg('--concurrent-requests', '1000'));
   const results = {};
   for (const [shape, list] of Object.entries(qs)) {
     const type = list[0].split('?')[0];
-    const rec = { bevan: [], peer: [], agree: 0, compared: 0, examples: [] };
-    const spent = { bevan: 0, peer: 0 };
-    // One warm-up query each (not measured).
-    for (const s of Object.keys(servers)) await request('GET', `${servers[s]}/fhir/${list[0]}`).catch(() => {});
-    for (let i = 0; i < iterations && i < list.length; i++) {
-      if (spent.bevan > limitMs || spent.peer > limitMs) break;
+    const rec = { bevan: [], peer: [], agree: 0, compared: 0, examples: [], bevan_wall_ms: 0, concurrent: null };
+    results[shape] = rec;
+    await request('GET', `${servers.bevan}/fhir/${list[0]}`).catch(() => {}); // warm-up, not measured
+    const start = process.hrtime.bigint();
+    const elapsed = () => Number(process.hrtime.bigint() - start) / 1e6;
+    for (let i = 0; i < iterations && elapsed() <= limitMs; i++) {
+      const r = await timed(`${servers.bevan}/fhir/${list[i % list.length]}`);
+      const { matches, included } = summarise(r.body, type);
+      rec.bevan.push({ ms: r.ms, status: r.status, matches, included });
+      if (r.status !== 200 && rec.examples.length < 3) rec.examples.push({ server: 'bevan', status: r.status, body: r.body.slice(0, 200) });
+    }
+    rec.bevan_wall_ms = elapsed();
+
+    if (concurrency > 1 && concurrentRequests > 0) {
+      let next = 0, ok = 0, errors = 0;
+      const c0 = process.hrtime.bigint();
+      const cElapsed = () => Number(process.hrtime.bigint() - c0) / 1e6;
+      const worker = async () => {
+        while (next < concurrentRequests && cElapsed() <= limitMs) {
+          const r = await timed(`${servers.bevan}/fhir/${list[next++ % list.length]}`);
+          if (r.status === 200) ok++;
+          else errors++;
+        }
+      };
+      await Promise.all(Array.from({ length: concurrency }, worker));
+      rec.concurrent = { in_flight: concurrency, ok, errors, wall_ms: cElapsed() };
+    }
+    const p = pct(rec.bevan.filter((x) => x.status === 200).map((x) => x.ms), 0.5).toFixed(2);
+    console.error(
+      `  ${shape}: bevan ${rec.bevan.length} queries, p50 ${p} ms` +
+        (rec.concurrent ? `, ${((rec.concurrent.ok * 1000) / rec.concurrent.wall_ms).toFixed(0)} req/s at ${concurrency} in flight` : ''),
+    );
+  }
+  for (const [shape, list] of Object.entries(qs)) {
+    const type = list[0].split('?')[0];
+    const rec = results[shape];
+    if (peerIterations > 0) await request('GET', `${servers.peer}/fhir/${list[0]}`).catch(() => {}); // warm-up
+    let peerSpent = 0;
+    for (let i = 0; i < peerIterations && i < list.length && peerSpent <= peerLimitMs; i++) {
       const order = i % 2 ? ['peer', 'bevan'] : ['bevan', 'peer'];
       const got = {};
       for (const s of order) {
-        const t0 = process.hrtime.bigint();
-        let r;
-        try {
-          r = await request('GET', `${servers[s]}/fhir/${list[i]}`, undefined, 60000);
-        } catch (err) {
-          r = { status: 0, body: String(err) };
-        }
-        const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-        spent[s] += ms;
-        got[s] = { ms, status: r.status, ...summarise(r.body, type) };
+        const r = await timed(`${servers[s]}/fhir/${list[i]}`);
+        if (s === 'peer') peerSpent += r.ms;
+        got[s] = { ms: r.ms, status: r.status, ...summarise(r.body, type) };
         if (r.status !== 200 && rec.examples.length < 3) rec.examples.push({ server: s, status: r.status, body: r.body.slice(0, 200) });
-        rec[s].push(got[s]);
       }
+      rec.peer.push(got.peer);
       if (got.bevan.status === 200 && got.peer.status === 200) {
         rec.compared++;
         if (got.bevan.matches === got.peer.matches && got.bevan.included === got.peer.included) rec.agree++;
         else if (rec.examples.length < 3) rec.examples.push({ query: list[i], bevan: got.bevan, peer: got.peer });
       }
     }
-    results[shape] = rec;
-    const p = (s) => pct(rec[s].map((x) => x.ms), 0.5).toFixed(2);
-    console.error(`  ${shape}: ${rec.bevan.length} queries, p50 bevan ${p('bevan')} ms, peer ${p('peer')} ms, agree ${rec.agree}/${rec.compared}`);
+    const p = pct(rec.peer.filter((x) => x.status === 200).map((x) => x.ms), 0.5).toFixed(2);
+    console.error(`  ${shape}: peer ${rec.peer.length} queries, p50 ${p} ms; same matches ${rec.agree}/${rec.compared}`);
   }
   console.log(JSON.stringify(results));
 }
@@ -279,24 +334,38 @@ function report() {
   const lines = [];
   const stat = (rec, s) => {
     const ok = rec[s].filter((x) => x.status === 200).map((x) => x.ms);
-    return { n: rec[s].length, ok: ok.length, p50: pct(ok, 0.5), p95: pct(ok, 0.95), ignored: rec[s].some((x) => x.ignored) };
+    const sum = ok.reduce((a, b) => a + b, 0);
+    // One in flight: requests per second of wall time (Bevan's own phase), or
+    // of summed latency (the peer's samples are interleaved with Bevan's).
+    const wall = s === 'bevan' && rec.bevan_wall_ms ? rec.bevan_wall_ms : sum;
+    const good = rec[s].filter((x) => x.status === 200);
+    const hits = good.reduce((a, x) => a + (x.matches ?? 0) + (x.included ?? 0), 0) / (good.length || 1);
+    return { n: rec[s].length, ok: ok.length, p50: pct(ok, 0.5), p99: pct(ok, 0.99), rps: wall ? (ok.length * 1000) / wall : NaN, hits };
   };
+  const crps = (rec) => (rec.concurrent ? (rec.concurrent.ok * 1000) / rec.concurrent.wall_ms : NaN);
+  const inFlight = all.flatMap((r) => Object.values(r)).find((r) => r.concurrent)?.concurrent.in_flight;
   all.forEach((res, k) => {
     lines.push(`**${labels[k] ?? files[k]}**`, '');
-    lines.push('| query | n | Bevan p50 / p95 ms | peer p50 / p95 ms | peer / Bevan (p50) | same matches |');
-    lines.push('|---|---:|---:|---:|---:|---|');
+    lines.push(
+      `| query | entries | Bevan n | Bevan p50 / p99 ms | Bevan req/s (1${inFlight ? ` / ${inFlight}` : ''} in flight) | peer n | peer p50 / max ms | peer req/s | peer / Bevan (p50) | same matches |`,
+    );
+    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---|');
     for (const [shape, rec] of Object.entries(res)) {
       const b = stat(rec, 'bevan'), p = stat(rec, 'peer');
+      const peerMax = Math.max(...rec.peer.filter((x) => x.status === 200).map((x) => x.ms));
       const peerNote = p.ok < p.n ? ` (${p.n - p.ok} errors)` : '';
       const bNote = b.ok < b.n ? ` (${b.n - b.ok} errors)` : '';
+      const cNote = rec.concurrent?.errors ? ` (${rec.concurrent.errors} errors)` : '';
+      const ignored = rec.peer.some((x) => x.ignored);
       lines.push(
-        `| \`${shape}\` | ${b.n} | ${fmt(b.p50)} / ${fmt(b.p95)}${bNote} | ${fmt(p.p50)} / ${fmt(p.p95)}${peerNote} | ` +
-          `${p.ok ? fmt(p.p50 / b.p50) + 'x' : '-'} | ${rec.agree}/${rec.compared}${p.ignored ? ' (peer ignored a parameter)' : ''} |`,
+        `| \`${shape}\` | ${fmt(b.hits)} | ${b.n} | ${fmt(b.p50)} / ${fmt(b.p99)}${bNote} | ${fmt(b.rps)}${inFlight ? ` / ${fmt(crps(rec))}${cNote}` : ''} | ` +
+          `${p.n} | ${fmt(p.p50)} / ${fmt(peerMax)}${peerNote} | ${fmt(p.rps)} | ` +
+          `${p.ok ? fmt(p.p50 / b.p50) + 'x' : '-'} | ${rec.agree}/${rec.compared}${ignored ? ' (peer ignored a parameter)' : ''} |`,
       );
     }
     lines.push('');
     const diffs = [];
-    for (const [shape, rec] of Object.entries(res)) {
+    for (const [, rec] of Object.entries(res)) {
       for (const ex of rec.examples.filter((x) => x.query).slice(0, 2)) {
         diffs.push(`- \`${decodeURIComponent(ex.query)}\`: Bevan ${ex.bevan.matches} matches + ${ex.bevan.included} included, peer ${ex.peer.matches} + ${ex.peer.included}`);
       }
@@ -305,12 +374,18 @@ function report() {
   });
   if (all.length > 1) {
     const first = all[0], last = all[all.length - 1];
-    lines.push(`**Growth ${labels[0] ?? 'first'} -> ${labels[all.length - 1] ?? 'last'} (p50 ratio)**`, '');
-    lines.push('| query | Bevan | peer |', '|---|---:|---:|');
+    lines.push(`**Growth ${labels[0] ?? 'first'} -> ${labels[all.length - 1] ?? 'last'}**`, '');
+    lines.push(
+      '| query | entries per answer | Bevan p50 ms | Bevan p50 growth | Bevan p99 growth | peer p50 growth |',
+      '|---|---:|---:|---:|---:|---:|',
+    );
     for (const shape of Object.keys(first)) {
       if (!last[shape]) continue;
-      const g = (s) => stat(last[shape], s).p50 / stat(first[shape], s).p50;
-      lines.push(`| \`${shape}\` | ${fmt(g('bevan'))}x | ${fmt(g('peer'))}x |`);
+      const a = (s) => stat(first[shape], s), z = (s) => stat(last[shape], s);
+      lines.push(
+        `| \`${shape}\` | ${fmt(a('bevan').hits)} -> ${fmt(z('bevan').hits)} | ${fmt(a('bevan').p50)} -> ${fmt(z('bevan').p50)} | ${fmt(z('bevan').p50 / a('bevan').p50)}x | ` +
+          `${fmt(z('bevan').p99 / a('bevan').p99)}x | ${fmt(z('peer').p50 / a('peer').p50)}x |`,
+      );
     }
     lines.push('');
   }

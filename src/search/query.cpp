@@ -385,6 +385,12 @@ Result<KeyResult> ParseKey(std::string_view type, std::string_view key, int dept
     if (!found || !ModifierAllowed(c.type, c.modifier) ||
         (c.special != Criterion::Special::kNone && c.modifier != Modifier::kNone)) {
       out.unknown = "modifier :" + std::string(modifier) + " is not supported on " + c.code;
+      if (found && c.type == SearchParamType::kToken &&
+          (c.modifier == Modifier::kAbove || c.modifier == Modifier::kBelow)) {
+        // R4 allows them on tokens whose code system defines subsumption;
+        // that needs a terminology service, which Bevan does not have.
+        out.unknown += " (token :above and :below need code system subsumption, which this server does not support)";
+      }
       return out;
     }
     if (c.type == SearchParamType::kComposite && c.modifier == Modifier::kMissing) {

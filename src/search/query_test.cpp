@@ -151,6 +151,8 @@ TEST(QueryTest, UnknownParametersAndModifiersAreCollected) {
   ASSERT_EQ(q.unknown.size(), 4u);
   EXPECT_EQ(q.unknown[0].first, "foo");
   EXPECT_EQ(q.unknown[1].first, "gender:above");
+  EXPECT_NE(q.unknown[1].second.find("subsumption"), std::string::npos) << q.unknown[1].second;
+  EXPECT_EQ(q.unknown[3].second.find("subsumption"), std::string::npos) << q.unknown[3].second;  // family:fuzzy
   ASSERT_EQ(q.criteria.size(), 2u);
   EXPECT_EQ(q.criteria[1].modifier, Modifier::kIn);
   EXPECT_EQ(q.criteria[1].values[0].text, "http://vs");  // |version ignored

@@ -417,6 +417,7 @@ class Printer {
   // whole set of a broad predicate (a date range, a common code).
   std::string Node(const PlanNode& n, const std::string& a, bool drive) {
     using K = PlanNode::Kind;
+    if (&n == joined_) return "1 = 1";  // the join to the streamed index rows (Filters) holds it
     switch (n.kind) {
       case K::kTrue: return "1 = 1";
       case K::kFalse: return "1 = 0";
@@ -496,6 +497,21 @@ class Printer {
                  " AND " + Node(n.children[0], src, false) + ")";
         }
         std::string t = Alias('t');
+        const PlanNode& inner = n.children[0];
+        if (Streamable(inner)) {
+          // The sources' index rows drive in their own order, joined through
+          // the sources to the references and their targets: no set of the
+          // sources is built first (SQLite: CROSS JOIN keeps that order).
+          std::string y = Alias('x'), join = d_ == Dialect::kSqlite ? " CROSS JOIN " : " JOIN ";
+          std::string s = a + ".rid IN (SELECT " + t + ".rid FROM " + std::string(TableName(inner.table)) + " " + y +
+                          join + "resource " + src + " ON " + src + ".rid = " + y + ".rid" + join + "idx_reference " +
+                          x + " ON " + x + ".rid = " + src + ".rid AND " + x + ".param = " + Param(n.param) + join +
+                          "resource " + t + " ON " + t + ".type = " + x + ".target_type AND " + t + ".id = " + x +
+                          ".target_id WHERE " + y + ".param = " + Param(inner.param);
+          for (const store::Cond& c : inner.conds) s += " AND " + Cond(y + "." + std::string(ColumnName(c.column)), c);
+          return s + " AND " + (d_ == Dialect::kSqlite ? "+" : "") + src + ".type = " + source_type + " AND " +
+                 NotDeleted(src) + ")";
+        }
         return a + ".rid IN (SELECT " + t + ".rid FROM resource " + src + " JOIN idx_reference " + x + " ON " + x +
                ".rid = " + src + ".rid AND " + x + ".param = " + Param(n.param) + " JOIN resource " + t + " ON " + t +
                ".type = " + x + ".target_type AND " + t + ".id = " + x + ".target_id WHERE " +
@@ -568,9 +584,37 @@ class Printer {
     }
   }
 
+  // Whether the rows of `n` hold each rid at most once and, read through the
+  // table's value index with every column but the rid fixed, come in rid
+  // order: a token with its system and code, a reference with its target
+  // (one resource may hold the same target under two spellings of the URL:
+  // StreamJoin keeps the first).
+  static bool Streamable(const PlanNode& n) {
+    if (n.kind != PlanNode::Kind::kRows || n.conds.size() != 2) return false;
+    auto eq = [&](Column c) {
+      return std::any_of(n.conds.begin(), n.conds.end(), [c](const store::Cond& x) {
+        return x.column == c && x.op == Op::kEq && std::holds_alternative<std::string>(x.value);
+      });
+    };
+    if (n.table == IndexTable::kToken) return eq(Column::kCode) && eq(Column::kSystem);
+    if (n.table == IndexTable::kReference) return eq(Column::kTargetId) && eq(Column::kTargetType);
+    return false;
+  }
+
+  // The FROM clause of a search or count: the resource table, or, when
+  // Filters streamed the driver, its index rows joined to the resource table
+  // (call after Filters).
+  std::string From() const { return stream_join_.empty() ? "resource r" : stream_join_; }
+  // The rid column to order and page by: the streamed index rows' (so the
+  // index range itself starts at the cursor and needs no sort), else r.rid.
+  std::string RidColumn() const { return joined_ ? "xs.rid" : "r.rid"; }
+
   // The WHERE conditions on `r` for `plan`. With `check_only` no predicate
-  // drives (another table does).
-  std::string Filters(const SearchPlan& plan, bool check_only = false) {
+  // drives (another table does). With `stream`, a Streamable driver is read
+  // as a join in rid order (From, RidColumn) instead of `r.rid IN (set)`: a
+  // page stops at its last row instead of first building the whole set of a
+  // broad driver (SQLite's LIST SUBQUERY), and a count skips building it.
+  std::string Filters(const SearchPlan& plan, bool check_only = false, bool stream = false) {
     using K = PlanNode::Kind;
     const PlanNode& w = plan.where;
     // Ids and the compartment are answered by the resource table's own
@@ -584,6 +628,11 @@ class Printer {
       rank = driver == w.children.size() ? 0 : Rank(w.children[driver]);
     }
     bool drive = !check_only && !by_id && rank > 0 && !(plan.compartment && rank < 85);
+    if (drive && stream) {
+      const PlanNode* driver = &w;
+      if (w.kind == K::kAnd) driver = &w.children[BestDriver(w)];
+      if (Streamable(*driver)) StreamJoin(*driver);
+    }
     std::string type_col = d_ == Dialect::kSqlite && drive ? "+r.type" : "r.type";
     std::string s = type_col;
     if (!plan.type.empty()) {
@@ -597,6 +646,20 @@ class Printer {
     if (plan.compartment) s += " AND r.compartment = " + Param(*plan.compartment);
     if (w.kind != K::kTrue) s += " AND " + Node(w, "r", drive);
     return s;
+  }
+
+  // Sets the join of a Streamable driver's rows (alias xs) to r; SQLite's
+  // CROSS JOIN keeps the index rows outermost, so they are read in rid order.
+  void StreamJoin(const PlanNode& n) {
+    joined_ = &n;
+    std::string s = std::string(TableName(n.table)) + " xs" + (d_ == Dialect::kSqlite ? " CROSS JOIN" : " JOIN") +
+                    " resource r ON r.rid = xs.rid AND xs.param = " + Param(n.param);
+    for (const store::Cond& c : n.conds) s += " AND " + Cond("xs." + std::string(ColumnName(c.column)), c);
+    if (n.table == IndexTable::kReference) {
+      s += " AND NOT EXISTS (SELECT 1 FROM idx_reference xu WHERE xu.rid = xs.rid AND xu.param = xs.param AND "
+           "xu.target_type = xs.target_type AND xu.target_id = xs.target_id AND xu.url < xs.url)";
+    }
+    stream_join_ = std::move(s);
   }
 
   std::string SortExpr(const SortKey& k) {
@@ -628,6 +691,8 @@ class Printer {
   Dialect d_;
   SqlStatement st_;
   int aliases_ = 0;
+  const PlanNode* joined_ = nullptr;  // the driver read as a join (StreamJoin)
+  std::string stream_join_;
 };
 
 }  // namespace
@@ -675,10 +740,11 @@ SqlStatement PrintSearch(const SearchPlan& plan, Dialect dialect) {
   // A `before` cursor reads backwards: every comparison and direction reversed.
   bool back = plan.after && plan.after->before;
   if (plan.sort.empty()) {
-    std::string s = "SELECT " + cols + " FROM resource r WHERE " + p.Filters(plan);
-    if (plan.after) s += std::string(back ? " AND r.rid < " : " AND r.rid > ") + p.Param(plan.after->rid);
-    s += std::string(back ? " ORDER BY r.rid DESC" : " ORDER BY r.rid") + " LIMIT " +
-         p.Param(static_cast<std::int64_t>(plan.limit) + 1);
+    std::string where = p.Filters(plan, /*check_only=*/false, /*stream=*/true);
+    std::string rid = p.RidColumn();
+    std::string s = "SELECT " + cols + " FROM " + p.From() + " WHERE " + where;
+    if (plan.after) s += (back ? " AND " + rid + " < " : " AND " + rid + " > ") + p.Param(plan.after->rid);
+    s += " ORDER BY " + rid + (back ? " DESC" : "") + " LIMIT " + p.Param(static_cast<std::int64_t>(plan.limit) + 1);
     SqlStatement st = p.Take();
     st.sql = std::move(s);
     return st;
@@ -873,12 +939,13 @@ Result<SearchPage> RunPage(const SearchPlan& plan, Dialect dialect, const RunSta
 SqlStatement PrintCount(const SearchPlan& plan, Dialect dialect) {
   Printer p(dialect);
   std::string s;
+  std::string where = p.Filters(plan, /*check_only=*/false, /*stream=*/true);
   if (plan.count_limit > 0) {
     // Stops after count_limit + 1 matches (unsorted, so not every match is found).
-    s = "SELECT count(*) FROM (SELECT 1 FROM resource r WHERE " + p.Filters(plan) + " LIMIT " +
+    s = "SELECT count(*) FROM (SELECT 1 FROM " + p.From() + " WHERE " + where + " LIMIT " +
         p.Param(plan.count_limit + 1) + ") c";
   } else {
-    s = "SELECT count(*) FROM resource r WHERE " + p.Filters(plan);
+    s = "SELECT count(*) FROM " + p.From() + " WHERE " + where;
   }
   SqlStatement st = p.Take();
   st.sql = std::move(s);
