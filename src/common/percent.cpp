@@ -1,17 +1,8 @@
 #include "common/percent.h"
 
+#include "common/hex.h"
+
 namespace bevan {
-
-namespace {
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-}  // namespace
 
 std::optional<std::string> PercentDecode(std::string_view s, bool plus_is_space, bool allow_nul) {
   std::string out;
@@ -20,7 +11,7 @@ std::optional<std::string> PercentDecode(std::string_view s, bool plus_is_space,
     char c = s[i];
     if (c == '%') {
       if (i + 2 >= s.size()) return std::nullopt;
-      int hi = HexValue(s[i + 1]), lo = HexValue(s[i + 2]);
+      int hi = HexDigitValue(s[i + 1]), lo = HexDigitValue(s[i + 2]);
       if (hi < 0 || lo < 0) return std::nullopt;
       char d = static_cast<char>(hi * 16 + lo);
       if (d == '\0' && !allow_nul) return std::nullopt;

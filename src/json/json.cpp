@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "common/hex.h"
 #include "json/json_internal.h"
 
 namespace bevan::json {
@@ -194,18 +195,12 @@ bool IsValidUtf8(std::string_view s, size_t* bad_offset) {
 namespace internal {
 
 namespace {
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 bool ReadHex4(std::string_view raw, size_t at, uint32_t* out) {
   if (at + 4 > raw.size()) return false;
   uint32_t v = 0;
   for (size_t k = 0; k < 4; ++k) {
-    int h = HexValue(raw[at + k]);
+    int h = HexDigitValue(raw[at + k]);
     if (h < 0) return false;
     v = (v << 4) | static_cast<uint32_t>(h);
   }
