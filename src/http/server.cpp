@@ -278,25 +278,9 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session<Stream
 
   void Write() {
     server_.Finish(req_, res_);
-    if (!res_.body_file.empty()) return WriteFile();
-    auto res = std::make_shared<bhttp::response<bhttp::string_body>>();
-    res->result(static_cast<unsigned>(res_.status));
-    res->version(version_);
-    for (auto& [k, v] : res_.headers) res->set(k, v);
-    res->body() = std::move(res_.body);
-    bool keep = keep_alive_ && !server_.stopping_;
-    res->keep_alive(keep);
-    res->prepare_payload();
-    beast::get_lowest_layer(stream_).expires_after(server_.options_.request_timeout);
-    bhttp::async_write(stream_, *res, [self = this->shared_from_this(), res, keep](beast::error_code ec, size_t) {
-      if (ec || !keep) return self->Close();
-      self->Read();
-    });
-  }
-
-  // Streams res_.body_file; the write may take longer than the request
-  // timeout for a large file: one more second per MiB.
-  void WriteFile() {
+    if (res_.body_file.empty()) return Send<bhttp::string_body>(std::move(res_.body), server_.options_.request_timeout);
+    // A file is streamed; its write may take longer than the request
+    // timeout: one more second per MiB.
     beast::error_code ec;
     bhttp::file_body::value_type file;
     file.open(res_.body_file.c_str(), beast::file_mode::scan, ec);
@@ -305,16 +289,23 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session<Stream
       server_.options_.make_error(500, "cannot read the file to send", res_);
       return Write();
     }
-    std::uint64_t size = file.size();
-    auto res = std::make_shared<bhttp::response<bhttp::file_body>>();
+    auto timeout = server_.options_.request_timeout + std::chrono::seconds(file.size() >> 20);
+    Send<bhttp::file_body>(std::move(file), timeout);
+  }
+
+  // Sends res_'s status and headers with `body`, then reads the next request
+  // or closes.
+  template <typename Body>
+  void Send(typename Body::value_type body, std::chrono::steady_clock::duration timeout) {
+    auto res = std::make_shared<bhttp::response<Body>>();
     res->result(static_cast<unsigned>(res_.status));
     res->version(version_);
     for (auto& [k, v] : res_.headers) res->set(k, v);
-    res->body() = std::move(file);
+    res->body() = std::move(body);
     bool keep = keep_alive_ && !server_.stopping_;
     res->keep_alive(keep);
     res->prepare_payload();
-    beast::get_lowest_layer(stream_).expires_after(server_.options_.request_timeout + std::chrono::seconds(size >> 20));
+    beast::get_lowest_layer(stream_).expires_after(timeout);
     bhttp::async_write(stream_, *res, [self = this->shared_from_this(), res, keep](beast::error_code ec, size_t) {
       if (ec || !keep) return self->Close();
       self->Read();
