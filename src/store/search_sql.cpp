@@ -371,15 +371,19 @@ class Printer {
   }
 
   std::string Cond(std::string_view col, const store::Cond& c) {
-    std::string cl(col);
+    std::string s = ValueCond(col, c);
     if (c.column == Column::kUrl && (c.op == Op::kEq || c.op == Op::kIn)) {
       // Only references written as URLs have one (local Type/id ones have
       // ''): the index on url is partial, WHERE url <> '', and a planner
       // uses it only when the query states that condition itself.
-      store::Cond plain = c;
-      plain.column = Column::kTargetId;  // any column other than url
-      return "(" + Cond(col, plain) + " AND " + cl + " <> '')";
+      return "(" + s + " AND " + std::string(col) + " <> '')";
     }
+    return s;
+  }
+
+  // The comparison of column `col` that `c` asks for.
+  std::string ValueCond(std::string_view col, const store::Cond& c) {
+    std::string cl(col);
     switch (c.op) {
       case Op::kPrefix: {
         const std::string& s = std::get<std::string>(c.value);
