@@ -782,13 +782,18 @@ class SqliteStore final : public Store {
       int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) - 1;
       RETURN_IF_ERROR(conn.Exec(("PRAGMA threads = " + std::to_string(threads)).c_str()));
       RETURN_IF_ERROR(conn.Exec("PRAGMA temp_store = FILE"));
-      RETURN_IF_ERROR(conn.Exec("BEGIN IMMEDIATE"));
-      Status built = CreateSecondaryIndexes(conn);
-      RETURN_IF_ERROR(conn.Exec(built.ok() ? "COMMIT" : "ROLLBACK"));
-      RETURN_IF_ERROR(built);
+      Status built = conn.Exec("BEGIN IMMEDIATE");
+      if (built.ok()) {
+        built = CreateSecondaryIndexes(conn);
+        Status end = conn.Exec(built.ok() ? "COMMIT" : "ROLLBACK");
+        if (built.ok()) built = end;
+      }
+      // The configured durability comes back even when the build failed
+      // (the next open builds the missing indexes).
       RETURN_IF_ERROR(conn.Exec("PRAGMA temp_store = MEMORY"));
       RETURN_IF_ERROR(
           conn.Exec(options_.sqlite_synchronous_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL"));
+      RETURN_IF_ERROR(built);
       // Everything committed during the load goes into the database file and
       // is synced before this returns.
       return conn.Exec("PRAGMA wal_checkpoint(TRUNCATE)");
