@@ -56,15 +56,10 @@ struct SqliteBackend {
 };
 
 PgTestCluster* Cluster() {
-  static std::unique_ptr<PgTestCluster> cluster = [] {
-    auto c = PgTestCluster::Start();
-    if (!c.ok()) {
-      ADD_FAILURE() << "cannot start the PostgreSQL test cluster: " << c.status().ToString();
-      return std::unique_ptr<PgTestCluster>();
-    }
-    return std::move(c).value();
-  }();
-  return cluster.get();
+  std::string why;
+  PgTestCluster* cluster = PgTestCluster::Shared(&why);
+  if (cluster == nullptr) ADD_FAILURE() << "cannot start the PostgreSQL test cluster: " << why;
+  return cluster;
 }
 
 struct PostgresBackend {

@@ -20,15 +20,10 @@ namespace bevan::search::testing {
 namespace {
 
 store::PgTestCluster* Cluster() {
-  static std::unique_ptr<store::PgTestCluster> cluster = [] {
-    auto c = store::PgTestCluster::Start();
-    if (!c.ok()) {
-      ADD_FAILURE() << "cannot start the PostgreSQL test cluster: " << c.status().ToString();
-      return std::unique_ptr<store::PgTestCluster>();
-    }
-    return std::move(c).value();
-  }();
-  return cluster.get();
+  std::string why;
+  store::PgTestCluster* cluster = store::PgTestCluster::Shared(&why);
+  if (cluster == nullptr) ADD_FAILURE() << "cannot start the PostgreSQL test cluster: " << why;
+  return cluster;
 }
 
 struct SqliteBackend {

@@ -101,15 +101,10 @@ World& TheWorld() {
 }
 
 store::PgTestCluster* Cluster() {
-  static std::unique_ptr<store::PgTestCluster> cluster = [] {
-    auto c = store::PgTestCluster::Start();
-    if (!c.ok()) {
-      ADD_FAILURE() << "cannot start the PostgreSQL test cluster: " << c.status().ToString();
-      return std::unique_ptr<store::PgTestCluster>();
-    }
-    return std::move(c).value();
-  }();
-  return cluster.get();
+  std::string why;
+  store::PgTestCluster* cluster = store::PgTestCluster::Shared(&why);
+  if (cluster == nullptr) ADD_FAILURE() << "cannot start the PostgreSQL test cluster: " << why;
+  return cluster;
 }
 
 struct SqliteBackend {

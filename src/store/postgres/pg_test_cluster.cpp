@@ -109,6 +109,15 @@ std::string ConnInfo(int port, std::string_view db) {
 
 }  // namespace
 
+PgTestCluster* PgTestCluster::Shared(std::string* why) {
+  static Result<std::unique_ptr<PgTestCluster>> shared = Start();
+  if (!shared.ok()) {
+    if (why) *why = shared.status().ToString();
+    return nullptr;
+  }
+  return shared->get();
+}
+
 Result<std::unique_ptr<PgTestCluster>> PgTestCluster::Start(const Options& options) {
   std::string bin = FindBinDir();
   if (bin.empty() || !fs::exists(bin + "/initdb") || !fs::exists(bin + "/postgres")) {

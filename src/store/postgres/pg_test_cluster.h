@@ -31,6 +31,11 @@ class PgTestCluster {
   static Result<std::unique_ptr<PgTestCluster>> Start(const Options& options);
   static Result<std::unique_ptr<PgTestCluster>> Start() { return Start(Options{}); }
 
+  // One cluster for the whole process (default options), started on the
+  // first call and stopped at exit; nullptr when it could not start, with
+  // the reason in *why. Test binaries share it across their suites.
+  static PgTestCluster* Shared(std::string* why);
+
   // Stops the server (fast shutdown, then SIGKILL after 10 s) and removes the directory.
   ~PgTestCluster();
   PgTestCluster(const PgTestCluster&) = delete;
