@@ -6,6 +6,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <unordered_map>
 
@@ -326,6 +327,95 @@ struct Extractor::Impl {
   }
 };
 
+namespace {
+
+// What identifies a parameter's rows: its type, expression and, for
+// composites, its components.
+std::string Signature(const IndexedParam& p, std::string_view expression) {
+  std::string s = std::to_string(static_cast<int>(p.type)) + '\x1f' + std::string(expression);
+  if (p.type == SearchParamType::kComposite && p.def != nullptr) {
+    for (const fhir::SearchParamComponent& c : p.def->components) s += '\x1f' + std::string(c.expression);
+  }
+  return s;
+}
+
+// "Q.where(resolve() is T)": Q and T, else nothing.
+std::optional<std::pair<std::string, std::string>> RestrictedTo(std::string_view e) {
+  constexpr std::string_view kWhere = ".where(resolve() is ";
+  if (!e.ends_with(")")) return std::nullopt;
+  size_t at = e.rfind(kWhere);
+  if (at == std::string_view::npos || at == 0) return std::nullopt;
+  std::string_view type = e.substr(at + kWhere.size(), e.size() - 1 - at - kWhere.size());
+  if (type.empty() || !std::all_of(type.begin(), type.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)); }))
+    return std::nullopt;
+  if (fhir::FindResourceType(type) == nullptr) return std::nullopt;
+  return std::make_pair(std::string(e.substr(0, at)), std::string(type));
+}
+
+}  // namespace
+
+// Decides IndexedParam::storage for the built-in parameters of one type.
+void LinkStorage(std::vector<IndexedParam*>& params) {
+  // The first parameter of each signature keeps its rows.
+  std::unordered_map<std::string, IndexedParam*> first;
+  for (IndexedParam* p : params) first.try_emplace(Signature(*p, p->expression), p);
+  auto own = [&](std::string_view expression, const IndexedParam& like) -> IndexedParam* {
+    auto it = first.find(Signature(like, expression));
+    return it == first.end() ? nullptr : it->second;
+  };
+  for (IndexedParam* p : params) {
+    if (first.at(Signature(*p, p->expression)) != p) continue;
+    std::vector<std::string_view> parts = SplitUnion(p->expression);
+    if (parts.size() >= 2) {
+      std::vector<std::string> sources;
+      for (std::string_view part : parts) {
+        IndexedParam* q = own(part, *p);
+        if (q == nullptr || q == p) break;
+        sources.push_back(q->code);
+      }
+      if (sources.size() == parts.size()) {
+        p->storage = IndexedParam::Storage::kUnion;
+        p->sources = std::move(sources);
+      }
+      continue;
+    }
+    if (p->type != SearchParamType::kReference) continue;
+    if (auto r = RestrictedTo(p->expression)) {
+      if (IndexedParam* q = own(r->first, *p); q != nullptr && q != p) {
+        p->storage = IndexedParam::Storage::kRestricted;
+        p->sources = {q->code};
+        p->restrict_type = r->second;
+      }
+    }
+  }
+  // The sources must hold rows of their own.
+  for (IndexedParam* p : params) {
+    if (p->storage == IndexedParam::Storage::kOwn) continue;
+    for (const std::string& code : p->sources) {
+      for (IndexedParam* q : params) {
+        if (q->code == code && q->storage != IndexedParam::Storage::kOwn) {
+          p->storage = IndexedParam::Storage::kOwn;
+          p->sources.clear();
+          p->restrict_type.clear();
+        }
+      }
+    }
+  }
+  // Duplicates read what the first of their signature reads.
+  for (IndexedParam* p : params) {
+    IndexedParam* f = first.at(Signature(*p, p->expression));
+    if (f == p) continue;
+    if (f->storage == IndexedParam::Storage::kOwn) {
+      p->storage = IndexedParam::Storage::kSame;
+      p->sources = {f->code};
+    } else {
+      p->storage = f->storage;
+      p->sources = f->sources;
+      p->restrict_type = f->restrict_type;
+    }
+  }
+}
+
 Extractor::Extractor() : impl_(std::make_unique<Impl>()) {
   std::unordered_map<std::string_view, const fhir::SearchParamDef*> by_url;
   for (const fhir::SearchParamDef& sp : fhir::AllSearchParams()) by_url.emplace(sp.url, &sp);
@@ -386,6 +476,9 @@ Extractor::Extractor() : impl_(std::make_unique<Impl>()) {
       per.by_code.emplace(c->info.code, c.get());
       per.params.push_back(std::move(c));
     }
+    std::vector<IndexedParam*> infos;
+    for (auto& c : per.params) infos.push_back(&c->info);
+    LinkStorage(infos);
     for (std::string_view code : fhir::PatientCompartmentParams(type)) {
       const fhir::SearchParamDef* sp = fhir::FindSearchParam(type, code);
       if (!sp || sp->expression.empty()) continue;
@@ -620,11 +713,21 @@ Result<ExtractResult> Extractor::Extract(std::string_view type, std::string_view
   ExtractResult out;
   Arena arena(8192);
   for (const auto& c : per.params) {
+    using Storage = IndexedParam::Storage;
+    if (c->info.storage == Storage::kSame || c->info.storage == Storage::kUnion) continue;
     auto items = c->expression->Evaluate(resource, arena);
     if (!items.ok()) continue;
     if (c->info.type != SearchParamType::kComposite) {
+      size_t before = out.rows.references.size();
       RowWriter w(out.rows, c->info.code);
       for (const Item& item : *items) w.Add(c->info.type, item);
+      if (c->info.storage == Storage::kRestricted) {
+        // Rows with the target type are the source's rows already.
+        auto& refs = out.rows.references;
+        refs.erase(std::remove_if(refs.begin() + static_cast<std::ptrdiff_t>(before), refs.end(),
+                                  [&](const store::ReferenceRow& r) { return r.target_type == c->info.restrict_type; }),
+                   refs.end());
+      }
       continue;
     }
     for (const Item& root : *items) {

@@ -34,11 +34,23 @@
 //   lookup on parameter "code-value-quantity$http://loinc.org|8480-6". With
 //   three components (MolecularSequence) the second and third are matched
 //   independently of each other.
+// - Parameters answered from other parameters' rows (IndexedParam::storage),
+//   so that a write stores each fact once: a parameter whose expression is
+//   another's (Patient `phonetic` is `name`) has no rows of its own; one whose
+//   expression is a union of others' (Observation `combo-code` is `code` |
+//   `component-code`, composites alike) is answered from theirs; a reference
+//   parameter `Q.where(resolve() is T)` (`patient` of most clinical types) is
+//   answered from Q's rows with target type T and keeps only the rows Q's
+//   cannot stand for (absolute URLs, whose type is in the text, and
+//   Reference.identifier tokens). search.cpp turns each into conditions on
+//   those rows; the oracle evaluates the expressions themselves, so the
+//   correctness suite checks the equivalence.
 // - _id and _lastUpdated are not extracted: they are the resource table's
 //   id and last_updated. _text, _content, _query and special parameters
 //   (near) have no expression and are not indexed.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -64,6 +76,21 @@ struct IndexedParam {
   std::string expression;  // the branch of def->expression for this type
   // For composites: the types of the components, in order.
   std::vector<fhir::SearchParamType> component_types;
+
+  // Where the parameter's rows are (see "Parameters answered from other
+  // parameters' rows" above). Built-in parameters only; decided once when
+  // the registry is compiled.
+  enum class Storage : std::uint8_t {
+    kOwn,         // rows under its own code
+    kSame,        // the same expression as sources[0]: its rows
+    kUnion,       // "A | B": the rows of sources (one parameter per branch)
+    kRestricted,  // "Q.where(resolve() is T)": Q's reference rows whose target type is T (sources[0] = Q,
+                  // restrict_type = T), plus its own rows for what Q's rows cannot tell (absolute URLs,
+                  // Reference.identifier)
+  };
+  Storage storage = Storage::kOwn;
+  std::vector<std::string> sources;
+  std::string restrict_type;
 };
 
 class Extractor {

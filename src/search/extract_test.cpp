@@ -170,12 +170,79 @@ TEST(ExtractTest, ObservationQuantitiesCompositesAndCompartment) {
   EXPECT_EQ(Of(rows.quantities, "code-value-quantity$http://loinc.org|2339-0").size(), 1u);
   EXPECT_EQ(Of(rows.quantities, "code-value-quantity$2339-0").size(), 1u);
   EXPECT_EQ(Of(rows.quantities, "component-code-value-quantity$http://loinc.org|8480-6").size(), 1u);
-  EXPECT_EQ(Of(rows.quantities, "combo-code-value-quantity$8480-6").size(), 1u);
-  EXPECT_EQ(Of(rows.quantities, "combo-code-value-quantity$2339-0").size(), 1u);
+  // combo-* are answered from the code and component-code rows.
+  EXPECT_EQ(Of(rows.quantities, "combo-code-value-quantity$8480-6").size(), 0u);
+  EXPECT_EQ(Of(rows.tokens, "combo-code").size(), 0u);
+  EXPECT_EQ(Of(rows.strings, "combo-code:text").size(), 0u);
+  EXPECT_EQ(Of(rows.tokens, "component-code").size(), 1u);
   auto subject = Of(rows.references, "subject");
   ASSERT_EQ(subject.size(), 1u);
   EXPECT_EQ(subject[0]->target_type, "Patient");
-  EXPECT_EQ(Of(rows.references, "patient").size(), 1u);
+  // patient is subject restricted to Patient targets: no rows of its own here.
+  EXPECT_EQ(Of(rows.references, "patient").size(), 0u);
+}
+
+TEST(ExtractTest, ParametersAnsweredFromOtherParametersRows) {
+  using Storage = IndexedParam::Storage;
+  const Extractor& x = Extractor::Default();
+  const IndexedParam* phonetic = x.Find("Patient", "phonetic");
+  const IndexedParam* name = x.Find("Patient", "name");
+  ASSERT_NE(phonetic, nullptr);
+  ASSERT_NE(name, nullptr);
+  // One of the two holds the rows, the other reads them.
+  EXPECT_TRUE((phonetic->storage == Storage::kSame && phonetic->sources == std::vector<std::string>{"name"}) ||
+              (name->storage == Storage::kSame && name->sources == std::vector<std::string>{"phonetic"}));
+  const IndexedParam* combo = x.Find("Observation", "combo-code");
+  ASSERT_NE(combo, nullptr);
+  EXPECT_EQ(combo->storage, Storage::kUnion);
+  EXPECT_EQ(combo->sources, (std::vector<std::string>{"code", "component-code"}));
+  const IndexedParam* combo_q = x.Find("Observation", "combo-code-value-quantity");
+  ASSERT_NE(combo_q, nullptr);
+  EXPECT_EQ(combo_q->storage, Storage::kUnion);
+  EXPECT_EQ(combo_q->sources, (std::vector<std::string>{"code-value-quantity", "component-code-value-quantity"}));
+  const IndexedParam* patient = x.Find("Observation", "patient");
+  ASSERT_NE(patient, nullptr);
+  EXPECT_EQ(patient->storage, Storage::kRestricted);
+  EXPECT_EQ(patient->sources, std::vector<std::string>{"subject"});
+  EXPECT_EQ(patient->restrict_type, "Patient");
+  const IndexedParam* practitioner = x.Find("Encounter", "practitioner");
+  ASSERT_NE(practitioner, nullptr);
+  EXPECT_EQ(practitioner->storage, Storage::kRestricted);
+  EXPECT_EQ(practitioner->sources, std::vector<std::string>{"participant"});
+  // Parameters with their own expression keep their rows.
+  EXPECT_EQ(x.Find("Observation", "code")->storage, Storage::kOwn);
+  EXPECT_EQ(x.Find("Observation", "subject")->storage, Storage::kOwn);
+  // Every source holds rows of its own, of the same type.
+  int linked = 0;
+  for (std::string_view type : fhir::ResourceTypeNames()) {
+    for (const IndexedParam* p : x.Params(type)) {
+      if (p->storage == Storage::kOwn) continue;
+      ++linked;
+      ASSERT_FALSE(p->sources.empty()) << type << "." << p->code;
+      for (const std::string& s : p->sources) {
+        const IndexedParam* q = x.Find(type, s);
+        ASSERT_NE(q, nullptr) << type << "." << p->code << " <- " << s;
+        EXPECT_EQ(q->storage, Storage::kOwn) << type << "." << p->code << " <- " << s;
+        EXPECT_EQ(q->type, p->type) << type << "." << p->code << " <- " << s;
+      }
+    }
+  }
+  EXPECT_GT(linked, 40);
+}
+
+TEST(ExtractTest, RestrictedParameterKeepsWhatItsSourceCannotTell) {
+  // An absolute URL: its type is in the text, which the subject row does not
+  // record, so patient keeps its own row; an identifier likewise.
+  json::Document d = Parse(R"({"resourceType":"Observation","id":"o2","status":"final","code":{"text":"x"},
+    "subject":{"reference":"http://other.org/fhir/Patient/9","identifier":{"system":"urn:nhs","value":"123"}}})");
+  auto r = Extract("Observation", "o2", d.root());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  auto patient = Of(r->rows.references, "patient");
+  ASSERT_EQ(patient.size(), 1u);
+  EXPECT_EQ(patient[0]->url, "http://other.org/fhir/Patient/9");
+  EXPECT_EQ(Of(r->rows.tokens, "patient:identifier").size(), 1u);
+  EXPECT_EQ(Of(r->rows.references, "subject").size(), 1u);
+  EXPECT_EQ(Of(r->rows.tokens, "subject:identifier").size(), 1u);
 }
 
 TEST(ExtractTest, SyntheaSampleExtracts) {
@@ -201,7 +268,8 @@ TEST(ExtractTest, SyntheaSampleExtracts) {
       rows += r->rows.tokens.size() + r->rows.strings.size() + r->rows.dates.size() + r->rows.references.size() +
               r->rows.quantities.size() + r->rows.numbers.size() + r->rows.uris.size();
       if (type == "Encounter") {
-        EXPECT_EQ(Of(r->rows.references, "patient").size(), 1u) << id;
+        EXPECT_EQ(Of(r->rows.references, "subject").size(), 1u) << id;
+        EXPECT_EQ(Of(r->rows.references, "patient").size(), 0u) << id;  // answered from subject's rows
         EXPECT_EQ(Of(r->rows.dates, "date").size(), 1u) << id;
         EXPECT_FALSE(r->compartment.empty()) << id;
       }

@@ -1,6 +1,7 @@
 #include "search/search.h"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -134,15 +135,80 @@ PlanNode ValueNode(SearchParamType type, Modifier modifier, const std::string& p
   return PlanNode::False();
 }
 
+using Storage = IndexedParam::Storage;
+
+// Adds "target type is `type`" to the reference rows of `n`.
+PlanNode RestrictTarget(PlanNode n, const std::string& type) {
+  if (n.kind == PlanNode::Kind::kRows && n.table == IndexTable::kReference) {
+    n.conds.push_back(C(Column::kTargetType, Op::kEq, type));
+  }
+  for (PlanNode& child : n.children) child = RestrictTarget(std::move(child), type);
+  return n;
+}
+
+// The rows standing for parameter `p` (code `code`), given how to look in the
+// rows of one stored parameter (extract.h: IndexedParam::storage). `own_only`
+// (restricted parameters): the lookup can only match the parameter's own
+// rows (absolute URLs, identifiers), not its source's.
+PlanNode OverRows(const IndexedParam* p, const std::string& code,
+                  const std::function<PlanNode(const std::string& param)>& make, bool own_only = false) {
+  if (p == nullptr) return make(code);
+  switch (p->storage) {
+    case Storage::kOwn: break;
+    case Storage::kSame: return make(p->sources[0]);
+    case Storage::kUnion: {
+      std::vector<PlanNode> any;
+      for (const std::string& s : p->sources) any.push_back(make(s));
+      return PlanNode::Or(std::move(any));
+    }
+    case Storage::kRestricted:
+      if (own_only) break;
+      return PlanNode::Or({make(code), RestrictTarget(make(p->sources[0]), p->restrict_type)});
+  }
+  return make(code);
+}
+
+// One reference value of a restricted parameter: a local Type/id is among the
+// source's rows with the target type; URLs and identifiers are its own rows.
+PlanNode RestrictedValue(const IndexedParam& p, Modifier m, const std::string& code, const SearchValue& v) {
+  if (m == Modifier::kIdentifier || !v.ref_url.empty()) return ValueNode(SearchParamType::kReference, m, code, v);
+  if (!v.ref_type.empty() && v.ref_type != p.restrict_type) return PlanNode::False();
+  return RestrictTarget(ValueNode(SearchParamType::kReference, m, p.sources[0], v), p.restrict_type);
+}
+
 }  // namespace
 
 PlanNode CriterionPlan(const Criterion& c) {
-  if (c.special == Criterion::Special::kHas) return PlanNode::Has(c.has_type, c.has_param, CriterionPlan(c.chain[0]));
-  if (c.chained()) return PlanNode::Chain(c.code, c.target_types, CriterionPlan(c.chain[0]));
+  if (c.special == Criterion::Special::kHas) {
+    const IndexedParam* hp = Extractor::Default().Find(c.has_type, c.has_param);
+    PlanNode inner = CriterionPlan(c.chain[0]);
+    if (hp != nullptr && hp->storage == Storage::kRestricted) {
+      // Only references with the target type: the resources searched are of that type.
+      PlanNode n = PlanNode::Has(c.has_type, hp->sources[0], std::move(inner));
+      n.conds.push_back(C(Column::kTargetType, Op::kEq, hp->restrict_type));
+      return n;
+    }
+    return OverRows(hp, c.has_param, [&](const std::string& param) { return PlanNode::Has(c.has_type, param, inner); });
+  }
+  if (c.chained()) {
+    PlanNode inner = CriterionPlan(c.chain[0]);
+    if (c.param != nullptr && c.param->storage == Storage::kRestricted) {
+      // Chains follow local references only: the source's rows to targets of the type.
+      std::vector<std::string> types;
+      for (const std::string& t : c.target_types) {
+        if (t == c.param->restrict_type) types.push_back(t);
+      }
+      if (types.empty()) return PlanNode::False();
+      return PlanNode::Chain(c.param->sources[0], std::move(types), std::move(inner));
+    }
+    return OverRows(c.param, c.code,
+                    [&](const std::string& param) { return PlanNode::Chain(param, c.target_types, inner); });
+  }
   std::vector<PlanNode> any;
   for (const SearchValue& v : c.values) {
     if (c.modifier == Modifier::kMissing) {
-      PlanNode some = PlanNode::Rows(TableOf(c.type), c.code, {});
+      PlanNode some = OverRows(c.param, c.code,
+                               [&](const std::string& param) { return PlanNode::Rows(TableOf(c.type), param, {}); });
       if (c.special == Criterion::Special::kId || c.special == Criterion::Special::kLastUpdated)
         some = PlanNode::True();
       any.push_back(v.missing ? PlanNode::Not(std::move(some)) : std::move(some));
@@ -162,12 +228,14 @@ PlanNode CriterionPlan(const Criterion& c) {
       default: break;
     }
     if (c.type == SearchParamType::kComposite) {
-      std::string param = c.code + "$" + v.composite_key;
-      std::vector<PlanNode> all;
-      for (size_t i = 1; i < v.components.size(); ++i) {
-        all.push_back(ValueNode(c.param->component_types[i], Modifier::kNone, param, v.components[i]));
-      }
-      any.push_back(PlanNode::And(std::move(all)));
+      any.push_back(OverRows(c.param, c.code, [&](const std::string& code) {
+        std::string param = code + "$" + v.composite_key;
+        std::vector<PlanNode> all;
+        for (size_t i = 1; i < v.components.size(); ++i) {
+          all.push_back(ValueNode(c.param->component_types[i], Modifier::kNone, param, v.components[i]));
+        }
+        return PlanNode::And(std::move(all));
+      }));
       continue;
     }
     if (c.modifier == Modifier::kIn || c.modifier == Modifier::kNotIn) {
@@ -177,16 +245,21 @@ PlanNode CriterionPlan(const Criterion& c) {
         auto [it, fresh] = by_system.try_emplace(system, Cond{Column::kCode, Op::kIn, {}, {}});
         it->second.values.emplace_back(code);
       }
-      std::vector<PlanNode> systems;
-      for (auto& [system, in] : by_system) {
-        systems.push_back(
-            PlanNode::Rows(IndexTable::kToken, c.code, {std::move(in), C(Column::kSystem, Op::kEq, system)}));
-      }
-      any.push_back(PlanNode::Or(std::move(systems)));
+      any.push_back(OverRows(c.param, c.code, [&](const std::string& param) {
+        std::vector<PlanNode> systems;
+        for (const auto& [system, in] : by_system) {
+          systems.push_back(PlanNode::Rows(IndexTable::kToken, param, {in, C(Column::kSystem, Op::kEq, system)}));
+        }
+        return PlanNode::Or(std::move(systems));
+      }));
       continue;
     }
     Modifier m = c.modifier == Modifier::kNot ? Modifier::kNone : c.modifier;
-    any.push_back(ValueNode(c.type, m, c.code, v));
+    if (c.param != nullptr && c.param->storage == Storage::kRestricted) {
+      any.push_back(RestrictedValue(*c.param, m, c.code, v));
+      continue;
+    }
+    any.push_back(OverRows(c.param, c.code, [&](const std::string& param) { return ValueNode(c.type, m, param, v); }));
   }
   // Ids merge into one IN list.
   if (c.special == Criterion::Special::kId && c.modifier != Modifier::kMissing) {
@@ -251,6 +324,20 @@ Result<store::SearchPlan> BuildPlan(const SearchQuery& query, const SearchOption
       k.source = store::SortKey::Source::kLastUpdated;
     } else {
       k.param = s.code;
+      switch (s.param->storage) {
+        case Storage::kOwn: break;
+        case Storage::kSame: k.param = s.param->sources[0]; break;
+        case Storage::kUnion:
+          k.param = s.param->sources[0];
+          k.also.assign(s.param->sources.begin() + 1, s.param->sources.end());
+          break;
+        case Storage::kRestricted:
+          // The source's rows of the target type, and its own (URLs).
+          k.param = s.param->sources[0];
+          k.target_type = s.param->restrict_type;
+          k.also = {s.code};
+          break;
+      }
       k.table = TableOf(s.param->type);
       switch (s.param->type) {
         case SearchParamType::kDate:
@@ -358,7 +445,17 @@ Result<SearchResult> ExecuteSearch(store::Store& store, const SearchQuery& query
     for (const auto* list : {&query.includes, &query.revincludes}) {
       for (const IncludeParam& inc : *list) {
         if (iterate_only && !inc.iterate) continue;
-        specs.push_back({inc.reverse, inc.source_type, inc.param, inc.target_type});
+        const IndexedParam* p = inc.param.empty() ? nullptr : Extractor::Default().Find(inc.source_type, inc.param);
+        if (p == nullptr || p->storage == Storage::kOwn) {
+          specs.push_back({inc.reverse, inc.source_type, inc.param, inc.target_type});
+        } else if (p->storage == Storage::kRestricted) {
+          // Local targets only, which are the source's rows of the type.
+          if (inc.target_type.empty() || inc.target_type == p->restrict_type)
+            specs.push_back({inc.reverse, inc.source_type, p->sources[0], p->restrict_type});
+        } else {
+          for (const std::string& source : p->sources)
+            specs.push_back({inc.reverse, inc.source_type, source, inc.target_type});
+        }
       }
     }
     return specs;

@@ -81,9 +81,10 @@ struct PlanNode {
   std::vector<PlanNode> children;
   IndexTable table = IndexTable::kToken;  // kRows
   std::string param;                      // kRows, kChain, kHas
-  std::vector<Cond> conds;                // kRows, kLastUpdated
+  std::vector<Cond> conds;                // kRows, kLastUpdated, kHas (see below)
   std::vector<std::string> ids;           // kId
   std::vector<std::string> types;         // kChain: target types; kHas: the source type
+  // kHas: conditions on the source's reference rows too (the target type).
 
   static PlanNode True() { return PlanNode{}; }
   static PlanNode False();
@@ -110,6 +111,11 @@ struct SortKey {
   std::string param;
   Column column = Column::kCode;  // ascending uses min(column), descending max(column)
   bool descending = false;
+  // Restricts `param`'s rows to references of this target type (empty: any).
+  std::string target_type;
+  // Parameters whose rows (all of them) give values too: a search parameter
+  // answered from several parameters' rows (search::IndexedParam::storage).
+  std::vector<std::string> also;
 };
 
 // A position in a result listing: the sort key values and rid of the last entry

@@ -496,8 +496,9 @@ class Printer {
         if (!drive) {
           // From the references to this resource to their sources.
           return "EXISTS (SELECT 1 FROM idx_reference " + x + " JOIN resource " + src + " ON " + src + ".rid = " + x +
-                 ".rid WHERE " + x + ".param = " + Param(n.param) + " AND " + x + ".target_id = " + a + ".id AND " + x +
-                 ".target_type = " + a + ".type AND " + src + ".type = " + source_type + " AND " + NotDeleted(src) +
+                 ".rid WHERE " + x + ".param = " + Param(n.param) + HasConds(n, x) + " AND " + x + ".target_id = " + a +
+                 ".id AND " + x + ".target_type = " + a + ".type AND " + src + ".type = " + source_type + " AND " +
+                 NotDeleted(src) +
                  " AND " + Node(n.children[0], src, false) + ")";
         }
         std::string t = Alias('t');
@@ -509,7 +510,8 @@ class Printer {
           std::string y = Alias('x'), join = d_ == Dialect::kSqlite ? " CROSS JOIN " : " JOIN ";
           std::string s = a + ".rid IN (SELECT " + t + ".rid FROM " + std::string(TableName(inner.table)) + " " + y +
                           join + "resource " + src + " ON " + src + ".rid = " + y + ".rid" + join + "idx_reference " +
-                          x + " ON " + x + ".rid = " + src + ".rid AND " + x + ".param = " + Param(n.param) + join +
+                          x + " ON " + x + ".rid = " + src + ".rid AND " + x + ".param = " + Param(n.param) +
+                          HasConds(n, x) + join +
                           "resource " + t + " ON " + t + ".type = " + x + ".target_type AND " + t + ".id = " + x +
                           ".target_id WHERE " + y + ".param = " + Param(inner.param);
           for (const store::Cond& c : inner.conds) s += " AND " + Cond(y + "." + std::string(ColumnName(c.column)), c);
@@ -517,7 +519,8 @@ class Printer {
                  NotDeleted(src) + ")";
         }
         return a + ".rid IN (SELECT " + t + ".rid FROM resource " + src + " JOIN idx_reference " + x + " ON " + x +
-               ".rid = " + src + ".rid AND " + x + ".param = " + Param(n.param) + " JOIN resource " + t + " ON " + t +
+               ".rid = " + src + ".rid AND " + x + ".param = " + Param(n.param) + HasConds(n, x) + " JOIN resource " +
+               t + " ON " + t +
                ".type = " + x + ".target_type AND " + t + ".id = " + x + ".target_id WHERE " +
                TypeColumn(src, n.children[0]) + " = " + source_type + " AND " + NotDeleted(src) + " AND " +
                Node(n.children[0], src, true) + ")";
@@ -666,6 +669,23 @@ class Printer {
     stream_join_ = std::move(s);
   }
 
+  // " AND ..." for a kHas node's conditions on its reference rows (alias x).
+  std::string HasConds(const PlanNode& n, const std::string& x) {
+    std::string s;
+    for (const store::Cond& c : n.conds) s += " AND " + Cond(x + "." + std::string(ColumnName(c.column)), c);
+    return s;
+  }
+
+  // The condition on sort key `k`'s rows (alias x) besides the rid.
+  std::string SortRows(const SortKey& k, const std::string& x) {
+    std::string s = (d_ == Dialect::kSqlite ? "+" : "") + x + ".param = " + Param(k.param);
+    if (!k.target_type.empty()) s += " AND " + x + ".target_type = " + Param(k.target_type);
+    if (k.also.empty()) return s;
+    s = "((" + s + ")";
+    for (const std::string& p : k.also) s += " OR " + x + ".param = " + Param(p);
+    return s + ")";
+  }
+
   std::string SortExpr(const SortKey& k) {
     switch (k.source) {
       case SortKey::Source::kId: return "r.id";
@@ -678,7 +698,7 @@ class Printer {
                     std::string(TableName(k.table)) + " " + x + " WHERE " + x + ".rid = r.rid AND " +
                     // SQLite would otherwise take the (param, value) index for min/max
                     // and read every row of the parameter; the rid key is the right one.
-                    (d_ == Dialect::kSqlite ? "+" : "") + x + ".param = " + Param(k.param) + "), ";
+                    SortRows(k, x) + "), ";
     switch (SortKeyKind(k)) {
       case 0:
         s += Param(k.descending ? std::numeric_limits<std::int64_t>::min() : std::numeric_limits<std::int64_t>::max());
@@ -799,6 +819,7 @@ bool InIndexOrder(const SearchPlan& plan) {
   if (plan.sort.size() != 1 || plan.compartment || plan.limit == 0) return false;
   const SortKey& k = plan.sort[0];
   if (k.source != SortKey::Source::kIndex || k.table != IndexTable::kDate) return false;
+  if (!k.also.empty() || !k.target_type.empty()) return false;
   if (k.column != (k.descending ? Column::kHi : Column::kLo)) return false;
   const PlanNode& w = plan.where;
   int rank = Printer::Rank(w);

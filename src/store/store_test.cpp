@@ -574,7 +574,7 @@ TYPED_TEST(StoreTest, SearchPlanPredicatesSortingAndCount) {
   plan.where = PlanNode::Chain(
       "subject", {"Patient"},
       PlanNode::Rows(IndexTable::kString, "family", {Cond{Column::kNormalized, Op::kPrefix, std::string("smi"), {}}}));
-  plan.sort = {SortKey{SortKey::Source::kIndex, IndexTable::kDate, "date", Column::kHi, true}};
+  plan.sort = {SortKey{SortKey::Source::kIndex, IndexTable::kDate, "date", Column::kHi, true, {}, {}}};
   plan.count = true;
   page = s.Search(plan);
   ASSERT_OK(page);
@@ -649,7 +649,7 @@ TYPED_TEST(StoreTest, SearchPagesStayCorrectWhileDataChanges) {
   for (int i = 0; i < 20; ++i) ASSERT_OK(put("e" + std::to_string(i), 100 + i));
   SearchPlan plan;
   plan.type = "Encounter";
-  plan.sort = {SortKey{SortKey::Source::kIndex, IndexTable::kDate, "date", Column::kHi, true}};
+  plan.sort = {SortKey{SortKey::Source::kIndex, IndexTable::kDate, "date", Column::kHi, true, {}, {}}};
   plan.limit = 5;
   auto page = s.Search(plan);
   ASSERT_OK(page);
@@ -754,7 +754,7 @@ TEST(SearchSqlTest, ValuesAreBoundNeverPrinted) {
        PlanNode::Chain(evil, {evil}, PlanNode::Id({evil})),
        PlanNode::Has(evil, evil,
                      PlanNode::Rows(IndexTable::kUri, evil, {Cond{Column::kUri, Op::kIn, {}, {evil, evil}}}))});
-  plan.sort = {SortKey{SortKey::Source::kIndex, IndexTable::kString, evil, Column::kNormalized, false}};
+  plan.sort = {SortKey{SortKey::Source::kIndex, IndexTable::kString, evil, Column::kNormalized, false, {}, {}}};
   plan.after = SearchCursor{{evil}, 1};
   for (auto dialect : {sql::Dialect::kSqlite, sql::Dialect::kPostgres}) {
     for (const SqlStatement& st : {sql::PrintSearch(plan, dialect), sql::PrintCount(plan, dialect)}) {
