@@ -1186,7 +1186,8 @@ TEST(SqliteStoreTest, BulkLoadDefersTheSearchIndexesIntoAnEmptyStoreOnly) {
   auto bulk = (*store)->BeginBulkLoad();
   ASSERT_OK(bulk);
   EXPECT_TRUE(*bulk);
-  EXPECT_EQ(CountSecondaryIndexes(url), 0);
+  // Only the three whose keys arrive in order during a load stay.
+  EXPECT_EQ(CountSecondaryIndexes(url), 3);
   IndexRows rows;
   rows.tokens.push_back({"gender", "", "female"});
   std::string body = R"({"resourceType":"Patient","id":"p"})";
@@ -1216,7 +1217,7 @@ TEST(SqliteStoreTest, BulkLoadCutShortGetsItsIndexesAtTheNextOpen) {
     ASSERT_OK((*store)->Put({"Patient", "p", 1, (*store)->Now(), body, "p", nullptr}));
     // Closed without EndBulkLoad, as if the import had been killed.
   }
-  EXPECT_EQ(CountSecondaryIndexes(url), 0);
+  EXPECT_EQ(CountSecondaryIndexes(url), 3);
   auto store = OpenStore(url);
   ASSERT_OK(store);
   EXPECT_EQ(CountSecondaryIndexes(url), all);
