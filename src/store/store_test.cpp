@@ -1195,6 +1195,19 @@ TEST(SqliteStoreTest, BulkLoadDefersTheSearchIndexesIntoAnEmptyStoreOnly) {
   ASSERT_OK((*store)->EndBulkLoad());
   EXPECT_EQ(CountSecondaryIndexes(url), all);
   EXPECT_EQ(SqliteBackend::CountRows(url, "idx_token", 1), 1);
+  {
+    // The indexes were built with a rollback journal; the store is back in WAL mode.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(url.substr(7).c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, nullptr);
+    ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+    EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)), "wal");
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+  }
+  ASSERT_OK((*store)->Put({"Patient", "q", 1, (*store)->Now(), R"({"resourceType":"Patient","id":"q"})", "q", &rows}));
+  EXPECT_EQ((*store)->Read("Patient", "q")->version, 1);
   // Not empty any more: no bulk mode, the indexes stay.
   bulk = (*store)->BeginBulkLoad();
   ASSERT_OK(bulk);

@@ -756,6 +756,17 @@ class SqliteStore final : public Store {
     Enqueue(std::make_unique<WriteRequest>(WriteRequest{std::move(fn), std::move(done), Status(), nullptr}));
   }
 
+  static std::string JournalMode(Conn& conn) {
+    sqlite3_stmt* stmt = nullptr;
+    std::string mode;
+    if (sqlite3_prepare_v2(conn.db(), "PRAGMA journal_mode", -1, &stmt, nullptr) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+      mode = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    }
+    sqlite3_finalize(stmt);
+    return mode;
+  }
+
   Result<bool> BeginBulkLoad() override {
     bool engaged = false;
     RETURN_IF_ERROR(OnWriter([&engaged](Conn& conn) -> Status {
@@ -787,6 +798,14 @@ class SqliteStore final : public Store {
       int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) - 1;
       RETURN_IF_ERROR(conn.Exec(("PRAGMA threads = " + std::to_string(threads)).c_str()));
       RETURN_IF_ERROR(conn.Exec("PRAGMA temp_store = FILE"));
+      // The loaded rows go into the database file first; the indexes are
+      // then built with a rollback journal: their pages are new pages, which
+      // such a journal does not copy, so they are written once instead of to
+      // the WAL and again by the checkpoint. A crash during the build rolls
+      // it back and the next open builds the indexes. If another connection
+      // holds the WAL open the switch is refused and the build uses the WAL.
+      RETURN_IF_ERROR(conn.Exec("PRAGMA wal_checkpoint(TRUNCATE)"));
+      bool rollback_journal = conn.Exec("PRAGMA journal_mode = DELETE").ok() && JournalMode(conn) == "delete";
       Status built = conn.Exec("BEGIN IMMEDIATE");
       if (built.ok()) {
         built = CreateSecondaryIndexes(conn);
@@ -796,6 +815,10 @@ class SqliteStore final : public Store {
       // The configured durability comes back even when the build failed
       // (the next open builds the missing indexes).
       RETURN_IF_ERROR(conn.Exec("PRAGMA temp_store = MEMORY"));
+      if (rollback_journal) {
+        RETURN_IF_ERROR(conn.Exec("PRAGMA journal_mode = WAL"));
+        if (JournalMode(conn) != "wal") return InternalError("sqlite: the store did not return to WAL mode after a bulk load");
+      }
       RETURN_IF_ERROR(
           conn.Exec(options_.sqlite_synchronous_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL"));
       RETURN_IF_ERROR(built);
