@@ -80,11 +80,56 @@ void SortUnique(std::vector<std::string_view>& v) {
   v.erase(std::unique(v.begin(), v.end()), v.end());
 }
 
+// The records waiting for the writer, in chunks of at most one batch: the
+// writer takes a batch by taking a vector, not by moving each record (a
+// record is a dozen strings), and emptied vectors come back for reuse.
+class RecordQueue {
+ public:
+  explicit RecordQueue(size_t chunk) : chunk_(chunk) {}
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  void Push(AuditRecord&& r) {
+    if (chunks_.empty() || chunks_.back().size() >= chunk_) {
+      chunks_.emplace_back();
+      if (!spare_.empty()) {
+        chunks_.back().swap(spare_.back());
+        spare_.pop_back();
+      }
+    }
+    chunks_.back().push_back(std::move(r));
+    ++size_;
+  }
+  // Moves the oldest records (at most one chunk) into `out`, which is empty.
+  void TakeFront(std::vector<AuditRecord>& out) {
+    out.swap(chunks_.front());
+    chunks_.pop_front();
+    size_ -= out.size();
+  }
+  // Takes back an emptied vector for reuse.
+  void Recycle(std::vector<AuditRecord>& v) {
+    if (spare_.size() < 2) {
+      spare_.emplace_back();
+      spare_.back().swap(v);
+    }
+  }
+  void Clear() {
+    chunks_.clear();
+    size_ = 0;
+  }
+
+ private:
+  size_t chunk_;
+  std::deque<std::vector<AuditRecord>> chunks_;
+  std::vector<std::vector<AuditRecord>> spare_;
+  size_t size_ = 0;
+};
+
 }  // namespace
 
 class AuditLog::Impl {
  public:
-  explicit Impl(AuditLogOptions options) : options_(std::move(options)), hasher_(options_.key) {}
+  explicit Impl(AuditLogOptions options)
+      : options_(std::move(options)), hasher_(options_.key), queue_(std::max<size_t>(options_.batch_limit, 1)) {}
 
   Status Open();
   void StartWriter() {
@@ -146,7 +191,7 @@ class AuditLog::Impl {
 
   mutable std::mutex mu_;
   std::condition_variable not_empty_, not_full_, progress_;
-  std::deque<AuditRecord> queue_;
+  RecordQueue queue_;
   uint64_t appended_ = 0;  // records accepted by Append
   uint64_t written_ = 0;   // records committed
   int64_t committed_events_ = 0;
@@ -286,7 +331,7 @@ Status AuditLog::Impl::Append(AuditRecord record) {
                                           : "audit log cannot be written: " + error_.message());
     }
   }
-  queue_.push_back(std::move(record));
+  queue_.Push(std::move(record));
   ++appended_;
   // The writer waits either for a first record or for a full batch.
   if (queue_.size() == 1 || queue_.size() == options_.batch_limit) not_empty_.notify_one();
@@ -317,12 +362,7 @@ void AuditLog::Impl::WriterLoop() {
         auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.batch_interval_ms);
         not_empty_.wait_until(l, deadline,
                               [&] { return stop_ || flush_waiters_ > 0 || queue_.size() >= options_.batch_limit; });
-        size_t n = std::min(queue_.size(), options_.batch_limit);
-        batch.reserve(n);
-        for (size_t i = 0; i < n; ++i) {
-          batch.push_back(std::move(queue_.front()));
-          queue_.pop_front();
-        }
+        queue_.TakeFront(batch);
         not_full_.notify_all();
       }
     }
@@ -337,6 +377,7 @@ void AuditLog::Impl::WriterLoop() {
       // writer's remaining work and Append need not wait for it.
       batch.clear();
       l.lock();
+      queue_.Recycle(batch);
     } else {
       error_ = st;
       not_full_.notify_all();
@@ -346,7 +387,7 @@ void AuditLog::Impl::WriterLoop() {
         std::fprintf(stderr, "bevan: audit log: %zu events could not be written: %s\n", batch.size() + queue_.size(),
                      st.message().c_str());
         written_ += batch.size() + queue_.size();
-        queue_.clear();
+        queue_.Clear();
         batch.clear();
         progress_.notify_all();
         return;
