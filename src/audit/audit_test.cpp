@@ -266,8 +266,8 @@ INSTANTIATE_TEST_SUITE_P(
                        hashes.resize(32);
                      });
                    },
-                   // The block's patient list still names event 24's patient.
-                   23, "list of patients of the block of events 23 to 23"},
+                   // The block's time range or patient list still covers event 24.
+                   23, "of the block of events 23 to 23 does not match its events"},
         TamperCase{"SwapBlocks",
                    Sql("UPDATE audit_block SET first_seq = -1 WHERE first_seq = 9;"
                        "UPDATE audit_block SET first_seq = 9 WHERE first_seq = 29;"
