@@ -75,6 +75,8 @@ void Collect(std::vector<std::string_view>& out, std::string_view v) {
   if (!v.empty()) out.push_back(v);
 }
 
+constexpr size_t kIndexRowsPerInsert = 64;
+
 void SortUnique(std::vector<std::string_view>& v) {
   std::sort(v.begin(), v.end());
   v.erase(std::unique(v.begin(), v.end()), v.end());
@@ -94,6 +96,9 @@ class RecordQueue {
       if (!spare_.empty()) {
         chunks_.back().swap(spare_.back());
         spare_.pop_back();
+      } else {
+        // Growing by doubling would move every record again.
+        chunks_.back().reserve(std::min<size_t>(chunk_, 4096));
       }
     }
     chunks_.back().push_back(std::move(r));
@@ -170,6 +175,7 @@ class AuditLog::Impl {
   AuditLogOptions options_;
   Db db_;  // the writer's connection (writer thread only, after Open)
   Stmt insert_block_, insert_patient_, insert_agent_, unindexed_, set_indexed_;
+  Stmt insert_patients_, insert_agents_;  // kIndexRowsPerInsert rows each
   int64_t last_seq_ = 0;
   int64_t indexed_before_ = 1;   // the first block not in the indexes
   int64_t unindexed_blocks_ = 0;  // blocks from indexed_before_ on
@@ -311,8 +317,13 @@ Status AuditLog::Impl::Open() {
   RETURN_IF_ERROR(
       unindexed_.Prepare(db_, "SELECT first_seq, patients, agents FROM audit_block WHERE first_seq >= ? ORDER BY first_seq"));
   RETURN_IF_ERROR(set_indexed_.Prepare(db_, "UPDATE audit_meta SET value = ? WHERE name = 'indexed_before'"));
-  RETURN_IF_ERROR(insert_patient_.Prepare(db_, "INSERT INTO audit_block_patient(patient, block) VALUES (?, ?)"));
-  RETURN_IF_ERROR(insert_agent_.Prepare(db_, "INSERT INTO audit_block_agent(agent, block) VALUES (?, ?)"));
+  for (auto [one, many, table] : {std::tuple{&insert_patient_, &insert_patients_, "audit_block_patient"},
+                                  std::tuple{&insert_agent_, &insert_agents_, "audit_block_agent"}}) {
+    std::string sql = std::string("INSERT INTO ") + table + " VALUES (?, ?)";
+    RETURN_IF_ERROR(one->Prepare(db_, sql));
+    for (size_t i = 1; i < kIndexRowsPerInsert; ++i) sql += ", (?, ?)";
+    RETURN_IF_ERROR(many->Prepare(db_, sql));
+  }
   committed_events_ = last_seq_;
   return Status::Ok();
 }
@@ -468,12 +479,18 @@ Status AuditLog::Impl::IndexBlocks(int64_t through_seq) {
       for (std::string_view k : patients_) rows->emplace_back(k, block);
     }
   }
-  // In key order: each index page is visited once.
-  for (auto [stmt, rows] : {std::pair{&insert_patient_, &patient_rows_}, std::pair{&insert_agent_, &agent_rows_}}) {
+  // In key order: each index page is visited once. Many rows per statement:
+  // a statement's step, reset and bindings cost about as much as a row.
+  for (auto [one, many, rows] : {std::tuple{&insert_patient_, &insert_patients_, &patient_rows_},
+                                 std::tuple{&insert_agent_, &insert_agents_, &agent_rows_}}) {
     std::sort(rows->begin(), rows->end());
-    for (const auto& [key, block] : *rows) {
-      stmt->Bind(1, key);
-      stmt->Bind(2, block);
+    for (size_t i = 0; i < rows->size();) {
+      Stmt* stmt = rows->size() - i >= kIndexRowsPerInsert ? many : one;
+      int n = stmt == many ? static_cast<int>(kIndexRowsPerInsert) : 1;
+      for (int j = 0; j < n; ++j, ++i) {
+        stmt->Bind(2 * j + 1, (*rows)[i].first);
+        stmt->Bind(2 * j + 2, (*rows)[i].second);
+      }
       rc = stmt->Step();
       stmt->Reset();
       if (rc != SQLITE_DONE) return db_.Error("insert index");
