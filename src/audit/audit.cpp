@@ -644,8 +644,9 @@ Status AuditLog::Impl::QueryBlocks(const AuditQuery& q, size_t count, AuditPage&
   const std::string& key = by_patient ? q.patient : q.agent;
   const char* column = by_patient ? "patient" : "agent";
   auto mark = MetaValue(reader_, "indexed_before");
-  if (!mark.ok()) return mark.status().code() == StatusCode::kNotFound ? Status::Ok() : mark.status();
-  const int64_t indexed_before = std::atoll(mark->c_str());
+  if (!mark.ok() && mark.status().code() != StatusCode::kNotFound) return mark.status();
+  // Without a mark every block counts as unindexed: slower, never incomplete.
+  const int64_t indexed_before = mark.ok() ? std::max<int64_t>(std::atoll(mark->c_str()), 1) : 1;
 
   Stmt tail;
   RETURN_IF_ERROR(tail.Prepare(reader_, std::string("SELECT b.first_seq, b.records, b.") + column +
