@@ -177,7 +177,7 @@ class AuditLog::Impl {
   Stmt insert_block_, insert_patient_, insert_agent_, unindexed_, set_indexed_;
   Stmt insert_patients_, insert_agents_;  // kIndexRowsPerInsert rows each
   int64_t last_seq_ = 0;
-  int64_t indexed_before_ = 1;   // the first block not in the indexes
+  int64_t indexed_before_ = 1;    // the first block not in the indexes
   int64_t unindexed_blocks_ = 0;  // blocks from indexed_before_ on
   Hash last_hash_{};
   // The writer's scratch, kept between batches so that a batch allocates
@@ -192,8 +192,7 @@ class AuditLog::Impl {
   Db reader_;
   bool reader_open_ = false;
   bool has_legacy_ = false;  // the log holds format-1 rows (below the first block)
-  std::unique_ptr<internal::ZstdContexts, void (*)(internal::ZstdContexts*)> reader_zstd_ =
-      internal::NewZstdContexts();
+  std::unique_ptr<internal::ZstdContexts, void (*)(internal::ZstdContexts*)> reader_zstd_ = internal::NewZstdContexts();
 
   mutable std::mutex mu_;
   std::condition_variable not_empty_, not_full_, progress_;
@@ -314,8 +313,8 @@ Status AuditLog::Impl::Open() {
   RETURN_IF_ERROR(insert_block_.Prepare(db_,
                                         "INSERT INTO audit_block(first_seq, last_seq, min_time, max_time, prev_hash, "
                                         "patients, agents, hashes, records) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"));
-  RETURN_IF_ERROR(
-      unindexed_.Prepare(db_, "SELECT first_seq, patients, agents FROM audit_block WHERE first_seq >= ? ORDER BY first_seq"));
+  RETURN_IF_ERROR(unindexed_.Prepare(
+      db_, "SELECT first_seq, patients, agents FROM audit_block WHERE first_seq >= ? ORDER BY first_seq"));
   RETURN_IF_ERROR(set_indexed_.Prepare(db_, "UPDATE audit_meta SET value = ? WHERE name = 'indexed_before'"));
   for (auto [one, many, table] : {std::tuple{&insert_patient_, &insert_patients_, "audit_block_patient"},
                                   std::tuple{&insert_agent_, &insert_agents_, "audit_block_agent"}}) {
@@ -622,8 +621,7 @@ Status AuditLog::Impl::QueryBlockRows(Stmt& st, const AuditQuery& q, const std::
 // (fewer than kIndexLag blocks, skipped by their key lists), then the
 // blocks the index names; otherwise every block whose time range overlaps.
 // Each visited block is decoded and its events filtered, newest first.
-Status AuditLog::Impl::QueryBlocks(const AuditQuery& q, size_t count, AuditPage& page, int64_t& last_seq,
-                                   bool& full) {
+Status AuditLog::Impl::QueryBlocks(const AuditQuery& q, size_t count, AuditPage& page, int64_t& last_seq, bool& full) {
   std::string time_sql;
   if (q.since_us != 0) time_sql += " AND b.max_time >= ?4";
   if (q.until_us != 0) time_sql += " AND b.min_time < ?5";

@@ -191,10 +191,10 @@ TEST(AuditLog, TriggersRefuseEditsThroughSql) {
   WriteEvents(t.path(), 40);
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(t.path().c_str(), &db), SQLITE_OK);
-  for (const char* sql : {"UPDATE audit_block SET min_time = 0 WHERE first_seq = 1",
-                          "DELETE FROM audit_block WHERE first_seq = 3",
-                          "DELETE FROM audit_block_patient WHERE block = 1",
-                          "UPDATE audit_block_agent SET agent = 'x' WHERE block = 1"}) {
+  for (const char* sql :
+       {"UPDATE audit_block SET min_time = 0 WHERE first_seq = 1", "DELETE FROM audit_block WHERE first_seq = 3",
+        "DELETE FROM audit_block_patient WHERE block = 1",
+        "UPDATE audit_block_agent SET agent = 'x' WHERE block = 1"}) {
     EXPECT_NE(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sql;
   }
   sqlite3_close(db);
@@ -462,8 +462,8 @@ TEST(AuditLog, PagingAcrossBlocksAndIndexRuns) {
   auto log = OpenLog(t.path(), {.batch_limit = 3, .batch_interval_ms = 5000});
   ASSERT_NE(log, nullptr);
   for (int i = 0; i < 150; ++i) {
-    AuditRecord r = Read("Practitioner/" + std::to_string(i % 3), std::to_string(i % 4),
-                         "Observation/" + std::to_string(i));
+    AuditRecord r =
+        Read("Practitioner/" + std::to_string(i % 3), std::to_string(i % 4), "Observation/" + std::to_string(i));
     r.time_us = t0 + i * 1000;
     ASSERT_TRUE(log->Append(std::move(r)).ok());
   }

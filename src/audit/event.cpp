@@ -405,8 +405,8 @@ Result<AuditRecord> DecodeBinaryRecord(std::string_view in) {
   r.patients.reserve(h.patient_count);
   h.ForEachPatient([&](std::string_view p) { r.patients.emplace_back(p); });
   std::string_view s;
-  for (std::string* field : {&r.subtype, &r.description, &r.source_address, &r.request_id, &r.purpose_of_use,
-                             &r.resource_type, &r.query}) {
+  for (std::string* field :
+       {&r.subtype, &r.description, &r.source_address, &r.request_id, &r.purpose_of_use, &r.resource_type, &r.query}) {
     if (!GetString(in, s)) return bad();
     field->assign(s);
   }

@@ -155,8 +155,8 @@ class BlockIndex {
   BlockIndex(const char* name, const char* column) : name_(name), column_(column) {}
 
   Status Prepare(Db& db) {
-    RETURN_IF_ERROR(st_.Prepare(db, std::string("SELECT block, ") + column_ + " FROM " + table() +
-                                        " ORDER BY block, " + column_));
+    RETURN_IF_ERROR(
+        st_.Prepare(db, std::string("SELECT block, ") + column_ + " FROM " + table() + " ORDER BY block, " + column_));
     rc_ = st_.Step();
     return Status::Ok();
   }
@@ -256,9 +256,9 @@ Status VerifyBlocks(Db& db, Walk& w, int64_t indexed_before) {
     }
     if (records.size() != hashes.size() / sizeof(Hash) || hashes.size() % sizeof(Hash) != 0 ||
         last != first + static_cast<int64_t>(n) - 1) {
-      w.Fail(first + static_cast<int64_t>(n),
-             "the block of " + range + " holds " + std::to_string(records.size()) + " events and " +
-                 std::to_string(hashes.size() / sizeof(Hash)) + " hashes: events were removed or added");
+      w.Fail(first + static_cast<int64_t>(n), "the block of " + range + " holds " + std::to_string(records.size()) +
+                                                  " events and " + std::to_string(hashes.size() / sizeof(Hash)) +
+                                                  " hashes: events were removed or added");
       return Status::Ok();
     }
     if (min_time != blocks.Int(2) || max_time != blocks.Int(3)) {
@@ -269,7 +269,8 @@ Status VerifyBlocks(Db& db, Walk& w, int64_t indexed_before) {
       std::sort(v->begin(), v->end());
       v->erase(std::unique(v->begin(), v->end()), v->end());
     }
-    for (auto [col, keys, what] : {std::tuple{7, &block_patients, "patients"}, std::tuple{8, &block_agents, "agents"}}) {
+    for (auto [col, keys, what] :
+         {std::tuple{7, &block_patients, "patients"}, std::tuple{8, &block_agents, "agents"}}) {
       if (!internal::SplitKeys(blocks.Blob(col), stored_keys) || stored_keys != *keys) {
         w.Fail(first, std::string("the list of ") + what + " of the block of " + range +
                           " does not match its events (edited)");
@@ -316,8 +317,10 @@ Result<VerifyReport> Verify(const std::string& path, const std::string& key) {
   std::string chain(meta.Text(0)), key_check(meta.Text(1)), format(meta.Text(2));
   const int64_t indexed_before = meta.Int(3);
   if (chain == "hmac-sha256") {
-    if (key.empty()) w.Fail(0, "the log is keyed (HMAC-SHA256): set BEVAN_AUDIT_KEY to verify it");
-    else if (key_check != internal::KeyCheck(key)) w.Fail(0, "BEVAN_AUDIT_KEY is not the key of this log");
+    if (key.empty())
+      w.Fail(0, "the log is keyed (HMAC-SHA256): set BEVAN_AUDIT_KEY to verify it");
+    else if (key_check != internal::KeyCheck(key))
+      w.Fail(0, "BEVAN_AUDIT_KEY is not the key of this log");
   } else if (chain == "sha256") {
     if (!key.empty()) w.Fail(0, "BEVAN_AUDIT_KEY is set but the log is not keyed (was its chain downgraded?)");
   } else {
