@@ -70,7 +70,8 @@ Result<std::string> MetaValue(Db& db, const char* name) {
   return std::string(st.Text(0));
 }
 
-// Appends a value to a sorted-later list unless it is empty.
+// Adds a non-empty value to a block's patients or agents (sorted and made
+// unique once the block is complete).
 void Collect(std::vector<std::string_view>& out, std::string_view v) {
   if (!v.empty()) out.push_back(v);
 }
@@ -383,8 +384,8 @@ void AuditLog::Impl::WriterLoop() {
       committed_events_ = last_seq_;
       error_ = Status::Ok();
       l.unlock();
-      // Freed outside the lock: the records' strings are most of the
-      // writer's remaining work and Append need not wait for it.
+      // The records' strings are freed outside the lock, so that Append
+      // need not wait for it.
       batch.clear();
       l.lock();
       queue_.Recycle(batch);
