@@ -2,15 +2,25 @@
 // append-only, hash-chained SQLite log of its own.
 //
 // The REST layer fills an `AuditRecord` per interaction and calls
-// `AuditLog::Append`, which only enqueues it: a background writer stores
-// each record in a compact form, chains them (hash = SHA-256, or HMAC-SHA256
-// with a key, over the previous hash, the sequence number, the indexed
-// columns and the stored record) and commits them in batches, one
+// `AuditLog::Append`, which only enqueues it: a background writer encodes
+// each record in a compact binary form, chains them (hash = SHA-256, or
+// HMAC-SHA256 with a key, over the previous hash, the sequence number and the
+// encoded record, which holds every field) and commits them in batches, one
 // transaction and one fsync per batch, so a read costs no disk write of its
-// own. `Query` renders the stored records as R4 AuditEvents. After
-// each batch the writer replaces a small head file (`<log>.head`: last seq and
-// hash), so truncating the tail of the log is detected too. `Verify` recomputes
-// the chain and names the first bad event.
+// own. A batch is stored as blocks of up to 1024 events (one row each: the
+// records as one zstd frame, every event's hash, the block's distinct
+// patients and agents, its time range). The patient and agent indexes name
+// blocks and are written 16 blocks at a time; a query reads the newest,
+// not yet indexed blocks' key lists directly, then the indexed blocks, and
+// decodes only the blocks it visits. `Query` renders the stored records as R4
+// AuditEvents. After each batch the writer replaces a small head file
+// (`<log>.head`: last seq and hash), so truncating the tail of the log is
+// detected too. `Verify` recomputes the chain, checks the key lists and the
+// indexes against the records, and names the first bad event.
+//
+// Logs of format 1 (one row per event, before blocks) open, verify and
+// query: new events go to blocks after the old rows. A log of a later format
+// is refused.
 //
 // Limits: the chain proves that the log was not edited, reordered or cut
 // without also rewriting every later hash and the head file. Without a key

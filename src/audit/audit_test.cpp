@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <thread>
 
 #include "fhir/validate.h"
@@ -40,12 +41,65 @@ class TempLog {
     ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
     std::string all =
         "DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGER IF EXISTS audit_no_delete;"
-        "DROP TRIGGER IF EXISTS audit_patient_no_update; DROP TRIGGER IF EXISTS audit_patient_no_delete;" +
+        "DROP TRIGGER IF EXISTS audit_patient_no_update; DROP TRIGGER IF EXISTS audit_patient_no_delete;"
+        "DROP TRIGGER IF EXISTS audit_block_no_update; DROP TRIGGER IF EXISTS audit_block_no_delete;"
+        "DROP TRIGGER IF EXISTS audit_block_patient_no_update; DROP TRIGGER IF EXISTS audit_block_patient_no_delete;"
+        "DROP TRIGGER IF EXISTS audit_block_agent_no_update; DROP TRIGGER IF EXISTS audit_block_agent_no_delete;" +
         sql;
     char* err = nullptr;
     EXPECT_EQ(sqlite3_exec(db, all.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
     sqlite3_free(err);
     sqlite3_close(db);
+  }
+
+  // Rewrites the block holding event `seq` the way an attacker who knows the
+  // format would: `edit` changes its decoded records and its hashes (32
+  // bytes per event; event `seq` is at index seq - first), then the block is
+  // re-encoded and stored.
+  using BlockEdit = std::function<void(int64_t first, std::vector<std::string>&, std::string&)>;
+  void EditBlock(int64_t seq, const BlockEdit& edit) const {
+    Tamper("");
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db,
+                                 "SELECT first_seq, hashes, records FROM audit_block WHERE first_seq <= ? "
+                                 "ORDER BY first_seq DESC LIMIT 1",
+                                 -1, &st, nullptr),
+              SQLITE_OK);
+    sqlite3_bind_int64(st, 1, seq);
+    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+    int64_t first = sqlite3_column_int64(st, 0);
+    std::string hashes(static_cast<const char*>(sqlite3_column_blob(st, 1)), sqlite3_column_bytes(st, 1));
+    std::string stored(static_cast<const char*>(sqlite3_column_blob(st, 2)), sqlite3_column_bytes(st, 2));
+    sqlite3_finalize(st);
+    auto z = internal::NewZstdContexts();
+    std::string raw;
+    ASSERT_TRUE(internal::DecompressBlock(*z, stored, internal::kBlockDecodeLimit, raw).ok());
+    std::vector<std::string_view> views;
+    ASSERT_TRUE(internal::SplitRecords(raw, views));
+    std::vector<std::string> records(views.begin(), views.end());
+    edit(first, records, hashes);
+    raw.clear();
+    for (const auto& r : records) internal::AppendFramed(r, raw);
+    ASSERT_TRUE(internal::CompressBlock(*z, raw, stored).ok());
+    ASSERT_EQ(sqlite3_prepare_v2(db, "UPDATE audit_block SET hashes = ?, records = ?, last_seq = ? WHERE first_seq = ?",
+                                 -1, &st, nullptr),
+              SQLITE_OK);
+    sqlite3_bind_blob(st, 1, hashes.data(), static_cast<int>(hashes.size()), SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, stored.data(), static_cast<int>(stored.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, first + static_cast<int64_t>(records.size()) - 1);
+    sqlite3_bind_int64(st, 4, first);
+    EXPECT_EQ(sqlite3_step(st), SQLITE_DONE) << sqlite3_errmsg(db);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+  }
+
+  // Copies a log from src/audit/testdata (a fixture and its head file).
+  void CopyFixture(const std::string& name) const {
+    std::string dir = std::string(BEVAN_SOURCE_DIR) + "/src/audit/testdata/";
+    std::filesystem::copy_file(dir + name, path_);
+    std::filesystem::copy_file(dir + name + ".head", path_ + ".head");
   }
 
  private:
@@ -75,8 +129,12 @@ std::unique_ptr<AuditLog> OpenLog(const std::string& path, AuditLogOptions optio
   return log.ok() ? std::move(log).value() : nullptr;
 }
 
-void WriteEvents(const std::string& path, int n) {
-  auto log = OpenLog(path);
+// Small batches (so blocks of two events): the log then holds both indexed
+// blocks and a tail of blocks not yet indexed (see kIndexLag).
+void WriteEvents(const std::string& path, int n, size_t batch_limit = 2) {
+  // A long interval: the writer waits for full batches, so the blocks are
+  // [1, 2], [3, 4], ... whatever the scheduling.
+  auto log = OpenLog(path, {.batch_limit = batch_limit, .batch_interval_ms = 5000});
   ASSERT_NE(log, nullptr);
   for (int i = 1; i <= n; ++i) {
     ASSERT_TRUE(log->Append(Read("Practitioner/" + std::to_string(i % 3), std::to_string(i % 5),
@@ -130,29 +188,60 @@ TEST(AuditLog, ConcurrentAppendsVerify) {
 
 TEST(AuditLog, TriggersRefuseEditsThroughSql) {
   TempLog t;
-  WriteEvents(t.path(), 3);
+  WriteEvents(t.path(), 40);
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(t.path().c_str(), &db), SQLITE_OK);
-  EXPECT_NE(sqlite3_exec(db, "UPDATE audit SET agent = 'x' WHERE seq = 1", nullptr, nullptr, nullptr), SQLITE_OK);
-  EXPECT_NE(sqlite3_exec(db, "DELETE FROM audit WHERE seq = 3", nullptr, nullptr, nullptr), SQLITE_OK);
+  for (const char* sql :
+       {"UPDATE audit_block SET min_time = 0 WHERE first_seq = 1", "DELETE FROM audit_block WHERE first_seq = 3",
+        "DELETE FROM audit_block_patient WHERE block = 1",
+        "UPDATE audit_block_agent SET agent = 'x' WHERE block = 1"}) {
+    EXPECT_NE(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sql;
+  }
   sqlite3_close(db);
   EXPECT_TRUE(MustVerify(t.path()).ok);
 }
 
+std::function<void(const TempLog&)> Sql(std::string sql) {
+  return [sql](const TempLog& t) { t.Tamper(sql); };
+}
+
+// Replaces `from` by `to` (same length) in the record of event `seq`.
+std::function<void(const TempLog&)> EditRecord(int64_t seq, std::string from, std::string to, bool rehash = false) {
+  return [=](const TempLog& t) {
+    t.EditBlock(seq, [&](int64_t first, std::vector<std::string>& records, std::string& hashes) {
+      auto i = static_cast<size_t>(seq - first);
+      size_t at = records[i].find(from);
+      ASSERT_NE(at, std::string::npos);
+      records[i].replace(at, from.size(), to);
+      if (rehash) {
+        // Recompute this event's hash (possible without a key): the next
+        // event then no longer follows.
+        internal::Hash prev{};
+        if (i == 1) std::memcpy(prev.data(), hashes.data(), prev.size());
+        ASSERT_EQ(i, 1u);
+        internal::Hash h = internal::EventHasher("").Next(prev, seq, records[i]);
+        hashes.replace(32 * i, 32, reinterpret_cast<const char*>(h.data()), h.size());
+      }
+    });
+  };
+}
+
 struct TamperCase {
   const char* name;
-  const char* sql;
+  std::function<void(const TempLog&)> tamper;
   int64_t bad_seq;
   const char* says;
 };
 
 class AuditTamper : public ::testing::TestWithParam<TamperCase> {};
 
+// 50 events in blocks of two: blocks 1 to 31 are indexed, 33 to 49 are the
+// tail not yet indexed.
 TEST_P(AuditTamper, VerifyNamesTheFirstBadEvent) {
   TempLog t;
   WriteEvents(t.path(), 50);
   ASSERT_TRUE(MustVerify(t.path()).ok);
-  t.Tamper(GetParam().sql);
+  GetParam().tamper(t);
   VerifyReport r = MustVerify(t.path());
   EXPECT_FALSE(r.ok);
   EXPECT_EQ(r.bad_seq, GetParam().bad_seq) << r.problem;
@@ -162,31 +251,59 @@ TEST_P(AuditTamper, VerifyNamesTheFirstBadEvent) {
 INSTANTIATE_TEST_SUITE_P(
     Cases, AuditTamper,
     ::testing::Values(
-        TamperCase{"EditEvent",
-                   "UPDATE audit SET record = replace(record, 'Observation/17', 'Observation/99') WHERE seq = 17", 17,
+        TamperCase{"EditFirstEventOfBlock", EditRecord(17, "Observation/17", "Observation/99"), 17,
                    "does not match its hash"},
-        TamperCase{"EditIndexedColumn", "UPDATE audit SET agent = 'Practitioner/9' WHERE seq = 8", 8,
+        TamperCase{"EditSecondEventOfBlock", EditRecord(18, "Observation/18", "Observation/98"), 18,
                    "does not match its hash"},
-        TamperCase{"DeleteRow", "DELETE FROM audit WHERE seq = 23", 23, "missing"},
-        TamperCase{"DeleteRows", "DELETE FROM audit WHERE seq BETWEEN 23 AND 25", 23, "events 23 to 25 missing"},
-        TamperCase{"SwapRows",
-                   "UPDATE audit SET seq = -1 WHERE seq = 10; UPDATE audit SET seq = 10 WHERE seq = 30;"
-                   "UPDATE audit SET seq = 30 WHERE seq = -1",
-                   10, "reordered"},
-        TamperCase{"TruncateTail", "DELETE FROM audit WHERE seq > 40", 41, "tail was removed"},
-        TamperCase{"ModifyHash", "UPDATE audit SET hash = zeroblob(32) WHERE seq = 12", 12, "does not match its hash"},
-        TamperCase{"RechainOneEvent",
-                   // Replace an event and recompute nothing else: the next event no longer follows.
-                   "UPDATE audit SET hash = (SELECT hash FROM audit WHERE seq = 5) WHERE seq = 6", 6,
-                   "does not match its hash"},
-        TamperCase{"DeletePatientIndexRow", "DELETE FROM audit_patient WHERE seq = 33", 33, "patient index"},
-        TamperCase{"DowngradeChain", "UPDATE audit_meta SET value = 'hmac-sha256' WHERE name = 'chain'", 0, "keyed"}),
+        TamperCase{"EditTailEvent", EditRecord(45, "Practitioner/0", "Practitioner/7"), 45, "does not match its hash"},
+        TamperCase{"RechainOneEvent", EditRecord(18, "Observation/18", "Observation/98", true), 19,
+                   "does not follow event 18"},
+        TamperCase{"DeleteBlock", Sql("DELETE FROM audit_block WHERE first_seq = 23"), 23, "events 23 to 24 missing"},
+        TamperCase{"DeleteEventInsideBlock",
+                   [](const TempLog& t) {
+                     t.EditBlock(23, [](int64_t, std::vector<std::string>& records, std::string& hashes) {
+                       records.pop_back();
+                       hashes.resize(32);
+                     });
+                   },
+                   // The block's time range or patient list still covers event 24.
+                   23, "of the block of events 23 to 23 does not match its events"},
+        TamperCase{"SwapBlocks",
+                   Sql("UPDATE audit_block SET first_seq = -1 WHERE first_seq = 9;"
+                       "UPDATE audit_block SET first_seq = 9 WHERE first_seq = 29;"
+                       "UPDATE audit_block SET first_seq = 29 WHERE first_seq = -1"),
+                   9, "reordered"},
+        TamperCase{"SwapEventsInsideBlock",
+                   [](const TempLog& t) {
+                     t.EditBlock(9, [](int64_t, std::vector<std::string>& records, std::string&) {
+                       std::swap(records[0], records[1]);
+                     });
+                   },
+                   9, "does not match its hash"},
+        TamperCase{"TruncateTail", Sql("DELETE FROM audit_block WHERE first_seq > 40"), 41, "tail was removed"},
+        TamperCase{"TruncateIndexedBlocks", Sql("DELETE FROM audit_block WHERE first_seq > 20"), 21, "missing"},
+        TamperCase{"ModifyHash",
+                   [](const TempLog& t) {
+                     t.EditBlock(12, [](int64_t, std::vector<std::string>&, std::string& hashes) {
+                       hashes.replace(32, 32, std::string(32, '\0'));
+                     });
+                   },
+                   12, "does not match its hash"},
+        TamperCase{"DeletePatientIndexRows", Sql("DELETE FROM audit_block_patient WHERE block = 11"), 11,
+                   "patient index"},
+        TamperCase{"DeleteAgentIndexRows", Sql("DELETE FROM audit_block_agent WHERE block = 5"), 5, "agent index"},
+        TamperCase{"EmptyTailPatientList", Sql("UPDATE audit_block SET patients = x'00' WHERE first_seq = 41"), 41,
+                   "list of patients"},
+        TamperCase{"MoveIndexMark", Sql("UPDATE audit_meta SET value = '51' WHERE name = 'indexed_before'"), 33,
+                   "patient index"},
+        TamperCase{"DowngradeChain", Sql("UPDATE audit_meta SET value = 'hmac-sha256' WHERE name = 'chain'"), 0,
+                   "keyed"}),
     [](const ::testing::TestParamInfo<TamperCase>& info) { return info.param.name; });
 
 TEST(AuditLog, HeadFileDetectsTruncationOnOpenAndWhenMissing) {
   TempLog t;
   WriteEvents(t.path(), 10);
-  t.Tamper("DELETE FROM audit WHERE seq > 7");
+  t.Tamper("DELETE FROM audit_block WHERE first_seq > 7");
   auto log = AuditLog::Open({.path = t.path()});
   ASSERT_FALSE(log.ok());
   EXPECT_NE(log.status().message().find("tail was removed"), std::string::npos) << log.status().message();
@@ -215,7 +332,10 @@ TEST(AuditLog, KeyedChain) {
   EXPECT_FALSE(AuditLog::Open({.path = t.path()}).ok());
   EXPECT_FALSE(AuditLog::Open({.path = t.path(), .key = "other"}).ok());
   // Recomputing the plain SHA-256 chain over an edit does not help without the key.
-  t.Tamper("UPDATE audit SET record = replace(record, 'Patient/1', 'Patient/2') WHERE seq = 4");
+  t.EditBlock(4, [](int64_t first, std::vector<std::string>& records, std::string&) {
+    std::string& r = records[static_cast<size_t>(4 - first)];
+    r.replace(r.find("Patient/1"), 9, "Patient/2");
+  });
   VerifyReport r = MustVerify(t.path(), "s3cret");
   EXPECT_FALSE(r.ok);
   EXPECT_EQ(r.bad_seq, 4);
@@ -306,6 +426,153 @@ TEST(AuditLog, QueryFilters) {
   AuditPage p3 = q({.patient = "0", .before_seq = 7, .count = 4});
   EXPECT_EQ(ids(p3), (std::vector<std::string>{"4", "1"}));
   EXPECT_EQ(p3.next_before_seq, 0);
+}
+
+std::vector<int64_t> Ids(const AuditPage& page) {
+  std::vector<int64_t> out;
+  for (const auto& e : page.events) {
+    auto doc = json::Document::Parse(e);
+    EXPECT_TRUE(doc.ok());
+    if (doc.ok()) out.push_back(std::stoll(std::string(doc->root().Find("id")->as_string())));
+  }
+  return out;
+}
+
+// Every event matching `q`, page by page; checks the pages chain up.
+std::vector<int64_t> AllPages(AuditLog& log, AuditQuery q) {
+  std::vector<int64_t> all;
+  for (int pages = 0; pages < 1000; ++pages) {
+    auto page = log.Query(q);
+    EXPECT_TRUE(page.ok()) << page.status().ToString();
+    if (!page.ok()) break;
+    std::vector<int64_t> ids = Ids(*page);
+    all.insert(all.end(), ids.begin(), ids.end());
+    if (page->next_before_seq == 0) break;
+    EXPECT_EQ(page->next_before_seq, ids.back());
+    q.before_seq = page->next_before_seq;
+  }
+  return all;
+}
+
+TEST(AuditLog, PagingAcrossBlocksAndIndexRuns) {
+  TempLog t;
+  const int64_t t0 = 1'700'000'000'000'000;
+  // Blocks of three events: 50 blocks, of which the first 48 are indexed
+  // (three runs of kIndexLag) and the last 2 are the unindexed tail.
+  auto log = OpenLog(t.path(), {.batch_limit = 3, .batch_interval_ms = 5000});
+  ASSERT_NE(log, nullptr);
+  for (int i = 0; i < 150; ++i) {
+    AuditRecord r =
+        Read("Practitioner/" + std::to_string(i % 3), std::to_string(i % 4), "Observation/" + std::to_string(i));
+    r.time_us = t0 + i * 1000;
+    ASSERT_TRUE(log->Append(std::move(r)).ok());
+  }
+  ASSERT_TRUE(log->Flush().ok());
+  auto expect = [](auto pred) {
+    std::vector<int64_t> out;
+    for (int i = 149; i >= 0; --i) {
+      if (pred(i)) out.push_back(i + 1);
+    }
+    return out;
+  };
+  for (size_t count : {1u, 5u, 7u, 1000u}) {
+    EXPECT_EQ(AllPages(*log, {.patient = "1", .count = count}), expect([](int i) { return i % 4 == 1; })) << count;
+    EXPECT_EQ(AllPages(*log, {.agent = "Practitioner/2", .count = count}), expect([](int i) { return i % 3 == 2; }));
+    EXPECT_EQ(AllPages(*log, {.patient = "3", .agent = "Practitioner/0", .count = count}),
+              expect([](int i) { return i % 4 == 3 && i % 3 == 0; }));
+    EXPECT_EQ(AllPages(*log, {.since_us = t0 + 30'000, .until_us = t0 + 60'000, .count = count}),
+              expect([](int i) { return i >= 30 && i < 60; }));
+    EXPECT_EQ(AllPages(*log, {.patient = "2", .since_us = t0 + 140'000, .count = count}),
+              expect([](int i) { return i % 4 == 2 && i >= 140; }));
+  }
+  // A page may start inside a block.
+  EXPECT_EQ(Ids(*log->Query({.patient = "0", .before_seq = 101, .count = 3})), (std::vector<int64_t>{97, 93, 89}));
+  EXPECT_TRUE(log->Query({.patient = "no-such-patient"})->events.empty());
+  log.reset();
+  VerifyReport r = MustVerify(t.path());
+  EXPECT_TRUE(r.ok) << r.problem;
+  EXPECT_EQ(r.events, 150);
+}
+
+TEST(AuditLog, ReadsAndExtendsAFormat1Log) {
+  TempLog t;
+  t.CopyFixture("format1.db");
+  VerifyReport r = MustVerify(t.path());
+  EXPECT_TRUE(r.ok) << r.problem;
+  EXPECT_EQ(r.events, 41);
+  {
+    auto log = OpenLog(t.path());
+    ASSERT_NE(log, nullptr);
+    EXPECT_EQ(log->committed(), 41);
+    // The fixture's events: i = 0..39 as seq i + 1 (patient i % 3, user a
+    // for odd i, updates at i % 10 == 9, a failure at 39), then a search.
+    EXPECT_EQ(Ids(*log->Query({.patient = "0", .count = 3})), (std::vector<int64_t>{40, 37, 34}));
+    EXPECT_EQ(Ids(*log->Query({.patient = "8"})), std::vector<int64_t>{41});
+    EXPECT_EQ(Ids(*log->Query({.agent = "system-app"})), std::vector<int64_t>{41});
+    EXPECT_EQ(Ids(*log->Query({.action = 'U'})), (std::vector<int64_t>{40, 30, 20, 10}));
+    EXPECT_EQ(Ids(*log->Query({.outcome = 4})), std::vector<int64_t>{40});
+    std::string search = log->Query({.patient = "7"})->events.at(0);
+    EXPECT_NE(search.find(R"("valueString":"10")"), std::string::npos) << search;  // 12 - 2 listed
+    for (int i = 0; i < 10; ++i) ASSERT_TRUE(log->Append(Read("Practitioner/b", "0", "Patient/0")).ok());
+    ASSERT_TRUE(log->Flush().ok());
+    std::vector<int64_t> want;
+    for (int64_t seq = 51; seq >= 42; --seq) want.push_back(seq);
+    for (int64_t seq = 40; seq >= 1; seq -= 3) want.push_back(seq);
+    EXPECT_EQ(AllPages(*log, {.patient = "0", .count = 4}), want);
+    EXPECT_EQ(AllPages(*log, {.patient = "0", .agent = "Practitioner/b", .count = 4}).size(), 10u + 7u);
+  }
+  r = MustVerify(t.path());
+  EXPECT_TRUE(r.ok) << r.problem;
+  EXPECT_EQ(r.events, 51);
+  // The old rows stay covered by the chain.
+  t.Tamper("UPDATE audit SET record = replace(record, 'Observation/17', 'Observation/99') WHERE seq = 18");
+  r = MustVerify(t.path());
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.bad_seq, 18) << r.problem;
+}
+
+TEST(AuditLog, ReadsAKeyedFormat1Log) {
+  TempLog t;
+  t.CopyFixture("format1-keyed.db");
+  EXPECT_TRUE(MustVerify(t.path(), "fixture-key").ok);
+  EXPECT_FALSE(MustVerify(t.path()).ok);
+  {
+    auto log = OpenLog(t.path(), {.key = "fixture-key"});
+    ASSERT_NE(log, nullptr);
+    ASSERT_TRUE(log->Append(Read("Practitioner/1", "1", "Patient/1")).ok());
+  }
+  VerifyReport r = MustVerify(t.path(), "fixture-key");
+  EXPECT_TRUE(r.ok) << r.problem;
+  EXPECT_EQ(r.events, 42);
+}
+
+TEST(AuditLog, RefusesALaterFormat) {
+  TempLog t;
+  WriteEvents(t.path(), 4);
+  t.Tamper("UPDATE audit_meta SET value = '3' WHERE name = 'format'");
+  auto log = AuditLog::Open({.path = t.path()});
+  ASSERT_FALSE(log.ok());
+  EXPECT_NE(log.status().message().find("newer Bevan"), std::string::npos) << log.status().message();
+  EXPECT_NE(MustVerify(t.path()).problem.find("unknown format"), std::string::npos);
+}
+
+// A crash after a commit and before the head file is replaced leaves the
+// head behind the log: accepted, and the chain still covers every event.
+TEST(AuditLog, HeadBehindTheLogAfterACrash) {
+  TempLog t;
+  WriteEvents(t.path(), 10);
+  std::filesystem::copy_file(t.path() + ".head", t.path() + ".head.old");
+  WriteEvents(t.path(), 6);
+  std::filesystem::rename(t.path() + ".head.old", t.path() + ".head");
+  auto head = internal::ReadHead(t.path());
+  ASSERT_TRUE(head.ok());
+  EXPECT_EQ(head->seq, 10);
+  VerifyReport r = MustVerify(t.path());
+  EXPECT_TRUE(r.ok) << r.problem;
+  EXPECT_EQ(r.events, 16);
+  WriteEvents(t.path(), 2);  // Open accepts it and moves the head on
+  EXPECT_EQ(internal::ReadHead(t.path())->seq, 18);
+  EXPECT_TRUE(MustVerify(t.path()).ok);
 }
 
 TEST(AuditLog, StoredRecordRoundTrips) {

@@ -71,6 +71,50 @@ Hash ChainHash(const Hash& prev, const ChainedRow& row, std::string_view key) {
   return out;
 }
 
+EventHasher::EventHasher(std::string_view key) {
+  if (key.empty()) {
+    md_ = EVP_MD_CTX_new();
+  } else {
+    static EVP_MAC* const mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+    mac_ = EVP_MAC_CTX_new(mac);
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0), OSSL_PARAM_construct_end()};
+    EVP_MAC_init(mac_, reinterpret_cast<const unsigned char*>(key.data()), key.size(), params);
+  }
+}
+
+EventHasher::~EventHasher() {
+  EVP_MD_CTX_free(md_);
+  EVP_MAC_CTX_free(mac_);
+}
+
+Hash EventHasher::Next(const Hash& prev, int64_t seq, std::string_view record) {
+  unsigned char head[16];
+  PutU64(head, static_cast<uint64_t>(seq));
+  PutU64(head + 8, record.size());
+  const auto* data = reinterpret_cast<const unsigned char*>(record.data());
+  Hash out{};
+  if (md_ != nullptr) {
+    static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    EVP_DigestInit_ex(md_, sha256, nullptr);
+    EVP_DigestUpdate(md_, prev.data(), prev.size());
+    EVP_DigestUpdate(md_, head, sizeof(head));
+    EVP_DigestUpdate(md_, data, record.size());
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(md_, out.data(), &len);
+    return out;
+  }
+  // A null key restarts with the key set in the constructor (its pads
+  // already hashed), rather than hashing the key again per event.
+  EVP_MAC_init(mac_, nullptr, 0, nullptr);
+  EVP_MAC_update(mac_, prev.data(), prev.size());
+  EVP_MAC_update(mac_, head, sizeof(head));
+  EVP_MAC_update(mac_, data, record.size());
+  size_t len = 0;
+  EVP_MAC_final(mac_, out.data(), &len, out.size());
+  return out;
+}
+
 std::string KeyCheck(std::string_view key) {
   ChainedRow row;
   row.record = "bevan-audit-key-check";

@@ -3,6 +3,7 @@
 // with the restful-interaction as subtype; logins are DICOM "User
 // Authentication"; exports DICOM "Export".
 #include <openssl/evp.h>
+#include <zstd.h>
 
 #include <algorithm>
 #include <ctime>
@@ -331,6 +332,170 @@ std::string ToAuditEventJson(const AuditRecord& r, int64_t seq, const std::strin
 }
 
 namespace internal {
+
+void AppendRecord(const AuditRecord& r, std::string& out) {
+  auto str = [&](std::string_view v) {
+    PutVarint(v.size(), out);
+    out.append(v);
+  };
+  auto list = [&](const std::vector<std::string>& v) {
+    PutVarint(v.size(), out);
+    for (const auto& x : v) str(x);
+  };
+  PutVarint(static_cast<uint64_t>(r.time_us), out);
+  out.push_back(static_cast<char>(r.action));
+  out.push_back(static_cast<char>(r.outcome));
+  str(r.user);
+  str(r.client_id);
+  list(r.patients);
+  str(r.subtype);
+  str(r.description);
+  str(r.source_address);
+  str(r.request_id);
+  str(r.purpose_of_use);
+  str(r.resource_type);
+  str(r.query);
+  list(r.entities);
+  PutVarint(r.entity_count, out);
+}
+
+namespace {
+
+// Parses the leading fields and leaves `in` after the patients.
+bool ParseHead(std::string_view& in, RecordHead& h) {
+  uint64_t time = 0;
+  if (!GetVarint(in, time) || in.size() < 2) return false;
+  h.time_us = static_cast<int64_t>(time);
+  h.action = in[0];
+  h.outcome = static_cast<unsigned char>(in[1]);
+  in.remove_prefix(2);
+  if (!GetString(in, h.user) || !GetString(in, h.client_id) || !GetVarint(in, h.patient_count) ||
+      h.patient_count > in.size()) {
+    return false;
+  }
+  const char* start = in.data();
+  std::string_view id;
+  for (uint64_t i = 0; i < h.patient_count; ++i) {
+    if (!GetString(in, id)) return false;
+  }
+  h.patients = std::string_view(start, static_cast<size_t>(in.data() - start));
+  return true;
+}
+
+}  // namespace
+
+bool RecordHead::HasPatient(std::string_view id) const {
+  bool found = false;
+  ForEachPatient([&](std::string_view p) { found = found || p == id; });
+  return found;
+}
+
+bool PeekRecord(std::string_view record, RecordHead& head) { return ParseHead(record, head); }
+
+Result<AuditRecord> DecodeBinaryRecord(std::string_view in) {
+  auto bad = [] { return InvalidArgumentError("not an audit record"); };
+  RecordHead h;
+  if (!ParseHead(in, h)) return bad();
+  AuditRecord r;
+  r.time_us = h.time_us;
+  r.action = static_cast<Action>(h.action);
+  r.outcome = static_cast<Outcome>(h.outcome);
+  r.user = h.user;
+  r.client_id = h.client_id;
+  r.patients.reserve(h.patient_count);
+  h.ForEachPatient([&](std::string_view p) { r.patients.emplace_back(p); });
+  std::string_view s;
+  for (std::string* field :
+       {&r.subtype, &r.description, &r.source_address, &r.request_id, &r.purpose_of_use, &r.resource_type, &r.query}) {
+    if (!GetString(in, s)) return bad();
+    field->assign(s);
+  }
+  uint64_t n = 0;
+  if (!GetVarint(in, n) || n > in.size()) return bad();
+  r.entities.reserve(n);
+  for (uint64_t i = 0; i < n; ++i) {
+    if (!GetString(in, s)) return bad();
+    r.entities.emplace_back(s);
+  }
+  if (!GetVarint(in, n) || !in.empty()) return bad();
+  r.entity_count = n;
+  return r;
+}
+
+struct ZstdContexts {
+  ZSTD_CCtx* c = ZSTD_createCCtx();
+  ZSTD_DCtx* d = ZSTD_createDCtx();
+  ~ZstdContexts() {
+    ZSTD_freeCCtx(c);
+    ZSTD_freeDCtx(d);
+  }
+};
+
+std::unique_ptr<ZstdContexts, void (*)(ZstdContexts*)> NewZstdContexts() {
+  return {new ZstdContexts, [](ZstdContexts* z) { delete z; }};
+}
+
+Status CompressBlock(ZstdContexts& z, std::string_view raw, std::string& out) {
+  out.resize(ZSTD_compressBound(raw.size()));
+  // Level 1: the writer's CPU matters more than the last few bytes.
+  size_t n = ZSTD_compressCCtx(z.c, out.data(), out.size(), raw.data(), raw.size(), 1);
+  if (ZSTD_isError(n)) return InternalError(std::string("audit log: zstd: ") + ZSTD_getErrorName(n));
+  out.resize(n);
+  return Status::Ok();
+}
+
+Status DecompressBlock(ZstdContexts& z, std::string_view stored, size_t limit, std::string& raw) {
+  unsigned long long size = ZSTD_getFrameContentSize(stored.data(), stored.size());
+  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > limit) {
+    return InvalidArgumentError("not a block");
+  }
+  raw.resize(static_cast<size_t>(size));
+  size_t n = ZSTD_decompressDCtx(z.d, raw.data(), raw.size(), stored.data(), stored.size());
+  if (ZSTD_isError(n) || n != raw.size()) return InvalidArgumentError("not a block");
+  return Status::Ok();
+}
+
+void AppendKeys(const std::vector<std::string_view>& sorted, std::string& out) {
+  PutVarint(sorted.size(), out);
+  for (std::string_view k : sorted) AppendFramed(k, out);
+}
+
+bool SplitKeys(std::string_view blob, std::vector<std::string_view>& keys) {
+  keys.clear();
+  uint64_t n = 0;
+  if (!GetVarint(blob, n) || n > blob.size()) return false;
+  std::string_view k;
+  for (uint64_t i = 0; i < n; ++i) {
+    if (!GetString(blob, k)) return false;
+    keys.push_back(k);
+  }
+  return blob.empty();
+}
+
+bool KeysContain(std::string_view blob, std::string_view key) {
+  uint64_t n = 0;
+  if (!GetVarint(blob, n)) return false;
+  std::string_view k;
+  for (uint64_t i = 0; i < n && GetString(blob, k); ++i) {
+    if (k == key) return true;
+  }
+  return false;
+}
+
+void AppendFramed(std::string_view record, std::string& raw) {
+  PutVarint(record.size(), raw);
+  raw.append(record);
+}
+
+bool SplitRecords(std::string_view raw, std::vector<std::string_view>& records) {
+  records.clear();
+  std::string_view rec;
+  while (!raw.empty()) {
+    if (!GetString(raw, rec)) return false;
+    records.push_back(rec);
+  }
+  return true;
+}
 
 std::string EncodeRecord(const AuditRecord& r) {
   std::string s;
