@@ -819,10 +819,11 @@ class SqliteStore final : public Store {
 
   Status EndBulkLoad() override {
     return OnWriter([this](Conn& conn) -> Status {
-      // Each index is built by one sort of its table (SQLite's sorter may use
-      // a second thread and spills to temporary files beyond its cache).
-      int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) - 1;
-      RETURN_IF_ERROR(conn.Exec(("PRAGMA threads = " + std::to_string(threads)).c_str()));
+      // Each index is built by one sort of its table (spilling to temporary
+      // files beyond its cache). The sorter runs on this thread alone: with
+      // helper threads (PRAGMA threads) the three largest indexes of a
+      // 10,000-patient trust took 1.40 s instead of 1.23 s on 2 cores.
+      RETURN_IF_ERROR(conn.Exec("PRAGMA threads = 0"));
       RETURN_IF_ERROR(conn.Exec("PRAGMA temp_store = FILE"));
       // The loaded rows go into the database file first; the indexes are
       // then built with a rollback journal: their pages are new pages, which
