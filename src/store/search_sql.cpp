@@ -991,13 +991,18 @@ SqlStatement PrintInclude(const IncludeQuery& query, Dialect dialect) {
     if (!s.empty()) s += " UNION ";
     std::string x = p.Alias('x'), t = p.Alias('t'), src = p.Alias('s');
     if (!spec.reverse) {
-      // Targets of the page's references.
+      // Targets of the page's references: the page drives, then its
+      // reference rows, then their targets. SQLite: CROSS JOIN and "+" keep
+      // that order; left to itself it read every resource of the source or
+      // target type through the (type, id) index and tested each.
+      std::string join = p.sqlite() ? " CROSS JOIN " : " JOIN ";
       s += "SELECT " + t + ".rid, " + t + ".type, " + t + ".id, " + t + ".version, " + t + ".last_updated, " +
-           (query.with_bodies ? t + ".body" : "NULL") + ", " + t + ".compartment FROM resource " + src +
-           " JOIN idx_reference " + x + " ON " + x + ".rid = " + src + ".rid JOIN resource " + t + " ON " + t +
+           (query.with_bodies ? t + ".body" : "NULL") + ", " + t + ".compartment FROM resource " + src + join +
+           "idx_reference " + x + " ON " + x + ".rid = " + src + ".rid" + join + "resource " + t + " ON " + t +
            ".type = " + x + ".target_type AND " + t + ".id = " + x + ".target_id WHERE " + src + ".rid IN " +
            p.RidArray(query.rids);
-      if (!spec.source_type.empty()) s += " AND " + src + ".type = " + p.Param(spec.source_type);
+      if (!spec.source_type.empty())
+        s += " AND " + std::string(p.sqlite() ? "+" : "") + src + ".type = " + p.Param(spec.source_type);
     } else {
       // Resources of source_type referring to the page.
       // The page drives (SQLite: CROSS JOIN keeps that order), then the
