@@ -2,6 +2,7 @@
 // project that includes Beast and Asio.
 #include "http/server.h"
 
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -11,6 +12,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <array>
 #include <list>
 #include <mutex>
 #include <thread>
@@ -42,6 +44,65 @@ void DefaultError(int status, std::string_view message, Response& res) {
   res.status = status;
   res.SetHeader("Content-Type", "text/plain; charset=utf-8");
   res.body = std::string(message) + "\n";
+}
+
+void AppendDecimal(uint64_t n, std::string& out) {
+  char digits[20];
+  size_t i = sizeof(digits);
+  do {
+    digits[--i] = static_cast<char>('0' + n % 10);
+    n /= 10;
+  } while (n != 0);
+  out.append(digits + i, sizeof(digits) - i);
+}
+
+bool IsName(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// Writes the head of `res` (status line, headers, blank line) into `out`,
+// byte for byte what Beast's serializer wrote for the same message after
+// keep_alive(keep) and prepare_payload() (Content-Length of the body, even
+// for 204 and 304): one buffer, sent with the body in one gathered write,
+// instead of Beast's per-field buffer sequence. The handler's headers are
+// sent in order (their values trimmed, as Beast stores them); Connection and
+// Content-Length are the server's.
+void WriteHead(const Response& res, unsigned version, bool keep, uint64_t content_length, std::string& out) {
+  out.clear();
+  auto code = static_cast<unsigned>(res.status);
+  char line[13] = {'H',
+                   'T',
+                   'T',
+                   'P',
+                   '/',
+                   static_cast<char>('0' + version / 10),
+                   '.',
+                   static_cast<char>('0' + version % 10),
+                   ' ',
+                   static_cast<char>('0' + code / 100 % 10),
+                   static_cast<char>('0' + code / 10 % 10),
+                   static_cast<char>('0' + code % 10),
+                   ' '};
+  out.append(line, sizeof(line));
+  beast::string_view reason = bhttp::obsolete_reason(static_cast<bhttp::status>(code));
+  out.append(reason.data(), reason.size());
+  out += "\r\n";
+  for (const auto& [name, value] : res.headers) {
+    if (IsName(name, "Connection") || IsName(name, "Content-Length")) continue;
+    std::string_view v = value;
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    out += name;
+    out += ": ";
+    out += v;
+    out += "\r\n";
+  }
+  // What Beast's keep_alive() adds when the message has no Connection field.
+  if (version >= 11 && !keep) out += "Connection: close\r\n";
+  if (version < 11 && keep) out += "Connection: keep-alive\r\n";
+  out += "Content-Length: ";
+  AppendDecimal(content_length, out);
+  out += "\r\n\r\n";
 }
 
 }  // namespace
@@ -212,7 +273,7 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session<Stream
     auto& msg = parser_->get();
     req_ = Request();
     req_.method = std::string(msg.method_string());
-    req_.SetTarget(std::string(msg.target()));
+    req_.SetTarget(std::string_view(msg.target()));
     for (const auto& field : msg)
       req_.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
     req_.body = std::move(msg.body());
@@ -278,7 +339,7 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session<Stream
 
   void Write() {
     server_.Finish(req_, res_);
-    if (res_.body_file.empty()) return Send<bhttp::string_body>(std::move(res_.body), server_.options_.request_timeout);
+    if (res_.body_file.empty()) return SendString();
     // A file is streamed; its write may take longer than the request
     // timeout: one more second per MiB.
     beast::error_code ec;
@@ -293,8 +354,21 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session<Stream
     Send<bhttp::file_body>(std::move(file), timeout);
   }
 
-  // Sends res_'s status and headers with `body`, then reads the next request
-  // or closes.
+  // Sends res_ (head and body in one gathered write), then reads the next
+  // request or closes. res_ stays untouched until the write completes.
+  void SendString() {
+    bool keep = keep_alive_ && !server_.stopping_;
+    WriteHead(res_, version_, keep, res_.body.size(), head_);
+    beast::get_lowest_layer(stream_).expires_after(server_.options_.request_timeout);
+    std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(res_.body)};
+    asio::async_write(stream_, buffers, [self = this->shared_from_this(), keep](beast::error_code ec, size_t) {
+      if (ec || !keep) return self->Close();
+      self->Read();
+    });
+  }
+
+  // Sends res_'s status and headers with `body` through Beast's serializer
+  // (file bodies), then reads the next request or closes.
   template <typename Body>
   void Send(typename Body::value_type body, std::chrono::steady_clock::duration timeout) {
     auto res = std::make_shared<bhttp::response<Body>>();
@@ -339,6 +413,7 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session<Stream
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   Request req_;
   Response res_;
+  std::string head_;  // the response head being sent (reused)
   bool keep_alive_ = true;
   unsigned version_ = 11;
   asio::steady_timer timer_;
