@@ -271,18 +271,32 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session<Stream
     }
     beast::get_lowest_layer(stream_).expires_never();
     auto& msg = parser_->get();
-    req_ = Request();
-    req_.method = std::string(msg.method_string());
+    // The previous request's strings are overwritten in place: a keep-alive
+    // connection's requests mostly fit in the capacity the first one left.
+    req_.method.assign(std::string_view(msg.method_string()));
     req_.SetTarget(std::string_view(msg.target()));
-    for (const auto& field : msg)
-      req_.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+    size_t n = 0;
+    for (const auto& field : msg) {
+      if (n == req_.headers.size()) req_.headers.emplace_back();
+      req_.headers[n].first.assign(std::string_view(field.name_string()));
+      req_.headers[n].second.assign(std::string_view(field.value()));
+      ++n;
+    }
+    req_.headers.resize(n);
     req_.body = std::move(msg.body());
     req_.remote_address = remote_;
     std::string_view rid = req_.Header("X-Request-Id");
-    req_.request_id = SaneRequestId(rid) ? std::string(rid) : RandomHex(32);
+    if (SaneRequestId(rid)) {
+      req_.request_id.assign(rid);
+    } else {
+      req_.request_id = RandomHex(32);
+    }
     keep_alive_ = msg.keep_alive();
     version_ = msg.version();
-    res_ = Response();
+    res_.status = 200;
+    res_.headers.clear();
+    res_.body.clear();
+    res_.body_file.clear();
 
     if (server_.Intercept(req_, res_)) return Write();
     if (server_.options_.is_long && server_.options_.is_long(req_)) {
