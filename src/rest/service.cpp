@@ -172,6 +172,11 @@ class FhirService::Impl {
   void Handle(const http::Request& req, http::Response& res, const auth::Access& who) const;
   void HandleAsync(const http::Request& req, http::Response& res, const auth::Access& who,
                    std::function<void()> done) const;
+  // Whether `req` is a plain create (POST /fhir/Type) or update (PUT
+  // /fhir/Type/id): the writes HandleAsync commits without holding a thread,
+  // the bulk of writes. Sets `type` and `id` (empty for a create), views
+  // into `req`.
+  bool IsPlainWrite(const http::Request& req, std::string_view& type, std::string_view& id) const;
   bool IsLong(const http::Request& req) const {
     return req.method == "POST" && (req.path == opt_.base_path || req.path == opt_.base_path + "/");
   }
@@ -185,7 +190,7 @@ class FhirService::Impl {
     json::Value root;
   };
 
-  static void Send(http::Response& res, const Answer& a);
+  static void Send(http::Response& res, Answer a);
   static void SendError(http::Response& res, const HttpError& e);
 
   std::optional<HttpError> ParseResourceBody(std::string_view text, std::string_view url_type, Body& out) const;
@@ -270,14 +275,14 @@ class FhirService::Impl {
   ServiceOptions opt_;
 };
 
-void FhirService::Impl::Send(http::Response& res, const Answer& a) {
+void FhirService::Impl::Send(http::Response& res, Answer a) {
   NoteWritten(a);
   res.status = a.status;
   if (!a.body.empty()) {
     res.SetHeader("Content-Type", std::string(kFhirJson));
-    res.body = a.body;
+    res.body = std::move(a.body);
   }
-  if (!a.location.empty()) res.SetHeader("Location", a.location);
+  if (!a.location.empty()) res.SetHeader("Location", std::move(a.location));
   if (a.version) res.SetHeader("ETag", ETag(*a.version));
   if (a.last_modified) res.SetHeader("Last-Modified", FormatHttpDate(*a.last_modified));
 }
@@ -769,7 +774,7 @@ void FhirService::Impl::Read(const auth::Access& who, std::string_view type, std
   a.version = r->version;
   a.last_modified = r->last_updated;
   a.body = std::move(r->body);  // the stored bytes, not re-serialised
-  Send(res, a);
+  Send(res, std::move(a));
 }
 
 void FhirService::Impl::VRead(const auth::Access& who, std::string_view type, std::string_view id, std::string_view vid,
@@ -807,7 +812,7 @@ void FhirService::Impl::VRead(const auth::Access& who, std::string_view type, st
   a.version = r->version;
   a.last_modified = r->last_updated;
   a.body = std::move(r->body);
-  Send(res, a);
+  Send(res, std::move(a));
 }
 
 namespace {
@@ -1952,30 +1957,32 @@ void FhirService::Impl::Handle(const http::Request& req, http::Response& res, co
   SendError(res, HttpError::Of(404, IssueType::kNotSupported, "no such FHIR endpoint"));
 }
 
+bool FhirService::Impl::IsPlainWrite(const http::Request& req, std::string_view& type, std::string_view& id) const {
+  if (req.method != "POST" && req.method != "PUT") return false;
+  std::string_view path = req.path;
+  if (!req.query.empty() || !req.Header("If-None-Exist").empty() || !path.starts_with(opt_.base_path) ||
+      !path.substr(opt_.base_path.size()).starts_with("/") || !IsJsonContentType(req.Header("Content-Type")) ||
+      req.Header("Accept").find("xml") != std::string_view::npos) {
+    return false;
+  }
+  std::string_view rest = path.substr(opt_.base_path.size() + 1);
+  size_t slash = rest.find('/');
+  type = rest.substr(0, slash);
+  id = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+  bool shape_ok = req.method == "POST" ? id.empty() : (!id.empty() && id.find('/') == std::string_view::npos);
+  return shape_ok && fhir::FindResourceType(type) != nullptr &&
+         (id.empty() || fhir::CheckPrimitive(fhir::PrimitiveCheck::kId, id).empty());
+}
+
 void FhirService::Impl::HandleAsync(const http::Request& req, http::Response& res, const auth::Access& who,
                                     std::function<void()> done) const {
-  // Only plain creates (POST /fhir/Type) and updates (PUT /fhir/Type/id)
-  // take the asynchronous path; they are the bulk of writes.
-  std::string_view path = req.path;
-  bool is_write = (req.method == "POST" || req.method == "PUT") && req.query.empty() &&
-                  req.Header("If-None-Exist").empty() && path.starts_with(opt_.base_path + "/") &&
-                  IsJsonContentType(req.Header("Content-Type")) &&
-                  req.Header("Accept").find("xml") == std::string_view::npos;
-  std::string type, id;
-  if (is_write) {
-    std::string_view rest = path.substr(opt_.base_path.size() + 1);
-    size_t slash = rest.find('/');
-    type = std::string(rest.substr(0, slash));
-    if (slash != std::string_view::npos) id = std::string(rest.substr(slash + 1));
-    bool shape_ok = req.method == "POST" ? id.empty() : (!id.empty() && id.find('/') == std::string::npos);
-    is_write = shape_ok && fhir::FindResourceType(type) != nullptr &&
-               (id.empty() || fhir::CheckPrimitive(fhir::PrimitiveCheck::kId, id).empty());
-  }
-  if (!is_write) {
+  std::string_view type_view, id_view;
+  if (!IsPlainWrite(req, type_view, id_view)) {
     Handle(req, res, who);
     done();
     return;
   }
+  std::string type(type_view), id(id_view);
   struct State {
     Body body;
     PreparedWrite prepared;
@@ -2245,6 +2252,13 @@ void FhirService::HandleAsync(const http::Request& req, http::Response& res, std
 void FhirService::HandleAsync(const http::Request& req, http::Response& res, const auth::Access& who,
                               std::function<void()> done) const {
   if (!impl_->audited()) return impl_->HandleAsync(req, res, who, std::move(done));
+  std::string_view type, id;
+  if (!impl_->IsPlainWrite(req, type, id)) {
+    // Answered on this thread (reads, most of all): the note can live on
+    // the stack, and the record is written before `done`, as below.
+    Handle(req, res, who);
+    return done();
+  }
   // The note is filled on this thread (synchronous paths, and the async
   // write's failures before it is queued) and, for an async write, from its
   // answer when the commit finishes; the record is written in `done`.
