@@ -5,6 +5,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -12,7 +13,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <array>
+#include <cstring>
 #include <list>
 #include <mutex>
 #include <thread>
@@ -46,18 +47,14 @@ void DefaultError(int status, std::string_view message, Response& res) {
   res.body = std::string(message) + "\n";
 }
 
-void AppendDecimal(uint64_t n, std::string& out) {
-  char digits[20];
-  size_t i = sizeof(digits);
-  do {
-    digits[--i] = static_cast<char>('0' + n % 10);
-    n /= 10;
-  } while (n != 0);
-  out.append(digits + i, sizeof(digits) - i);
-}
-
 bool IsName(std::string_view a, std::string_view b) {
   return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string_view Trimmed(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
 }
 
 // Writes the head of `res` (status line, headers, blank line) into `out`,
@@ -68,41 +65,61 @@ bool IsName(std::string_view a, std::string_view b) {
 // sent in order (their values trimmed, as Beast stores them); Connection and
 // Content-Length are the server's.
 void WriteHead(const Response& res, unsigned version, bool keep, uint64_t content_length, std::string& out) {
-  out.clear();
+  using namespace std::string_view_literals;
   auto code = static_cast<unsigned>(res.status);
-  char line[13] = {'H',
-                   'T',
-                   'T',
-                   'P',
-                   '/',
-                   static_cast<char>('0' + version / 10),
-                   '.',
-                   static_cast<char>('0' + version % 10),
-                   ' ',
-                   static_cast<char>('0' + code / 100 % 10),
-                   static_cast<char>('0' + code / 10 % 10),
-                   static_cast<char>('0' + code % 10),
-                   ' '};
-  out.append(line, sizeof(line));
-  beast::string_view reason = bhttp::obsolete_reason(static_cast<bhttp::status>(code));
-  out.append(reason.data(), reason.size());
-  out += "\r\n";
-  for (const auto& [name, value] : res.headers) {
-    if (IsName(name, "Connection") || IsName(name, "Content-Length")) continue;
-    std::string_view v = value;
-    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-    out += name;
-    out += ": ";
-    out += v;
-    out += "\r\n";
-  }
+  beast::string_view beast_reason = bhttp::obsolete_reason(static_cast<bhttp::status>(code));
+  std::string_view reason(beast_reason.data(), beast_reason.size());
   // What Beast's keep_alive() adds when the message has no Connection field.
-  if (version >= 11 && !keep) out += "Connection: close\r\n";
-  if (version < 11 && keep) out += "Connection: keep-alive\r\n";
-  out += "Content-Length: ";
-  AppendDecimal(content_length, out);
-  out += "\r\n\r\n";
+  std::string_view connection = version >= 11 && !keep ? "Connection: close\r\n"sv
+                                : version < 11 && keep ? "Connection: keep-alive\r\n"sv
+                                                       : std::string_view();
+  char length[20];
+  size_t length_at = sizeof(length);
+  do {
+    length[--length_at] = static_cast<char>('0' + content_length % 10);
+    content_length /= 10;
+  } while (content_length != 0);
+  std::string_view length_digits(length + length_at, sizeof(length) - length_at);
+
+  auto skipped = [](std::string_view name) { return IsName(name, "Connection") || IsName(name, "Content-Length"); };
+  size_t size = 13 + reason.size() + 2 + connection.size() + 16 + length_digits.size() + 4;
+  for (const auto& [name, value] : res.headers) {
+    if (!skipped(name)) size += name.size() + 2 + Trimmed(value).size() + 2;
+  }
+  // Sized once, then filled with memcpy: a few hundred bytes, no appends.
+  out.resize(size);
+  char* p = out.data();
+  auto put = [&p](std::string_view s) {
+    std::memcpy(p, s.data(), s.size());
+    p += s.size();
+  };
+  const char line[13] = {'H',
+                         'T',
+                         'T',
+                         'P',
+                         '/',
+                         static_cast<char>('0' + version / 10),
+                         '.',
+                         static_cast<char>('0' + version % 10),
+                         ' ',
+                         static_cast<char>('0' + code / 100 % 10),
+                         static_cast<char>('0' + code / 10 % 10),
+                         static_cast<char>('0' + code % 10),
+                         ' '};
+  put(std::string_view(line, sizeof(line)));
+  put(reason);
+  put("\r\n"sv);
+  for (const auto& [name, value] : res.headers) {
+    if (skipped(name)) continue;
+    put(name);
+    put(": "sv);
+    put(Trimmed(value));
+    put("\r\n"sv);
+  }
+  put(connection);
+  put("Content-Length: "sv);
+  put(length_digits);
+  put("\r\n\r\n"sv);
 }
 
 }  // namespace
