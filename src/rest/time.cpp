@@ -127,7 +127,8 @@ std::string FormatHttpDate(Micros t) {
   // Every Last-Modified goes through here: years 1970-9999 are written by
   // hand (strftime with gmtime_r cost more than the rest of a read's REST
   // work); anything else, which no stored resource has, by strftime.
-  if (secs >= 0 && secs < 253402300800) {  // 10000-01-01T00:00:00Z
+  constexpr int64_t kYear10000 = 253402300800;  // 10000-01-01T00:00:00Z
+  if (secs >= 0 && secs < kYear10000) {
     static constexpr char kDays[] = "ThuFriSatSunMonTueWed";  // 1970-01-01 was a Thursday
     static constexpr char kMonths[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
     int64_t days = secs / 86400;
