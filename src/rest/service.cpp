@@ -138,7 +138,11 @@ struct AuditNote {
   static constexpr size_t kMaxEntities = 20;
   void Entity(std::string_view type, std::string_view id, std::string_view compartment) {
     ++entity_count;
-    if (entities.size() < kMaxEntities) entities.push_back(std::string(type) + "/" + std::string(id));
+    if (entities.size() < kMaxEntities) {
+      std::string& e = entities.emplace_back();
+      e.reserve(type.size() + 1 + id.size());
+      e.append(type).append(1, '/').append(id);
+    }
     Patient(type == "Patient" ? id : compartment);
   }
   void Patient(std::string_view id) {
@@ -266,8 +270,8 @@ class FhirService::Impl {
 
  public:
   // Records the request in opt_.audit (if set); turns the response into a
-  // 503 when the log cannot take the record.
-  void Audit(const http::Request& req, http::Response& res, const auth::Access& who, const AuditNote& note) const;
+  // 503 when the log cannot take the record. Takes the note's lists.
+  void Audit(const http::Request& req, http::Response& res, const auth::Access& who, AuditNote& note) const;
   bool audited() const { return opt_.audit != nullptr; }
 
  private:
@@ -1834,6 +1838,7 @@ void FhirService::Impl::Handle(const http::Request& req, http::Response& res, co
   if (!path.empty() && path[0] != '/')
     return SendError(res, HttpError::Of(404, IssueType::kNotSupported, "not a FHIR URL"));
   std::vector<std::string> seg;
+  seg.reserve(4);  // most FHIR paths have at most four segments
   while (!path.empty()) {
     path.remove_prefix(1);  // '/'
     size_t slash = path.find('/');
@@ -2150,11 +2155,12 @@ void FhirService::Impl::AuditSearch(const auth::Access& who, const http::Request
 }
 
 void FhirService::Impl::Audit(const http::Request& req, http::Response& res, const auth::Access& who,
-                              const AuditNote& note) const {
+                              AuditNote& note) const {
   std::string_view path = req.path;
   if (path.starts_with(opt_.base_path)) path.remove_prefix(opt_.base_path.size());
   if (path == "/metadata" || path.starts_with("/.well-known/")) return;  // no data: not audited
   std::vector<std::string_view> seg;
+  seg.reserve(4);  // most FHIR paths have at most four segments
   for (size_t s = 1; s <= path.size();) {
     size_t slash = path.find('/', s);
     if (slash == std::string_view::npos) slash = path.size();
@@ -2162,7 +2168,7 @@ void FhirService::Impl::Audit(const http::Request& req, http::Response& res, con
     s = slash + 1;
   }
   const std::string& m = req.method;
-  std::string interaction = note.interaction;
+  std::string interaction = std::move(note.interaction);
   audit::Action action = audit::Action::kRead;
   if (interaction.empty()) {
     bool op = !seg.empty() && seg.back().starts_with("$");
@@ -2205,8 +2211,8 @@ void FhirService::Impl::Audit(const http::Request& req, http::Response& res, con
   r.source_address = req.remote_address;
   r.request_id = req.request_id;
   r.purpose_of_use = who.purpose_of_use;
-  r.patients = note.patients;
-  r.entities = note.entities;
+  r.patients = std::move(note.patients);
+  r.entities = std::move(note.entities);
   r.entity_count = note.entity_count;
   // A denied or failed request names what it asked for.
   if (r.entities.empty() && seg.size() >= 2 && fhir::FindResourceType(seg[0]) && !seg[1].starts_with("$") &&
@@ -2215,7 +2221,7 @@ void FhirService::Impl::Audit(const http::Request& req, http::Response& res, con
     if (seg[0] == "Patient") r.patients.push_back(std::string(seg[1]));
   }
   if (note.search) {
-    r.resource_type = note.resource_type;
+    r.resource_type = std::move(note.resource_type);
     r.query = req.method == "POST" ? req.body.substr(0, 4096) : req.query;
   }
   if (Status st = opt_.audit->Append(std::move(r)); !st.ok()) {
