@@ -5,6 +5,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
@@ -57,14 +58,49 @@ std::string_view Trimmed(std::string_view v) {
   return v;
 }
 
+// Headers the server adds to every response without storing them in the
+// Response: X-Request-Id and the security headers (cors.h), in that order.
+// Each replaces, in its place, a header of the same name among the first
+// `handler_count` (the handler's); the others follow those, before the rest
+// of the Response's headers (CORS, gzip), exactly as Response::SetHeader
+// would have placed them.
+struct ServerFields {
+  std::array<HeaderField, 7> fields;
+  size_t count = 0;
+  size_t handler_count = 0;
+};
+
+// Calls emit(name, value) for each header of the head, in order.
+template <typename Emit>
+void ForEachField(const Response& res, const ServerFields& server, Emit&& emit) {
+  uint32_t placed = 0;  // bit i: server.fields[i] went in a handler header's place
+  for (size_t h = 0; h < server.handler_count; ++h) {
+    const auto& [name, value] = res.headers[h];
+    std::string_view v = value;
+    for (size_t i = 0; i < server.count; ++i) {
+      if (IsName(name, server.fields[i].name)) {
+        v = server.fields[i].value;
+        placed |= 1u << i;
+        break;
+      }
+    }
+    emit(name, v);
+  }
+  for (size_t i = 0; i < server.count; ++i) {
+    if (!(placed & (1u << i))) emit(server.fields[i].name, server.fields[i].value);
+  }
+  for (size_t h = server.handler_count; h < res.headers.size(); ++h) emit(res.headers[h].first, res.headers[h].second);
+}
+
 // Writes the head of `res` (status line, headers, blank line) into `out`,
 // byte for byte what Beast's serializer wrote for the same message after
 // keep_alive(keep) and prepare_payload() (Content-Length of the body, even
 // for 204 and 304): one buffer, sent with the body in one gathered write,
-// instead of Beast's per-field buffer sequence. The handler's headers are
-// sent in order (their values trimmed, as Beast stores them); Connection and
+// instead of Beast's per-field buffer sequence. The headers are sent in
+// order (values trimmed, as Beast stores them); Connection and
 // Content-Length are the server's.
-void WriteHead(const Response& res, unsigned version, bool keep, uint64_t content_length, std::string& out) {
+void WriteHead(const Response& res, const ServerFields& server, unsigned version, bool keep, uint64_t content_length,
+               std::string& out) {
   using namespace std::string_view_literals;
   auto code = static_cast<unsigned>(res.status);
   beast::string_view beast_reason = bhttp::obsolete_reason(static_cast<bhttp::status>(code));
@@ -83,9 +119,9 @@ void WriteHead(const Response& res, unsigned version, bool keep, uint64_t conten
 
   auto skipped = [](std::string_view name) { return IsName(name, "Connection") || IsName(name, "Content-Length"); };
   size_t size = 13 + reason.size() + 2 + connection.size() + 16 + length_digits.size() + 4;
-  for (const auto& [name, value] : res.headers) {
+  ForEachField(res, server, [&](std::string_view name, std::string_view value) {
     if (!skipped(name)) size += name.size() + 2 + Trimmed(value).size() + 2;
-  }
+  });
   // Sized once, then filled with memcpy: a few hundred bytes, no appends.
   out.resize(size);
   char* p = out.data();
@@ -109,13 +145,13 @@ void WriteHead(const Response& res, unsigned version, bool keep, uint64_t conten
   put(std::string_view(line, sizeof(line)));
   put(reason);
   put("\r\n"sv);
-  for (const auto& [name, value] : res.headers) {
-    if (skipped(name)) continue;
+  ForEachField(res, server, [&](std::string_view name, std::string_view value) {
+    if (skipped(name)) return;
     put(name);
     put(": "sv);
     put(Trimmed(value));
     put("\r\n"sv);
-  }
+  });
   put(connection);
   put("Content-Length: "sv);
   put(length_digits);
@@ -175,9 +211,22 @@ class Server::Impl {
     return false;
   }
 
-  void Finish(const Request& req, Response& res) {
-    res.SetHeader("X-Request-Id", req.request_id);
-    AddSecurityHeaders(res, ssl_ != nullptr);
+  // Adds what the server adds to every response: X-Request-Id, the security
+  // headers, CORS headers, gzip. With `server` set, the request id and the
+  // security headers are listed there for WriteHead instead of being stored
+  // in `res` (the same names, values and places; `req` must outlive it).
+  void Finish(const Request& req, Response& res, ServerFields* server) {
+    if (server != nullptr) {
+      server->handler_count = res.headers.size();
+      server->fields[0] = {"X-Request-Id", req.request_id};
+      SecurityFields security;
+      size_t n = SecurityHeaders(res, ssl_ != nullptr, security);
+      std::copy_n(security.begin(), n, server->fields.begin() + 1);
+      server->count = 1 + n;
+    } else {
+      res.SetHeader("X-Request-Id", req.request_id);
+      AddSecurityHeaders(res, ssl_ != nullptr);
+    }
     AddCorsHeaders(options_.cors, req, res);
     if (res.body.size() >= options_.gzip_min_bytes && res.Header("Content-Encoding").empty() &&
         AcceptsGzip(req.Header("Accept-Encoding"))) {
@@ -369,8 +418,11 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session<Stream
   }
 
   void Write() {
-    server_.Finish(req_, res_);
-    if (res_.body_file.empty()) return SendString();
+    if (res_.body_file.empty()) {
+      server_.Finish(req_, res_, &server_fields_);
+      return SendString();
+    }
+    server_.Finish(req_, res_, nullptr);
     // A file is streamed; its write may take longer than the request
     // timeout: one more second per MiB.
     beast::error_code ec;
@@ -389,7 +441,7 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session<Stream
   // request or closes. res_ stays untouched until the write completes.
   void SendString() {
     bool keep = keep_alive_ && !server_.stopping_;
-    WriteHead(res_, version_, keep, res_.body.size(), head_);
+    WriteHead(res_, server_fields_, version_, keep, res_.body.size(), head_);
     beast::get_lowest_layer(stream_).expires_after(server_.options_.request_timeout);
     std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(res_.body)};
     asio::async_write(stream_, buffers, [self = this->shared_from_this(), keep](beast::error_code ec, size_t) {
@@ -445,6 +497,7 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session<Stream
   Request req_;
   Response res_;
   std::string head_;  // the response head being sent (reused)
+  ServerFields server_fields_;
   bool keep_alive_ = true;
   unsigned version_ = 11;
   asio::steady_timer timer_;

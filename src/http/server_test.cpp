@@ -277,6 +277,13 @@ Handler HeadHandler() {
       res.SetHeader("ETag", "W/\"3\"");
       return;
     }
+    if (req.path == "/own") {  // headers the server sets itself
+      res.SetHeader("x-frame-options", "SAMEORIGIN");
+      res.SetHeader("Cache-Control", "");
+      res.SetHeader("X-Request-Id", "handler");
+      res.SetHeader("Content-Type", "text/html");
+      return;
+    }
     if (req.path == "/odd") {
       res.status = 299;
       res.SetHeader("Content-Length", "999");  // the server's own wins
@@ -320,6 +327,13 @@ TEST(HttpServer, ResponseHeadBytes) {
   c.Send("GET /odd HTTP/1.1\r\nHost: a\r\nX-Request-Id: r4\r\n\r\n");
   EXPECT_EQ(c.ReadResponse(), "HTTP/1.1 299 <unknown-status>\r\nX-Request-Id: r4\r\n" + std::string(kSecurity) +
                                   "Cache-Control: no-store\r\n" + std::string(kCsp) + "Content-Length: 1\r\n\r\nx");
+  // The server's values replace the handler's in the handler's places (and
+  // names as the handler spelled them); HTML gets no CSP.
+  c.Send("GET /own HTTP/1.1\r\nHost: a\r\nX-Request-Id: r6\r\n\r\n");
+  EXPECT_EQ(c.ReadResponse(),
+            "HTTP/1.1 200 OK\r\nx-frame-options: DENY\r\nCache-Control: no-store\r\nX-Request-Id: r6\r\n"
+            "Content-Type: text/html\r\nX-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"
+            "Content-Length: 0\r\n\r\n");
   // Still the same connection (keep-alive is the HTTP/1.1 default).
   c.Send("GET /x HTTP/1.1\r\nHost: a\r\nX-Request-Id: r5\r\nConnection: close\r\n\r\n");
   EXPECT_EQ(c.ReadResponse(), Head("HTTP/1.1 200 OK", "r5", "Connection: close\r\nContent-Length: 5\r\n") + "hello");
