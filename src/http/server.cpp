@@ -126,6 +126,7 @@ void WriteHead(const Response& res, const ServerFields& server, unsigned version
   out.resize(size);
   char* p = out.data();
   auto put = [&p](std::string_view s) {
+    if (s.empty()) return;  // memcpy from an empty view's null data is undefined
     std::memcpy(p, s.data(), s.size());
     p += s.size();
   };
