@@ -29,6 +29,15 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = beast::http;
 using tcp = asio::ip::tcp;
+// I/O objects bound to their io_context's own executor type rather than the
+// type-erased any_io_executor: every completion handler is dispatched
+// without copying and destroying a polymorphic executor.
+using Executor = asio::io_context::executor_type;
+using Acceptor = asio::basic_socket_acceptor<tcp, Executor>;
+using Socket = asio::basic_stream_socket<tcp, Executor>;
+using TcpStream = beast::basic_stream<tcp, Executor, beast::unlimited_rate_policy>;
+using Timer =
+    asio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>, Executor>;
 using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
 namespace {
@@ -255,7 +264,7 @@ class Server::Impl {
 // One event loop: an io_context run by one thread, with its own acceptor.
 struct Server::Impl::Loop {
   asio::io_context ioc{1};
-  tcp::acceptor acceptor{ioc};
+  Acceptor acceptor{ioc};
   // One entry per open session of this loop: closes it if idle. Touched
   // only on this loop's thread (shutdown posts there).
   std::list<std::function<void()>> closers;
@@ -291,7 +300,7 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session<Stream
   }
 
  private:
-  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+  static constexpr bool kTls = !std::is_same_v<Stream, TcpStream>;
 
   void Read() {
     if (server_.stopping_) return Close();
@@ -501,7 +510,7 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session<Stream
   ServerFields server_fields_;
   bool keep_alive_ = true;
   unsigned version_ = 11;
-  asio::steady_timer timer_;
+  Timer timer_;
   bool timed_out_ = false;
   bool idle_ = false;
   bool closed_ = false;
@@ -511,8 +520,8 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session<Stream
 namespace {
 
 template <class Accept>
-void AcceptLoop(tcp::acceptor& acceptor, Accept on_socket) {
-  acceptor.async_accept([&acceptor, on_socket](beast::error_code ec, tcp::socket socket) {
+void AcceptLoop(Acceptor& acceptor, Accept on_socket) {
+  acceptor.async_accept([&acceptor, on_socket](beast::error_code ec, Socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
     if (!ec) on_socket(std::move(socket));
     AcceptLoop(acceptor, on_socket);
@@ -558,7 +567,7 @@ Status Server::Impl::Start() {
   port_ = port;
   for (auto& loop_ptr : loops_) {
     Loop* loop = loop_ptr.get();
-    AcceptLoop(loop->acceptor, [this, loop](tcp::socket socket) {
+    AcceptLoop(loop->acceptor, [this, loop](Socket socket) {
       beast::error_code ec2;
       auto remote = socket.remote_endpoint(ec2);
       std::string remote_ip = ec2 ? std::string() : remote.address().to_string();
@@ -566,15 +575,14 @@ Status Server::Impl::Start() {
       loop->closers.emplace_front();
       auto it = loop->closers.begin();
       if (ssl_) {
-        auto s = std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
-            *this, *loop, beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), *ssl_), remote_ip);
+        auto s = std::make_shared<Session<beast::ssl_stream<TcpStream>>>(
+            *this, *loop, beast::ssl_stream<TcpStream>(TcpStream(std::move(socket)), *ssl_), remote_ip);
         *it = [w = std::weak_ptr(s)] {
           if (auto p = w.lock()) p->CloseIfIdle();
         };
         s->Start(it);
       } else {
-        auto s =
-            std::make_shared<Session<beast::tcp_stream>>(*this, *loop, beast::tcp_stream(std::move(socket)), remote_ip);
+        auto s = std::make_shared<Session<TcpStream>>(*this, *loop, TcpStream(std::move(socket)), remote_ip);
         *it = [w = std::weak_ptr(s)] {
           if (auto p = w.lock()) p->CloseIfIdle();
         };
