@@ -453,11 +453,20 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session<Stream
     bool keep = keep_alive_ && !server_.stopping_;
     WriteHead(res_, server_fields_, version_, keep, res_.body.size(), head_);
     beast::get_lowest_layer(stream_).expires_after(server_.options_.request_timeout);
-    std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(res_.body)};
-    asio::async_write(stream_, buffers, [self = this->shared_from_this(), keep](beast::error_code ec, size_t) {
+    auto then = [self = this->shared_from_this(), keep](beast::error_code ec, size_t) {
       if (ec || !keep) return self->Close();
       self->Read();
-    });
+    };
+    if constexpr (kTls) {
+      // Not the two-buffer array: Asio's write loop for std::array<_, 2>
+      // passes an empty first buffer once the head is sent, and Beast's TLS
+      // stream (flat_stream) then writes nothing, which ends the write short
+      // of a body over 16 KiB. The generic loop skips sent buffers.
+      asio::async_write(stream_, beast::buffers_cat(asio::buffer(head_), asio::buffer(res_.body)), std::move(then));
+    } else {
+      std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(res_.body)};
+      asio::async_write(stream_, buffers, std::move(then));
+    }
   }
 
   // Sends res_'s status and headers with `body` through Beast's serializer
