@@ -5,6 +5,10 @@
 namespace bevan {
 
 std::optional<std::string> PercentDecode(std::string_view s, bool plus_is_space, bool allow_nul) {
+  // Most path segments and parameters have nothing to decode.
+  if (s.find('%') == std::string_view::npos && (!plus_is_space || s.find('+') == std::string_view::npos)) {
+    return std::string(s);
+  }
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {

@@ -203,6 +203,15 @@ TEST(HttpGet, HttpsVerifiesTheCertificate) {
   EXPECT_EQ(res->status, 200);
   EXPECT_EQ(res->body, R"({"hello":"world"})");
 
+  // A body far larger than a TLS record, twice on one server (keep-alive
+  // is the client's business; the body must arrive whole each time).
+  trusting.max_body_bytes = 4u << 20;
+  for (int i = 0; i < 2; ++i) {
+    res = HttpGet(Base(*server, true) + "/big", trusting);
+    ASSERT_TRUE(res.ok()) << res.status().ToString();
+    EXPECT_EQ(res->body, std::string(2u << 20, 'x'));
+  }
+
   // Trusted, but the name does not match (the certificate is for 127.0.0.1).
   res = HttpGet("https://localhost:" + std::to_string(server->port()) + "/hello", trusting);
   EXPECT_EQ(res.status().code(), StatusCode::kUnavailable);

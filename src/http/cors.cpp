@@ -58,16 +58,24 @@ void AddCorsHeaders(const CorsOptions& cors, const Request& req, Response& res) 
   if (!IsPreflight(req)) res.SetHeader("Access-Control-Expose-Headers", std::string(kExposeHeaders));
 }
 
-void AddSecurityHeaders(Response& res, bool tls) {
-  res.SetHeader("X-Content-Type-Options", "nosniff");
-  res.SetHeader("X-Frame-Options", "DENY");
-  res.SetHeader("Referrer-Policy", "no-referrer");
-  if (res.Header("Cache-Control").empty()) res.SetHeader("Cache-Control", "no-store");
+size_t SecurityHeaders(const Response& res, bool tls, SecurityFields& out) {
+  size_t n = 0;
+  out[n++] = {"X-Content-Type-Options", "nosniff"};
+  out[n++] = {"X-Frame-Options", "DENY"};
+  out[n++] = {"Referrer-Policy", "no-referrer"};
+  if (res.Header("Cache-Control").empty()) out[n++] = {"Cache-Control", "no-store"};
   std::string_view type = res.Header("Content-Type");
   if (type.size() < 9 || strncasecmp(type.data(), "text/html", 9) != 0) {
-    res.SetHeader("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+    out[n++] = {"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"};
   }
-  if (tls) res.SetHeader("Strict-Transport-Security", "max-age=31536000");
+  if (tls) out[n++] = {"Strict-Transport-Security", "max-age=31536000"};
+  return n;
+}
+
+void AddSecurityHeaders(Response& res, bool tls) {
+  SecurityFields fields;
+  size_t n = SecurityHeaders(res, tls, fields);
+  for (size_t i = 0; i < n; ++i) res.SetHeader(std::string(fields[i].name), std::string(fields[i].value));
 }
 
 void AppendHeaderValue(Response& res, std::string_view name, std::string_view value) {

@@ -2,7 +2,9 @@
 // answered by the server) and the security headers every response carries.
 #pragma once
 
+#include <array>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "http/message.h"
@@ -42,6 +44,16 @@ void AddCorsHeaders(const CorsOptions& cors, const Request& req, Response& res);
 // no-store unless the handler set Cache-Control, Content-Security-Policy for
 // anything but HTML, and Strict-Transport-Security when `tls`.
 void AddSecurityHeaders(Response& res, bool tls);
+
+// The headers AddSecurityHeaders sets on `res`, in the order it sets them,
+// without touching `res` (the server writes them straight into the response
+// head). Fills the first entries of `out` and returns how many.
+struct HeaderField {
+  std::string_view name;
+  std::string_view value;
+};
+using SecurityFields = std::array<HeaderField, 6>;
+size_t SecurityHeaders(const Response& res, bool tls, SecurityFields& out);
 
 // Appends `value` to a comma-separated header (Vary), once.
 void AppendHeaderValue(Response& res, std::string_view name, std::string_view value);

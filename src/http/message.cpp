@@ -11,11 +11,15 @@ std::string_view FindHeader(const Headers& headers, std::string_view name) {
   return {};
 }
 
-void Request::SetTarget(std::string t) {
-  target = std::move(t);
-  size_t q = target.find('?');
-  path = target.substr(0, q);
-  query = q == std::string::npos ? std::string() : target.substr(q + 1);
+void Request::SetTarget(std::string_view t) {
+  size_t q = t.find('?');
+  path.assign(t.substr(0, q));
+  if (q == std::string_view::npos) {
+    query.clear();
+  } else {
+    query.assign(t.substr(q + 1));
+  }
+  target.assign(t);
 }
 
 void Response::SetHeader(std::string name, std::string value) {

@@ -28,12 +28,15 @@ struct Request {
   std::string request_id;      // X-Request-Id (the client's, or one the server made)
 
   std::string_view Header(std::string_view name) const { return FindHeader(headers, name); }
-  // Sets `target` and splits it into `path` and `query` at the first '?'.
-  void SetTarget(std::string t);
+  // Sets `target` and splits it into `path` and `query` at the first '?'
+  // (reusing the strings' capacity).
+  void SetTarget(std::string_view t);
 };
 
 struct Response {
   int status = 200;
+  // Each name once (SetHeader replaces). Connection and Content-Length are
+  // the server's: a handler's are not sent.
   Headers headers;
   std::string body;
   // When set (and `body` empty): the body is this file, which the server

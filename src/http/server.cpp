@@ -2,8 +2,11 @@
 // project that includes Beast and Asio.
 #include "http/server.h"
 
+#include <strings.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -11,6 +14,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <cstring>
 #include <list>
 #include <mutex>
 #include <thread>
@@ -25,6 +29,15 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = beast::http;
 using tcp = asio::ip::tcp;
+// I/O objects bound to their io_context's own executor type rather than the
+// type-erased any_io_executor: every completion handler is dispatched
+// without copying and destroying a polymorphic executor.
+using Executor = asio::io_context::executor_type;
+using Acceptor = asio::basic_socket_acceptor<tcp, Executor>;
+using Socket = asio::basic_stream_socket<tcp, Executor>;
+using TcpStream = beast::basic_stream<tcp, Executor, beast::unlimited_rate_policy>;
+using Timer =
+    asio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>, Executor>;
 using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
 namespace {
@@ -42,6 +55,117 @@ void DefaultError(int status, std::string_view message, Response& res) {
   res.status = status;
   res.SetHeader("Content-Type", "text/plain; charset=utf-8");
   res.body = std::string(message) + "\n";
+}
+
+bool IsName(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string_view Trimmed(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
+}
+
+// Headers the server adds to every response without storing them in the
+// Response: X-Request-Id and the security headers (cors.h), in that order.
+// Each replaces, in its place, a header of the same name among the first
+// `handler_count` (the handler's); the others follow those, before the rest
+// of the Response's headers (CORS, gzip), exactly as Response::SetHeader
+// would have placed them.
+struct ServerFields {
+  std::array<HeaderField, 7> fields;
+  size_t count = 0;
+  size_t handler_count = 0;
+};
+
+// Calls emit(name, value) for each header of the head, in order.
+template <typename Emit>
+void ForEachField(const Response& res, const ServerFields& server, Emit&& emit) {
+  uint32_t placed = 0;  // bit i: server.fields[i] went in a handler header's place
+  for (size_t h = 0; h < server.handler_count; ++h) {
+    const auto& [name, value] = res.headers[h];
+    std::string_view v = value;
+    for (size_t i = 0; i < server.count; ++i) {
+      if (IsName(name, server.fields[i].name)) {
+        v = server.fields[i].value;
+        placed |= 1u << i;
+        break;
+      }
+    }
+    emit(name, v);
+  }
+  for (size_t i = 0; i < server.count; ++i) {
+    if (!(placed & (1u << i))) emit(server.fields[i].name, server.fields[i].value);
+  }
+  for (size_t h = server.handler_count; h < res.headers.size(); ++h) emit(res.headers[h].first, res.headers[h].second);
+}
+
+// Writes the head of `res` (status line, headers, blank line) into `out`,
+// byte for byte what Beast's serializer wrote for the same message after
+// keep_alive(keep) and prepare_payload() (Content-Length of the body, even
+// for 204 and 304): one buffer, sent with the body in one gathered write,
+// instead of Beast's per-field buffer sequence. The headers are sent in
+// order (values trimmed, as Beast stores them); Connection and
+// Content-Length are the server's.
+void WriteHead(const Response& res, const ServerFields& server, unsigned version, bool keep, uint64_t content_length,
+               std::string& out) {
+  using namespace std::string_view_literals;
+  auto code = static_cast<unsigned>(res.status);
+  beast::string_view beast_reason = bhttp::obsolete_reason(static_cast<bhttp::status>(code));
+  std::string_view reason(beast_reason.data(), beast_reason.size());
+  // What Beast's keep_alive() adds when the message has no Connection field.
+  std::string_view connection = version >= 11 && !keep ? "Connection: close\r\n"sv
+                                : version < 11 && keep ? "Connection: keep-alive\r\n"sv
+                                                       : std::string_view();
+  char length[20];
+  size_t length_at = sizeof(length);
+  do {
+    length[--length_at] = static_cast<char>('0' + content_length % 10);
+    content_length /= 10;
+  } while (content_length != 0);
+  std::string_view length_digits(length + length_at, sizeof(length) - length_at);
+
+  auto skipped = [](std::string_view name) { return IsName(name, "Connection") || IsName(name, "Content-Length"); };
+  size_t size = 13 + reason.size() + 2 + connection.size() + 16 + length_digits.size() + 4;
+  ForEachField(res, server, [&](std::string_view name, std::string_view value) {
+    if (!skipped(name)) size += name.size() + 2 + Trimmed(value).size() + 2;
+  });
+  // Sized once, then filled with memcpy: a few hundred bytes, no appends.
+  out.resize(size);
+  char* p = out.data();
+  auto put = [&p](std::string_view s) {
+    if (s.empty()) return;  // memcpy from an empty view's null data is undefined
+    std::memcpy(p, s.data(), s.size());
+    p += s.size();
+  };
+  const char line[13] = {'H',
+                         'T',
+                         'T',
+                         'P',
+                         '/',
+                         static_cast<char>('0' + version / 10),
+                         '.',
+                         static_cast<char>('0' + version % 10),
+                         ' ',
+                         static_cast<char>('0' + code / 100 % 10),
+                         static_cast<char>('0' + code / 10 % 10),
+                         static_cast<char>('0' + code % 10),
+                         ' '};
+  put(std::string_view(line, sizeof(line)));
+  put(reason);
+  put("\r\n"sv);
+  ForEachField(res, server, [&](std::string_view name, std::string_view value) {
+    if (skipped(name)) return;
+    put(name);
+    put(": "sv);
+    put(Trimmed(value));
+    put("\r\n"sv);
+  });
+  put(connection);
+  put("Content-Length: "sv);
+  put(length_digits);
+  put("\r\n\r\n"sv);
 }
 
 }  // namespace
@@ -97,9 +221,22 @@ class Server::Impl {
     return false;
   }
 
-  void Finish(const Request& req, Response& res) {
-    res.SetHeader("X-Request-Id", req.request_id);
-    AddSecurityHeaders(res, ssl_ != nullptr);
+  // Adds what the server adds to every response: X-Request-Id, the security
+  // headers, CORS headers, gzip. With `server` set, the request id and the
+  // security headers are listed there for WriteHead instead of being stored
+  // in `res` (the same names, values and places; `req` must outlive it).
+  void Finish(const Request& req, Response& res, ServerFields* server) {
+    if (server != nullptr) {
+      server->handler_count = res.headers.size();
+      server->fields[0] = {"X-Request-Id", req.request_id};
+      SecurityFields security;
+      size_t n = SecurityHeaders(res, ssl_ != nullptr, security);
+      std::copy_n(security.begin(), n, server->fields.begin() + 1);
+      server->count = 1 + n;
+    } else {
+      res.SetHeader("X-Request-Id", req.request_id);
+      AddSecurityHeaders(res, ssl_ != nullptr);
+    }
     AddCorsHeaders(options_.cors, req, res);
     if (res.body.size() >= options_.gzip_min_bytes && res.Header("Content-Encoding").empty() &&
         AcceptsGzip(req.Header("Accept-Encoding"))) {
@@ -127,7 +264,7 @@ class Server::Impl {
 // One event loop: an io_context run by one thread, with its own acceptor.
 struct Server::Impl::Loop {
   asio::io_context ioc{1};
-  tcp::acceptor acceptor{ioc};
+  Acceptor acceptor{ioc};
   // One entry per open session of this loop: closes it if idle. Touched
   // only on this loop's thread (shutdown posts there).
   std::list<std::function<void()>> closers;
@@ -163,7 +300,7 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session<Stream
   }
 
  private:
-  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+  static constexpr bool kTls = !std::is_same_v<Stream, TcpStream>;
 
   void Read() {
     if (server_.stopping_) return Close();
@@ -210,18 +347,32 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session<Stream
     }
     beast::get_lowest_layer(stream_).expires_never();
     auto& msg = parser_->get();
-    req_ = Request();
-    req_.method = std::string(msg.method_string());
-    req_.SetTarget(std::string(msg.target()));
-    for (const auto& field : msg)
-      req_.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+    // The previous request's strings are overwritten in place: a keep-alive
+    // connection's requests mostly fit in the capacity the first one left.
+    req_.method.assign(std::string_view(msg.method_string()));
+    req_.SetTarget(std::string_view(msg.target()));
+    size_t n = 0;
+    for (const auto& field : msg) {
+      if (n == req_.headers.size()) req_.headers.emplace_back();
+      req_.headers[n].first.assign(std::string_view(field.name_string()));
+      req_.headers[n].second.assign(std::string_view(field.value()));
+      ++n;
+    }
+    req_.headers.resize(n);
     req_.body = std::move(msg.body());
     req_.remote_address = remote_;
     std::string_view rid = req_.Header("X-Request-Id");
-    req_.request_id = SaneRequestId(rid) ? std::string(rid) : RandomHex(32);
+    if (SaneRequestId(rid)) {
+      req_.request_id.assign(rid);
+    } else {
+      req_.request_id = RandomHex(32);
+    }
     keep_alive_ = msg.keep_alive();
     version_ = msg.version();
-    res_ = Response();
+    res_.status = 200;
+    res_.headers.clear();
+    res_.body.clear();
+    res_.body_file.clear();
 
     if (server_.Intercept(req_, res_)) return Write();
     if (server_.options_.is_long && server_.options_.is_long(req_)) {
@@ -277,8 +428,11 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session<Stream
   }
 
   void Write() {
-    server_.Finish(req_, res_);
-    if (res_.body_file.empty()) return Send<bhttp::string_body>(std::move(res_.body), server_.options_.request_timeout);
+    if (res_.body_file.empty()) {
+      server_.Finish(req_, res_, &server_fields_);
+      return SendString();
+    }
+    server_.Finish(req_, res_, nullptr);
     // A file is streamed; its write may take longer than the request
     // timeout: one more second per MiB.
     beast::error_code ec;
@@ -293,8 +447,30 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session<Stream
     Send<bhttp::file_body>(std::move(file), timeout);
   }
 
-  // Sends res_'s status and headers with `body`, then reads the next request
-  // or closes.
+  // Sends res_ (head and body in one gathered write), then reads the next
+  // request or closes. res_ stays untouched until the write completes.
+  void SendString() {
+    bool keep = keep_alive_ && !server_.stopping_;
+    WriteHead(res_, server_fields_, version_, keep, res_.body.size(), head_);
+    beast::get_lowest_layer(stream_).expires_after(server_.options_.request_timeout);
+    auto then = [self = this->shared_from_this(), keep](beast::error_code ec, size_t) {
+      if (ec || !keep) return self->Close();
+      self->Read();
+    };
+    if constexpr (kTls) {
+      // Not the two-buffer array: Asio's write loop for std::array<_, 2>
+      // passes an empty first buffer once the head is sent, and Beast's TLS
+      // stream (flat_stream) then writes nothing, which ends the write short
+      // of a body over 16 KiB. The generic loop skips sent buffers.
+      asio::async_write(stream_, beast::buffers_cat(asio::buffer(head_), asio::buffer(res_.body)), std::move(then));
+    } else {
+      std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(res_.body)};
+      asio::async_write(stream_, buffers, std::move(then));
+    }
+  }
+
+  // Sends res_'s status and headers with `body` through Beast's serializer
+  // (file bodies), then reads the next request or closes.
   template <typename Body>
   void Send(typename Body::value_type body, std::chrono::steady_clock::duration timeout) {
     auto res = std::make_shared<bhttp::response<Body>>();
@@ -339,9 +515,11 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session<Stream
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   Request req_;
   Response res_;
+  std::string head_;  // the response head being sent (reused)
+  ServerFields server_fields_;
   bool keep_alive_ = true;
   unsigned version_ = 11;
-  asio::steady_timer timer_;
+  Timer timer_;
   bool timed_out_ = false;
   bool idle_ = false;
   bool closed_ = false;
@@ -351,8 +529,8 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session<Stream
 namespace {
 
 template <class Accept>
-void AcceptLoop(tcp::acceptor& acceptor, Accept on_socket) {
-  acceptor.async_accept([&acceptor, on_socket](beast::error_code ec, tcp::socket socket) {
+void AcceptLoop(Acceptor& acceptor, Accept on_socket) {
+  acceptor.async_accept([&acceptor, on_socket](beast::error_code ec, Socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
     if (!ec) on_socket(std::move(socket));
     AcceptLoop(acceptor, on_socket);
@@ -398,7 +576,7 @@ Status Server::Impl::Start() {
   port_ = port;
   for (auto& loop_ptr : loops_) {
     Loop* loop = loop_ptr.get();
-    AcceptLoop(loop->acceptor, [this, loop](tcp::socket socket) {
+    AcceptLoop(loop->acceptor, [this, loop](Socket socket) {
       beast::error_code ec2;
       auto remote = socket.remote_endpoint(ec2);
       std::string remote_ip = ec2 ? std::string() : remote.address().to_string();
@@ -406,15 +584,14 @@ Status Server::Impl::Start() {
       loop->closers.emplace_front();
       auto it = loop->closers.begin();
       if (ssl_) {
-        auto s = std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
-            *this, *loop, beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), *ssl_), remote_ip);
+        auto s = std::make_shared<Session<beast::ssl_stream<TcpStream>>>(
+            *this, *loop, beast::ssl_stream<TcpStream>(TcpStream(std::move(socket)), *ssl_), remote_ip);
         *it = [w = std::weak_ptr(s)] {
           if (auto p = w.lock()) p->CloseIfIdle();
         };
         s->Start(it);
       } else {
-        auto s =
-            std::make_shared<Session<beast::tcp_stream>>(*this, *loop, beast::tcp_stream(std::move(socket)), remote_ip);
+        auto s = std::make_shared<Session<TcpStream>>(*this, *loop, TcpStream(std::move(socket)), remote_ip);
         *it = [w = std::weak_ptr(s)] {
           if (auto p = w.lock()) p->CloseIfIdle();
         };

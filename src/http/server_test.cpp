@@ -267,6 +267,142 @@ TEST(HttpServer, AsyncHandlerCompletesFromAnotherThread) {
   for (auto& w : workers) w.join();
 }
 
+// The server writes the response head itself; these are the exact bytes
+// Beast's serializer wrote before (status line, the handler's headers in
+// order with trimmed values, the server's headers, Connection, Content-Length).
+Handler HeadHandler() {
+  return [](const Request& req, Response& res) {
+    if (req.path == "/304") {
+      res.status = 304;
+      res.SetHeader("ETag", "W/\"3\"");
+      return;
+    }
+    if (req.path == "/own") {  // headers the server sets itself
+      res.SetHeader("x-frame-options", "SAMEORIGIN");
+      res.SetHeader("Cache-Control", "");
+      res.SetHeader("X-Request-Id", "handler");
+      res.SetHeader("Content-Type", "text/html");
+      return;
+    }
+    if (req.path == "/odd") {
+      res.status = 299;
+      res.SetHeader("Content-Length", "999");  // the server's own wins
+      res.body = "x";
+      return;
+    }
+    res.SetHeader("Content-Type", "text/plain");
+    res.SetHeader("ETag", "  W/\"1\"\t");
+    res.SetHeader("Cache-Control", "max-age=5");
+    res.body = req.method == "HEAD" ? "" : "hello";
+  };
+}
+
+constexpr std::string_view kSecurity =
+    "X-Content-Type-Options: nosniff\r\n"
+    "X-Frame-Options: DENY\r\n"
+    "Referrer-Policy: no-referrer\r\n";
+constexpr std::string_view kCsp = "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n";
+
+std::string Head(std::string_view status_line, std::string_view rid, std::string_view more) {
+  return std::string(status_line) + "\r\nContent-Type: text/plain\r\nETag: W/\"1\"\r\nCache-Control: max-age=5\r\n" +
+         "X-Request-Id: " + std::string(rid) + "\r\n" + std::string(kSecurity) + std::string(kCsp) + std::string(more) +
+         "\r\n";
+}
+
+TEST(HttpServer, ResponseHeadBytes) {
+  auto server = StartServer({}, HeadHandler());
+  Client c(server->port());
+  c.Send("GET /x HTTP/1.1\r\nHost: a\r\nX-Request-Id: r1\r\n\r\n");
+  EXPECT_EQ(c.ReadResponse(), Head("HTTP/1.1 200 OK", "r1", "Content-Length: 5\r\n") + "hello");
+  // HEAD: the handler's empty body is what is sent, and its length.
+  c.Send("HEAD /x HTTP/1.1\r\nHost: a\r\nX-Request-Id: r2\r\n\r\n");
+  EXPECT_EQ(c.ReadResponse(), Head("HTTP/1.1 200 OK", "r2", "Content-Length: 0\r\n"));
+  // 304 keeps Content-Length: 0, as Beast's prepare_payload set it.
+  c.Send("GET /304 HTTP/1.1\r\nHost: a\r\nX-Request-Id: r3\r\n\r\n");
+  EXPECT_EQ(c.ReadResponse(), "HTTP/1.1 304 Not Modified\r\nETag: W/\"3\"\r\nX-Request-Id: r3\r\n" +
+                                  std::string(kSecurity) + "Cache-Control: no-store\r\n" + std::string(kCsp) +
+                                  "Content-Length: 0\r\n\r\n");
+  // A code without a reason phrase; the handler's Content-Length is
+  // replaced by the server's.
+  c.Send("GET /odd HTTP/1.1\r\nHost: a\r\nX-Request-Id: r4\r\n\r\n");
+  EXPECT_EQ(c.ReadResponse(), "HTTP/1.1 299 <unknown-status>\r\nX-Request-Id: r4\r\n" + std::string(kSecurity) +
+                                  "Cache-Control: no-store\r\n" + std::string(kCsp) + "Content-Length: 1\r\n\r\nx");
+  // The server's values replace the handler's in the handler's places (and
+  // names as the handler spelled them); HTML gets no CSP.
+  c.Send("GET /own HTTP/1.1\r\nHost: a\r\nX-Request-Id: r6\r\n\r\n");
+  EXPECT_EQ(c.ReadResponse(),
+            "HTTP/1.1 200 OK\r\nx-frame-options: DENY\r\nCache-Control: no-store\r\nX-Request-Id: r6\r\n"
+            "Content-Type: text/html\r\nX-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"
+            "Content-Length: 0\r\n\r\n");
+  // Still the same connection (keep-alive is the HTTP/1.1 default).
+  c.Send("GET /x HTTP/1.1\r\nHost: a\r\nX-Request-Id: r5\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(c.ReadResponse(), Head("HTTP/1.1 200 OK", "r5", "Connection: close\r\nContent-Length: 5\r\n") + "hello");
+  EXPECT_TRUE(c.Closed());
+}
+
+TEST(HttpServer, ResponseHeadForHttp10) {
+  auto server = StartServer({}, HeadHandler());
+  Client plain(server->port());
+  plain.Send("GET /x HTTP/1.0\r\nX-Request-Id: a1\r\n\r\n");
+  EXPECT_EQ(plain.ReadResponse(), Head("HTTP/1.0 200 OK", "a1", "Content-Length: 5\r\n") + "hello");
+  EXPECT_TRUE(plain.Closed());
+  Client keep(server->port());
+  keep.Send("GET /x HTTP/1.0\r\nConnection: keep-alive\r\nX-Request-Id: a2\r\n\r\n");
+  EXPECT_EQ(keep.ReadResponse(),
+            Head("HTTP/1.0 200 OK", "a2", "Connection: keep-alive\r\nContent-Length: 5\r\n") + "hello");
+  keep.Send("HEAD /x HTTP/1.0\r\nConnection: keep-alive\r\nX-Request-Id: a3\r\n\r\n");
+  EXPECT_EQ(keep.ReadResponse(), Head("HTTP/1.0 200 OK", "a3", "Connection: keep-alive\r\nContent-Length: 0\r\n"));
+  EXPECT_FALSE(keep.Closed(200));
+}
+
+TEST(HttpServer, GzipHeadAndVary) {
+  std::string big(3000, 'y');
+  auto server = StartServer({}, [&](const Request&, Response& res) {
+    res.SetHeader("Content-Type", "text/plain");
+    res.body = big;
+  });
+  Client c(server->port());
+  c.Send("GET /x HTTP/1.1\r\nHost: a\r\nX-Request-Id: g1\r\nAccept-Encoding: gzip\r\n\r\n");
+  std::string r = c.ReadResponse();
+  std::string zipped;
+  ASSERT_TRUE(Gzip(big, zipped));
+  EXPECT_EQ(r, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Request-Id: g1\r\n" + std::string(kSecurity) +
+                   "Cache-Control: no-store\r\n" + std::string(kCsp) +
+                   "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\nContent-Length: " +
+                   std::to_string(zipped.size()) + "\r\n\r\n" + zipped);
+}
+
+TEST(HttpServer, FileBodyIsStreamed) {
+  std::string path = ::testing::TempDir() + "bevan_server_file_body.txt";
+  std::string content;
+  for (int i = 0; i < 20000; ++i) content += "line " + std::to_string(i) + "\n";
+  {
+    FILE* f = fopen(path.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    fwrite(content.data(), 1, content.size(), f);
+    fclose(f);
+  }
+  auto server = StartServer({}, [&](const Request& req, Response& res) {
+    if (req.path == "/missing") {
+      res.body_file = path + ".missing";
+      return;
+    }
+    res.SetHeader("Content-Type", "application/fhir+ndjson");
+    res.body_file = path;
+  });
+  Client c(server->port());
+  c.Send("GET /file HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n\r\n");
+  std::string r = c.ReadResponse();
+  EXPECT_EQ(StatusOf(r), 200);
+  EXPECT_EQ(r.find("Content-Encoding"), std::string::npos);  // never gzipped
+  EXPECT_NE(r.find("Content-Length: " + std::to_string(content.size()) + "\r\n"), std::string::npos);
+  EXPECT_EQ(Body(r), content);
+  // Then an ordinary response on the same connection.
+  c.Send("GET /missing HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_EQ(StatusOf(c.ReadResponse()), 500);
+  std::remove(path.c_str());
+}
+
 TEST(HttpServer, RejectsBadAddress) {
   ServerOptions o;
   o.address = "not-an-ip";

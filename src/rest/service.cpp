@@ -138,7 +138,11 @@ struct AuditNote {
   static constexpr size_t kMaxEntities = 20;
   void Entity(std::string_view type, std::string_view id, std::string_view compartment) {
     ++entity_count;
-    if (entities.size() < kMaxEntities) entities.push_back(std::string(type) + "/" + std::string(id));
+    if (entities.size() < kMaxEntities) {
+      std::string& e = entities.emplace_back();
+      e.reserve(type.size() + 1 + id.size());
+      e.append(type).append(1, '/').append(id);
+    }
     Patient(type == "Patient" ? id : compartment);
   }
   void Patient(std::string_view id) {
@@ -172,6 +176,11 @@ class FhirService::Impl {
   void Handle(const http::Request& req, http::Response& res, const auth::Access& who) const;
   void HandleAsync(const http::Request& req, http::Response& res, const auth::Access& who,
                    std::function<void()> done) const;
+  // Whether `req` is a plain create (POST /fhir/Type) or update (PUT
+  // /fhir/Type/id): the writes HandleAsync commits without holding a thread,
+  // the bulk of writes. Sets `type` and `id` (empty for a create), views
+  // into `req`.
+  bool IsPlainWrite(const http::Request& req, std::string_view& type, std::string_view& id) const;
   bool IsLong(const http::Request& req) const {
     return req.method == "POST" && (req.path == opt_.base_path || req.path == opt_.base_path + "/");
   }
@@ -185,7 +194,7 @@ class FhirService::Impl {
     json::Value root;
   };
 
-  static void Send(http::Response& res, const Answer& a);
+  static void Send(http::Response& res, Answer a);
   static void SendError(http::Response& res, const HttpError& e);
 
   std::optional<HttpError> ParseResourceBody(std::string_view text, std::string_view url_type, Body& out) const;
@@ -261,8 +270,8 @@ class FhirService::Impl {
 
  public:
   // Records the request in opt_.audit (if set); turns the response into a
-  // 503 when the log cannot take the record.
-  void Audit(const http::Request& req, http::Response& res, const auth::Access& who, const AuditNote& note) const;
+  // 503 when the log cannot take the record. Takes the note's lists.
+  void Audit(const http::Request& req, http::Response& res, const auth::Access& who, AuditNote& note) const;
   bool audited() const { return opt_.audit != nullptr; }
 
  private:
@@ -270,14 +279,14 @@ class FhirService::Impl {
   ServiceOptions opt_;
 };
 
-void FhirService::Impl::Send(http::Response& res, const Answer& a) {
+void FhirService::Impl::Send(http::Response& res, Answer a) {
   NoteWritten(a);
   res.status = a.status;
   if (!a.body.empty()) {
     res.SetHeader("Content-Type", std::string(kFhirJson));
-    res.body = a.body;
+    res.body = std::move(a.body);
   }
-  if (!a.location.empty()) res.SetHeader("Location", a.location);
+  if (!a.location.empty()) res.SetHeader("Location", std::move(a.location));
   if (a.version) res.SetHeader("ETag", ETag(*a.version));
   if (a.last_modified) res.SetHeader("Last-Modified", FormatHttpDate(*a.last_modified));
 }
@@ -769,7 +778,7 @@ void FhirService::Impl::Read(const auth::Access& who, std::string_view type, std
   a.version = r->version;
   a.last_modified = r->last_updated;
   a.body = std::move(r->body);  // the stored bytes, not re-serialised
-  Send(res, a);
+  Send(res, std::move(a));
 }
 
 void FhirService::Impl::VRead(const auth::Access& who, std::string_view type, std::string_view id, std::string_view vid,
@@ -807,7 +816,7 @@ void FhirService::Impl::VRead(const auth::Access& who, std::string_view type, st
   a.version = r->version;
   a.last_modified = r->last_updated;
   a.body = std::move(r->body);
-  Send(res, a);
+  Send(res, std::move(a));
 }
 
 namespace {
@@ -1829,6 +1838,7 @@ void FhirService::Impl::Handle(const http::Request& req, http::Response& res, co
   if (!path.empty() && path[0] != '/')
     return SendError(res, HttpError::Of(404, IssueType::kNotSupported, "not a FHIR URL"));
   std::vector<std::string> seg;
+  seg.reserve(4);  // most FHIR paths have at most four segments
   while (!path.empty()) {
     path.remove_prefix(1);  // '/'
     size_t slash = path.find('/');
@@ -1952,30 +1962,32 @@ void FhirService::Impl::Handle(const http::Request& req, http::Response& res, co
   SendError(res, HttpError::Of(404, IssueType::kNotSupported, "no such FHIR endpoint"));
 }
 
+bool FhirService::Impl::IsPlainWrite(const http::Request& req, std::string_view& type, std::string_view& id) const {
+  if (req.method != "POST" && req.method != "PUT") return false;
+  std::string_view path = req.path;
+  if (!req.query.empty() || !req.Header("If-None-Exist").empty() || !path.starts_with(opt_.base_path) ||
+      !path.substr(opt_.base_path.size()).starts_with("/") || !IsJsonContentType(req.Header("Content-Type")) ||
+      req.Header("Accept").find("xml") != std::string_view::npos) {
+    return false;
+  }
+  std::string_view rest = path.substr(opt_.base_path.size() + 1);
+  size_t slash = rest.find('/');
+  type = rest.substr(0, slash);
+  id = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+  bool shape_ok = req.method == "POST" ? id.empty() : (!id.empty() && id.find('/') == std::string_view::npos);
+  return shape_ok && fhir::FindResourceType(type) != nullptr &&
+         (id.empty() || fhir::CheckPrimitive(fhir::PrimitiveCheck::kId, id).empty());
+}
+
 void FhirService::Impl::HandleAsync(const http::Request& req, http::Response& res, const auth::Access& who,
                                     std::function<void()> done) const {
-  // Only plain creates (POST /fhir/Type) and updates (PUT /fhir/Type/id)
-  // take the asynchronous path; they are the bulk of writes.
-  std::string_view path = req.path;
-  bool is_write = (req.method == "POST" || req.method == "PUT") && req.query.empty() &&
-                  req.Header("If-None-Exist").empty() && path.starts_with(opt_.base_path + "/") &&
-                  IsJsonContentType(req.Header("Content-Type")) &&
-                  req.Header("Accept").find("xml") == std::string_view::npos;
-  std::string type, id;
-  if (is_write) {
-    std::string_view rest = path.substr(opt_.base_path.size() + 1);
-    size_t slash = rest.find('/');
-    type = std::string(rest.substr(0, slash));
-    if (slash != std::string_view::npos) id = std::string(rest.substr(slash + 1));
-    bool shape_ok = req.method == "POST" ? id.empty() : (!id.empty() && id.find('/') == std::string::npos);
-    is_write = shape_ok && fhir::FindResourceType(type) != nullptr &&
-               (id.empty() || fhir::CheckPrimitive(fhir::PrimitiveCheck::kId, id).empty());
-  }
-  if (!is_write) {
+  std::string_view type_view, id_view;
+  if (!IsPlainWrite(req, type_view, id_view)) {
     Handle(req, res, who);
     done();
     return;
   }
+  std::string type(type_view), id(id_view);
   struct State {
     Body body;
     PreparedWrite prepared;
@@ -2143,11 +2155,12 @@ void FhirService::Impl::AuditSearch(const auth::Access& who, const http::Request
 }
 
 void FhirService::Impl::Audit(const http::Request& req, http::Response& res, const auth::Access& who,
-                              const AuditNote& note) const {
+                              AuditNote& note) const {
   std::string_view path = req.path;
   if (path.starts_with(opt_.base_path)) path.remove_prefix(opt_.base_path.size());
   if (path == "/metadata" || path.starts_with("/.well-known/")) return;  // no data: not audited
   std::vector<std::string_view> seg;
+  seg.reserve(4);  // most FHIR paths have at most four segments
   for (size_t s = 1; s <= path.size();) {
     size_t slash = path.find('/', s);
     if (slash == std::string_view::npos) slash = path.size();
@@ -2155,7 +2168,7 @@ void FhirService::Impl::Audit(const http::Request& req, http::Response& res, con
     s = slash + 1;
   }
   const std::string& m = req.method;
-  std::string interaction = note.interaction;
+  std::string interaction = std::move(note.interaction);
   audit::Action action = audit::Action::kRead;
   if (interaction.empty()) {
     bool op = !seg.empty() && seg.back().starts_with("$");
@@ -2198,8 +2211,8 @@ void FhirService::Impl::Audit(const http::Request& req, http::Response& res, con
   r.source_address = req.remote_address;
   r.request_id = req.request_id;
   r.purpose_of_use = who.purpose_of_use;
-  r.patients = note.patients;
-  r.entities = note.entities;
+  r.patients = std::move(note.patients);
+  r.entities = std::move(note.entities);
   r.entity_count = note.entity_count;
   // A denied or failed request names what it asked for.
   if (r.entities.empty() && seg.size() >= 2 && fhir::FindResourceType(seg[0]) && !seg[1].starts_with("$") &&
@@ -2208,7 +2221,7 @@ void FhirService::Impl::Audit(const http::Request& req, http::Response& res, con
     if (seg[0] == "Patient") r.patients.push_back(std::string(seg[1]));
   }
   if (note.search) {
-    r.resource_type = note.resource_type;
+    r.resource_type = std::move(note.resource_type);
     r.query = req.method == "POST" ? req.body.substr(0, 4096) : req.query;
   }
   if (Status st = opt_.audit->Append(std::move(r)); !st.ok()) {
@@ -2245,6 +2258,13 @@ void FhirService::HandleAsync(const http::Request& req, http::Response& res, std
 void FhirService::HandleAsync(const http::Request& req, http::Response& res, const auth::Access& who,
                               std::function<void()> done) const {
   if (!impl_->audited()) return impl_->HandleAsync(req, res, who, std::move(done));
+  std::string_view type, id;
+  if (!impl_->IsPlainWrite(req, type, id)) {
+    // Answered on this thread (reads, most of all): the note can live on
+    // the stack, and the record is written before `done`, as below.
+    Handle(req, res, who);
+    return done();
+  }
   // The note is filled on this thread (synchronous paths, and the async
   // write's failures before it is queued) and, for an async write, from its
   // answer when the commit finishes; the record is written in `done`.

@@ -1,6 +1,7 @@
 #include "rest/time.h"
 
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 
 #include "fhir/primitives.h"
@@ -19,6 +20,25 @@ int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
   const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
   const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
   return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+struct Civil {
+  int64_t year;
+  unsigned month;  // 1-12
+  unsigned day;    // 1-31
+};
+
+// The inverse of DaysFromCivil (Howard Hinnant's civil_from_days).
+Civil CivilFromDays(int64_t z) {
+  z += 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const auto doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  const unsigned d = doy - (153 * mp + 2) / 5 + 1;
+  const unsigned m = mp < 10 ? mp + 3 : mp - 9;
+  return Civil{static_cast<int64_t>(yoe) + era * 400 + (m <= 2), m, d};
 }
 
 int Num(std::string_view s, size_t at, size_t n) {
@@ -104,6 +124,39 @@ std::optional<TimeRange> ParseDateTimeRange(std::string_view s) {
 
 std::string FormatHttpDate(Micros t) {
   time_t secs = static_cast<time_t>(t / kSecond);
+  // Every Last-Modified goes through here: years 1970-9999 are written by
+  // hand (strftime with gmtime_r cost more than the rest of a read's REST
+  // work); anything else, which no stored resource has, by strftime.
+  constexpr int64_t kYear10000 = 253402300800;  // 10000-01-01T00:00:00Z
+  if (secs >= 0 && secs < kYear10000) {
+    static constexpr char kDays[] = "ThuFriSatSunMonTueWed";  // 1970-01-01 was a Thursday
+    static constexpr char kMonths[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    int64_t days = secs / 86400;
+    int64_t rest = secs % 86400;
+    auto [year, month, day] = CivilFromDays(days);
+    char buf[29];
+    auto two = [&buf](size_t at, int64_t v) {
+      buf[at] = static_cast<char>('0' + v / 10);
+      buf[at + 1] = static_cast<char>('0' + v % 10);
+    };
+    std::memcpy(buf, kDays + 3 * (days % 7), 3);
+    buf[3] = ',';
+    buf[4] = ' ';
+    two(5, day);
+    buf[7] = ' ';
+    std::memcpy(buf + 8, kMonths + 3 * (month - 1), 3);
+    buf[11] = ' ';
+    two(12, year / 100);
+    two(14, year % 100);
+    buf[16] = ' ';
+    two(17, rest / 3600);
+    buf[19] = ':';
+    two(20, rest / 60 % 60);
+    buf[22] = ':';
+    two(23, rest % 60);
+    std::memcpy(buf + 25, " GMT", 4);
+    return std::string(buf, sizeof(buf));
+  }
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[64];

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <ctime>
+
 #include "rest/url.h"
 
 namespace bevan::rest {
@@ -35,6 +37,9 @@ TEST(RestTime, RangesByPrecision) {
 
 TEST(RestTime, HttpDates) {
   EXPECT_EQ(FormatHttpDate(784111777'000'000), "Sun, 06 Nov 1994 08:49:37 GMT");
+  EXPECT_EQ(FormatHttpDate(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+  EXPECT_EQ(FormatHttpDate(951868799'999'999), "Tue, 29 Feb 2000 23:59:59 GMT");
+  EXPECT_EQ(FormatHttpDate(253402300799'000'000), "Fri, 31 Dec 9999 23:59:59 GMT");
   EXPECT_EQ(*ParseHttpDate("Sun, 06 Nov 1994 08:49:37 GMT"), 784111777'000'000);
   EXPECT_FALSE(ParseHttpDate("06 Nov 1994"));
 }
@@ -52,6 +57,26 @@ TEST(RestUrl, Query) {
   EXPECT_EQ(PercentEncode("a b|c/"), "a%20b%7Cc%2F");
   EXPECT_EQ(QueryWithout(*q, "name"), "?identifier=http%3A%2F%2Fx%7C1&empty=");
   EXPECT_EQ(QueryWithout(QueryParams{{"_cursor", "x"}}, "_cursor"), "");
+}
+
+// The hand-written formatter agrees with strftime over gmtime_r, day by day
+// and at odd seconds, from 1970 to 9999.
+TEST(RestTime, HttpDateMatchesStrftime) {
+  auto reference = [](int64_t secs) {
+    time_t t = static_cast<time_t>(secs);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[64];
+    std::strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    return std::string(buf);
+  };
+  for (int64_t secs = 0; secs < 253402300800; secs += 86400 * 7 + 3601 * 5 + 17) {
+    ASSERT_EQ(FormatHttpDate(secs * 1'000'000 + 999'999), reference(secs)) << secs;
+  }
+  for (int64_t secs = 946684800 - 86400 * 400; secs < 946684800 + 86400 * 400; secs += 86399) {
+    ASSERT_EQ(FormatHttpDate(secs * 1'000'000), reference(secs)) << secs;
+  }
+  EXPECT_EQ(FormatHttpDate(-1'000'000), reference(-1));  // outside the fast range: strftime
 }
 
 TEST(RestUrl, PositiveIntegers) {
