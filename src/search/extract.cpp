@@ -346,7 +346,8 @@ std::optional<std::pair<std::string, std::string>> RestrictedTo(std::string_view
   size_t at = e.rfind(kWhere);
   if (at == std::string_view::npos || at == 0) return std::nullopt;
   std::string_view type = e.substr(at + kWhere.size(), e.size() - 1 - at - kWhere.size());
-  if (type.empty() || !std::all_of(type.begin(), type.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)); }))
+  if (type.empty() ||
+      !std::all_of(type.begin(), type.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)); }))
     return std::nullopt;
   if (fhir::FindResourceType(type) == nullptr) return std::nullopt;
   return std::make_pair(std::string(e.substr(0, at)), std::string(type));

@@ -498,8 +498,7 @@ class Printer {
           return "EXISTS (SELECT 1 FROM idx_reference " + x + " JOIN resource " + src + " ON " + src + ".rid = " + x +
                  ".rid WHERE " + x + ".param = " + Param(n.param) + HasConds(n, x) + " AND " + x + ".target_id = " + a +
                  ".id AND " + x + ".target_type = " + a + ".type AND " + src + ".type = " + source_type + " AND " +
-                 NotDeleted(src) +
-                 " AND " + Node(n.children[0], src, false) + ")";
+                 NotDeleted(src) + " AND " + Node(n.children[0], src, false) + ")";
         }
         std::string t = Alias('t');
         const PlanNode& inner = n.children[0];
@@ -511,17 +510,15 @@ class Printer {
           std::string s = a + ".rid IN (SELECT " + t + ".rid FROM " + std::string(TableName(inner.table)) + " " + y +
                           join + "resource " + src + " ON " + src + ".rid = " + y + ".rid" + join + "idx_reference " +
                           x + " ON " + x + ".rid = " + src + ".rid AND " + x + ".param = " + Param(n.param) +
-                          HasConds(n, x) + join +
-                          "resource " + t + " ON " + t + ".type = " + x + ".target_type AND " + t + ".id = " + x +
-                          ".target_id WHERE " + y + ".param = " + Param(inner.param);
+                          HasConds(n, x) + join + "resource " + t + " ON " + t + ".type = " + x + ".target_type AND " +
+                          t + ".id = " + x + ".target_id WHERE " + y + ".param = " + Param(inner.param);
           for (const store::Cond& c : inner.conds) s += " AND " + Cond(y + "." + std::string(ColumnName(c.column)), c);
           return s + " AND " + (d_ == Dialect::kSqlite ? "+" : "") + src + ".type = " + source_type + " AND " +
                  NotDeleted(src) + ")";
         }
         return a + ".rid IN (SELECT " + t + ".rid FROM resource " + src + " JOIN idx_reference " + x + " ON " + x +
                ".rid = " + src + ".rid AND " + x + ".param = " + Param(n.param) + HasConds(n, x) + " JOIN resource " +
-               t + " ON " + t +
-               ".type = " + x + ".target_type AND " + t + ".id = " + x + ".target_id WHERE " +
+               t + " ON " + t + ".type = " + x + ".target_type AND " + t + ".id = " + x + ".target_id WHERE " +
                TypeColumn(src, n.children[0]) + " = " + source_type + " AND " + NotDeleted(src) + " AND " +
                Node(n.children[0], src, true) + ")";
       }

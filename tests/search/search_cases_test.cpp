@@ -311,7 +311,8 @@ TYPED_TEST(SearchCasesTest, NoPlanScansTheResourceTable) {
   std::regex sqlite_scan(R"((^|\n)\s*(\|--|`--)?\s*SCAN (r|t\d+|s\d+|resource)\b)");
   std::regex pg_scan(R"(Seq Scan on resource\b)");
   std::regex type_range(R"(SEARCH r USING (COVERING )?INDEX sqlite_autoindex_resource_1 \(type=\?\)\n)");
-  std::regex include_type_range(R"(SEARCH (r|s\d+|t\d+) USING (COVERING )?INDEX sqlite_autoindex_resource_1 \(type=\?\))");
+  std::regex include_type_range(
+      R"(SEARCH (r|s\d+|t\d+) USING (COVERING )?INDEX sqlite_autoindex_resource_1 \(type=\?\))");
   int checked = 0, whole_type = 0;
   for (const Case& c : w.cases) {
     auto q = ParseCase(c);

@@ -35,9 +35,9 @@
 
 #include <array>
 #include <cerrno>
-#include <cstring>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <limits>
 #include <mutex>
@@ -845,7 +845,8 @@ class SqliteStore final : public Store {
       bulk_ = false;
       if (rollback_journal) {
         RETURN_IF_ERROR(conn.Exec("PRAGMA journal_mode = WAL"));
-        if (JournalMode(conn) != "wal") return InternalError("sqlite: the store did not return to WAL mode after a bulk load");
+        if (JournalMode(conn) != "wal")
+          return InternalError("sqlite: the store did not return to WAL mode after a bulk load");
       }
       RETURN_IF_ERROR(built);
       // Everything committed during the load goes into the database file and
