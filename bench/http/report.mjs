@@ -104,7 +104,7 @@ md.push(`- Command: \`${meta.command}\``);
 md.push(`- Date: ${meta.date}; tree ${meta.git}; machine: ${meta.cores} cores, ${meta.busy_before} cores busy and load average ${meta.loadavg} before the run and ${meta.loadavg_after} after it (wrk, the server under test and whatever else runs share the cores).`);
 md.push(`- wrk ${meta.wrk_version}: ${meta.threads} threads, ${meta.connections} connections, ${meta.duration} s per workload after a ${meta.warmup} s warm-up, loopback 127.0.0.1.`);
 md.push(`- Data: ${meta.data}`);
-md.push(`- Bevan: \`${meta.bevan_cmd}\` (binary built ${meta.bevan_built}, run from a copy; defaults: SQLite WAL, synchronous=FULL; one I/O thread per core). Load: ${meta.bevan_load}. Store after the load: ${meta.bevan_db_size}.`);
+md.push(`- Bevan: \`${meta.bevan_cmd}\` (binary built ${meta.bevan_built}, run from a copy; defaults: SQLite WAL, writes acknowledged after the WAL fsync; one I/O thread per core). Load: ${meta.bevan_load}. Store after the load: ${meta.bevan_db_size}.`);
 md.push(`- Durability during the Bevan write workloads (perf syscall counts): ${meta.bevan_fsync}`);
 md.push(`- Peer: @medplum/fhir-router ${meta.medplum_version} with MemoryRepository behind node:http (\`bench/peers/medplum/server.mjs\`, node ${meta.node_version}, one process); in memory, no validation or indexing on write, not durable. Load: ${meta.medplum_load}.`);
 md.push(`- nginx ${meta.nginx_version}: ${meta.nginx_note}`);
