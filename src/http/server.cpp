@@ -2,6 +2,8 @@
 // project that includes Beast and Asio.
 #include "http/server.h"
 
+#include <pthread.h>
+#include <sched.h>
 #include <strings.h>
 #include <sys/socket.h>
 
@@ -574,6 +576,13 @@ Status Server::Impl::Start() {
     loops_.push_back(std::move(loop));
   }
   port_ = port;
+  // The CPUs this process may run on, for pinning the loops (ServerOptions::pin_io_threads).
+  std::vector<int> cpus;
+  if (cpu_set_t allowed; sched_getaffinity(0, sizeof(allowed), &allowed) == 0) {
+    for (int c = 0; c < CPU_SETSIZE; ++c) {
+      if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+    }
+  }
   for (auto& loop_ptr : loops_) {
     Loop* loop = loop_ptr.get();
     AcceptLoop(loop->acceptor, [this, loop](Socket socket) {
@@ -598,7 +607,18 @@ Status Server::Impl::Start() {
         s->Start(it);
       }
     });
-    threads_.emplace_back([loop] { loop->ioc.run(); });
+    int cpu = -1;
+    if (options_.pin_io_threads && loops_.size() <= cpus.size()) cpu = cpus[threads_.size()];
+    threads_.emplace_back([loop, cpu] {
+      if (cpu >= 0) {
+        // Best effort: a refusal leaves the thread where the scheduler puts it.
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        (void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+      }
+      loop->ioc.run();
+    });
   }
   return Status::Ok();
 }

@@ -4,6 +4,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -115,6 +117,46 @@ TEST(HttpServer, KeepAliveAndRequestIds) {
   std::string r2 = c.ReadResponse();
   EXPECT_EQ(Body(r2), "POST /fhir/Patient q= body=hello");
   EXPECT_NE(r2.find("X-Request-Id: "), std::string::npos);
+}
+
+// The CPUs the handler's (I/O) thread may run on, as the body.
+Handler AffinityEcho() {
+  return [](const Request&, Response& res) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    pthread_getaffinity_np(pthread_self(), sizeof(set), &set);
+    res.body = std::to_string(CPU_COUNT(&set));
+  };
+}
+
+TEST(HttpServer, EventLoopsArePinnedToOneCpuEachUnlessAsked) {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  ASSERT_EQ(sched_getaffinity(0, sizeof(allowed), &allowed), 0);
+  int cpus = CPU_COUNT(&allowed);
+  for (bool pin : {true, false}) {
+    ServerOptions o;
+    o.pin_io_threads = pin;
+    o.port = 0;
+    o.io_threads = 1;
+    auto server = Server::Start(o, AffinityEcho());
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    Client c((*server)->port());
+    ASSERT_TRUE(c.connected());
+    c.Send("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    std::string r = c.ReadResponse();
+    EXPECT_EQ(Body(r), std::to_string(pin ? 1 : cpus)) << (pin ? "pinned" : "not pinned");
+  }
+  // More loops than CPUs: none is pinned.
+  ServerOptions o;
+  o.port = 0;
+  o.io_threads = cpus + 1;
+  auto server = Server::Start(o, AffinityEcho());
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  Client c((*server)->port());
+  ASSERT_TRUE(c.connected());
+  c.Send("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_EQ(Body(c.ReadResponse()), std::to_string(cpus));
 }
 
 TEST(HttpServer, BodyLimitGives413) {
