@@ -68,6 +68,9 @@ int main(int argc, char** argv) {
   sv->add_option("--address", serve.address, "Listen address")->capture_default_str();
   sv->add_option("--port", serve.port, "Listen port (0: any free port)")->capture_default_str();
   sv->add_option("--threads", serve.threads, "I/O threads (0: one per core)")->capture_default_str();
+  sv->add_flag_callback(
+      "--no-pin-threads", [&serve] { serve.pin_threads = false; },
+      "Let the I/O threads run on any CPU (default: each on its own when there are no more threads than CPUs)");
   sv->add_option("--config", serve.config, "JSON config file (db, address, port, threads, tls_cert, tls_key, ...)");
   sv->add_option("--tls-cert", serve.tls_cert, "TLS certificate chain (PEM)");
   sv->add_option("--tls-key", serve.tls_key, "TLS private key (PEM)");

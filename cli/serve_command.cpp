@@ -54,6 +54,9 @@ Status ApplyConfig(const std::string& path, ServeArgs& args) {
       RETURN_IF_ERROR(num(args.port, 0, 65535));
     } else if (k == "threads") {
       RETURN_IF_ERROR(num(args.threads, 0, 256));
+    } else if (k == "pin_threads") {
+      if (!v.is_bool()) return InvalidArgumentError(path + ": 'pin_threads' must be true or false");
+      args.pin_threads = v.as_bool();
     } else if (k == "tls_cert") {
       RETURN_IF_ERROR(str(args.tls_cert));
     } else if (k == "tls_key") {
@@ -185,6 +188,7 @@ int RunServe(ServeArgs args) {
   http_options.address = args.address;
   http_options.port = args.port;
   http_options.io_threads = args.threads;
+  http_options.pin_io_threads = args.pin_threads;
   http_options.max_body_bytes = args.max_body_bytes;
   http_options.tls_cert_file = args.tls_cert;
   http_options.tls_key_file = args.tls_key;

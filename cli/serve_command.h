@@ -14,7 +14,11 @@ struct ServeArgs {
   std::string db = "sqlite:./bevan.db";  // sqlite:PATH or postgresql://...
   std::string address = "127.0.0.1";
   uint16_t port = 8080;
-  int threads = 0;     // I/O threads; 0: one per core
+  int threads = 0;  // I/O threads; 0: one per core
+  // Each I/O thread on its own CPU (http::ServerOptions::pin_io_threads);
+  // off (--no-pin-threads, "pin_threads": false) when other services share
+  // the cores and should be free to use any.
+  bool pin_threads = true;
   std::string config;  // JSON file with any of the keys below
   std::string tls_cert;
   std::string tls_key;

@@ -45,7 +45,7 @@ test('TLS with a certificate and key from the command line', async () => {
 test('settings from a config file', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bevan-cfg-'));
   const config = path.join(dir, 'bevan.json');
-  fs.writeFileSync(config, JSON.stringify({ max_body_bytes: 2048, max_bundle_entries: 2 }));
+  fs.writeFileSync(config, JSON.stringify({ max_body_bytes: 2048, max_bundle_entries: 2, pin_threads: false }));
   const server = await startServer({ extraArgs: ['--config', config] });
   try {
     const big = await fetch(`${server.baseUrl}/Patient`, {
@@ -78,6 +78,10 @@ test('a bad config file or a public address is refused with a message', () => {
   let r = spawnSync(bevan, ['serve', '--db', `sqlite:${tempDb()}`, '--config', config], { encoding: 'utf8' });
   assert.equal(r.status, 2);
   assert.match(r.stderr, /'port' must be an integer/);
+  fs.writeFileSync(config, JSON.stringify({ pin_threads: 'yes' }));
+  r = spawnSync(bevan, ['serve', '--db', `sqlite:${tempDb()}`, '--config', config], { encoding: 'utf8' });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /'pin_threads' must be true or false/);
   r = spawnSync(bevan, ['serve', '--db', `sqlite:${tempDb()}`, '--address', '0.0.0.0', '--port', '0'], {
     encoding: 'utf8',
   });
@@ -86,6 +90,16 @@ test('a bad config file or a public address is refused with a message', () => {
   r = spawnSync(bevan, ['serve', '--db', 'mysql://nope', '--port', '0'], { encoding: 'utf8' });
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /cannot open the store/);
+});
+
+test('--no-pin-threads serves as usual', async () => {
+  const server = await startServer({ extraArgs: ['--no-pin-threads', '--threads', '2'] });
+  try {
+    const r = await fetch(`${server.baseUrl}/metadata`);
+    assert.equal(r.status, 200);
+  } finally {
+    assert.equal((await server.stop()).code, 0);
+  }
 });
 
 test('unknown paths outside /fhir get a 404 OperationOutcome', async () => {
