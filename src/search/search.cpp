@@ -147,11 +147,9 @@ PlanNode RestrictTarget(PlanNode n, const std::string& type) {
 }
 
 // The rows standing for parameter `p` (code `code`), given how to look in the
-// rows of one stored parameter (extract.h: IndexedParam::storage). `own_only`
-// (restricted parameters): the lookup can only match the parameter's own
-// rows (absolute URLs, identifiers), not its source's.
+// rows of one stored parameter (extract.h: IndexedParam::storage).
 PlanNode OverRows(const IndexedParam* p, const std::string& code,
-                  const std::function<PlanNode(const std::string& param)>& make, bool own_only = false) {
+                  const std::function<PlanNode(const std::string& param)>& make) {
   if (p == nullptr) return make(code);
   switch (p->storage) {
     case Storage::kOwn: break;
@@ -161,9 +159,7 @@ PlanNode OverRows(const IndexedParam* p, const std::string& code,
       for (const std::string& s : p->sources) any.push_back(make(s));
       return PlanNode::Or(std::move(any));
     }
-    case Storage::kRestricted:
-      if (own_only) break;
-      return PlanNode::Or({make(code), RestrictTarget(make(p->sources[0]), p->restrict_type)});
+    case Storage::kRestricted: return PlanNode::Or({make(code), RestrictTarget(make(p->sources[0]), p->restrict_type)});
   }
   return make(code);
 }
