@@ -407,8 +407,7 @@ class Printer {
     std::string x = Alias('x');
     std::string s = "SELECT " + x + ".rid FROM " + std::string(TableName(n.table)) + " " + x + " WHERE " + x +
                     ".param = " + Param(n.param);
-    for (const store::Cond& c : n.conds) s += " AND " + Cond(x + "." + std::string(ColumnName(c.column)), c);
-    return s;
+    return s + RowConds(n.conds, x);
   }
 
   // A boolean SQL expression: `n` holds for the resource row aliased `a`.
@@ -456,8 +455,7 @@ class Printer {
         std::string s = "EXISTS (SELECT 1 FROM " + std::string(TableName(n.table)) + " " + x + " WHERE " + x +
                         ".rid = " + a + ".rid AND " + (d_ == Dialect::kSqlite ? "+" : "") + x +
                         ".param = " + Param(n.param);
-        for (const store::Cond& c : n.conds) s += " AND " + Cond(x + "." + std::string(ColumnName(c.column)), c);
-        return s + ")";
+        return s + RowConds(n.conds, x) + ")";
       }
       case K::kId: {
         if (n.ids.empty()) return "1 = 0";
@@ -496,9 +494,9 @@ class Printer {
         if (!drive) {
           // From the references to this resource to their sources.
           return "EXISTS (SELECT 1 FROM idx_reference " + x + " JOIN resource " + src + " ON " + src + ".rid = " + x +
-                 ".rid WHERE " + x + ".param = " + Param(n.param) + HasConds(n, x) + " AND " + x + ".target_id = " + a +
-                 ".id AND " + x + ".target_type = " + a + ".type AND " + src + ".type = " + source_type + " AND " +
-                 NotDeleted(src) + " AND " + Node(n.children[0], src, false) + ")";
+                 ".rid WHERE " + x + ".param = " + Param(n.param) + RowConds(n.conds, x) + " AND " + x +
+                 ".target_id = " + a + ".id AND " + x + ".target_type = " + a + ".type AND " + src +
+                 ".type = " + source_type + " AND " + NotDeleted(src) + " AND " + Node(n.children[0], src, false) + ")";
         }
         std::string t = Alias('t');
         const PlanNode& inner = n.children[0];
@@ -510,17 +508,17 @@ class Printer {
           std::string s = a + ".rid IN (SELECT " + t + ".rid FROM " + std::string(TableName(inner.table)) + " " + y +
                           join + "resource " + src + " ON " + src + ".rid = " + y + ".rid" + join + "idx_reference " +
                           x + " ON " + x + ".rid = " + src + ".rid AND " + x + ".param = " + Param(n.param) +
-                          HasConds(n, x) + join + "resource " + t + " ON " + t + ".type = " + x + ".target_type AND " +
-                          t + ".id = " + x + ".target_id WHERE " + y + ".param = " + Param(inner.param);
-          for (const store::Cond& c : inner.conds) s += " AND " + Cond(y + "." + std::string(ColumnName(c.column)), c);
-          return s + " AND " + (d_ == Dialect::kSqlite ? "+" : "") + src + ".type = " + source_type + " AND " +
-                 NotDeleted(src) + ")";
+                          RowConds(n.conds, x) + join + "resource " + t + " ON " + t + ".type = " + x +
+                          ".target_type AND " + t + ".id = " + x + ".target_id WHERE " + y +
+                          ".param = " + Param(inner.param);
+          return s + RowConds(inner.conds, y) + " AND " + (d_ == Dialect::kSqlite ? "+" : "") + src +
+                 ".type = " + source_type + " AND " + NotDeleted(src) + ")";
         }
         return a + ".rid IN (SELECT " + t + ".rid FROM resource " + src + " JOIN idx_reference " + x + " ON " + x +
-               ".rid = " + src + ".rid AND " + x + ".param = " + Param(n.param) + HasConds(n, x) + " JOIN resource " +
-               t + " ON " + t + ".type = " + x + ".target_type AND " + t + ".id = " + x + ".target_id WHERE " +
-               TypeColumn(src, n.children[0]) + " = " + source_type + " AND " + NotDeleted(src) + " AND " +
-               Node(n.children[0], src, true) + ")";
+               ".rid = " + src + ".rid AND " + x + ".param = " + Param(n.param) + RowConds(n.conds, x) +
+               " JOIN resource " + t + " ON " + t + ".type = " + x + ".target_type AND " + t + ".id = " + x +
+               ".target_id WHERE " + TypeColumn(src, n.children[0]) + " = " + source_type + " AND " + NotDeleted(src) +
+               " AND " + Node(n.children[0], src, true) + ")";
       }
     }
     return "1 = 0";
@@ -658,7 +656,7 @@ class Printer {
     joined_ = &n;
     std::string s = std::string(TableName(n.table)) + " xs" + (d_ == Dialect::kSqlite ? " CROSS JOIN" : " JOIN") +
                     " resource r ON r.rid = xs.rid AND xs.param = " + Param(n.param);
-    for (const store::Cond& c : n.conds) s += " AND " + Cond("xs." + std::string(ColumnName(c.column)), c);
+    s += RowConds(n.conds, "xs");
     if (n.table == IndexTable::kReference) {
       s += " AND NOT EXISTS (SELECT 1 FROM idx_reference xu WHERE xu.rid = xs.rid AND xu.param = xs.param AND "
            "xu.target_type = xs.target_type AND xu.target_id = xs.target_id AND xu.url < xs.url)";
@@ -666,10 +664,10 @@ class Printer {
     stream_join_ = std::move(s);
   }
 
-  // " AND ..." for a kHas node's conditions on its reference rows (alias x).
-  std::string HasConds(const PlanNode& n, const std::string& x) {
+  // " AND ..." for each of `conds` on the index row with alias `x`.
+  std::string RowConds(const std::vector<store::Cond>& conds, const std::string& x) {
     std::string s;
-    for (const store::Cond& c : n.conds) s += " AND " + Cond(x + "." + std::string(ColumnName(c.column)), c);
+    for (const store::Cond& c : conds) s += " AND " + Cond(x + "." + std::string(ColumnName(c.column)), c);
     return s;
   }
 
